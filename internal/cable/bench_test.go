@@ -1,0 +1,110 @@
+package cable
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// broadcastFrame returns a broadcast frame for token whose message object is
+// about size bytes, shaped like Chatwoot's message.created.
+func broadcastFrame(token string, size int) []byte {
+	id := NewIdentifier(token)
+	head := `{"identifier":"` + id.Key + `","message":{"event":"message.created","data":{"id":2,"account_id":1,"inbox_id":1,"conversation_id":1,"message_type":1,"content":"`
+	tail := `","created_at":1795248781,"updated_at":"2026-11-21T08:13:01.972Z","private":false,"status":"sent","sender":{"id":1,"name":"Agent","type":"user"}}}}`
+	pad := size - len(head) - len(tail)
+	if pad < 0 {
+		pad = 0
+	}
+	return []byte(head + strings.Repeat("x", pad) + tail)
+}
+
+// dispatchConn builds a connection slot without a socket, carrying one
+// subscription, with its delivery queue drained.
+func dispatchConn(_ testing.TB, token string) (*conn, func()) {
+	c := newTestConn(token)
+	done := make(chan struct{})
+	go func() {
+		for range c.deliveries {
+		}
+		close(done)
+	}()
+	return c, func() { c.cancel(); close(c.deliveries); <-done }
+}
+
+// newTestConn builds a connection slot without a socket or goroutines,
+// carrying one confirmed subscription.
+func newTestConn(token string) *conn {
+	p := &Pool{m: newMetrics(prometheus.NewRegistry()), cfg: Config{Handler: func(Delivery) {}, OnState: func(StateChange) {}}}
+	p.cfg.setDefaults()
+	p.log = p.cfg.Logger
+	p.subs = map[string]*sub{}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &conn{p: p, ctx: ctx, cancel: cancel, deliveries: make(chan Delivery, 1024),
+		subs: map[*sub]struct{}{}, routes: map[string]*sub{}}
+	s := &sub{id: SubscriptionID(token), ident: NewIdentifier(token), state: StateConfirmed, conn: c}
+	s.meta.Store(metaBox{})
+	c.subs[s] = struct{}{}
+	c.setRoute(s.ident.Key, s)
+	return c
+}
+
+// BenchmarkDecodeDispatch measures the reader's per-frame work for a 1 KiB
+// broadcast: decode, route to the subscription, copy the message, queue it
+// for the handler.
+func BenchmarkDecodeDispatch(b *testing.B) {
+	c, stop := dispatchConn(b, fixtureToken)
+	defer stop()
+	frame := broadcastFrame(fixtureToken, 1024)
+	var f Frame
+	var res sessionResult
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := c.handle(frame, &f, 1, &res); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecode is the decoder alone on the same frame.
+func BenchmarkDecode(b *testing.B) {
+	frame := broadcastFrame(fixtureToken, 1024)
+	var f Frame
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := Decode(frame, &f); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestDispatchDelivers(t *testing.T) {
+	c := newTestConn(fixtureToken)
+	frame := broadcastFrame(fixtureToken, 1024)
+	var f Frame
+	var res sessionResult
+	if err := c.handle(frame, &f, 1, &res); err != nil {
+		t.Fatal(err)
+	}
+	d := <-c.deliveries
+	if d.ID != SubscriptionID(fixtureToken) || !strings.HasPrefix(string(d.Message), `{"event":"message.created"`) ||
+		!strings.HasSuffix(string(d.Message), `}}`) || d.ReceivedAt.IsZero() {
+		t.Fatalf("delivery = %+v", d)
+	}
+	// The message is a copy: reusing the read buffer must not change it.
+	before := string(d.Message)
+	clear(frame)
+	if string(d.Message) != before {
+		t.Fatal("delivery aliases the read buffer")
+	}
+	if err := c.handle(broadcastFrame("another-token", 200), &f, 1, &res); err != nil {
+		t.Fatal("unknown identifier must be counted, not an error")
+	}
+	if len(c.deliveries) != 0 {
+		t.Fatal("broadcast for an unknown identifier was delivered")
+	}
+}

@@ -1,0 +1,452 @@
+package cable
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// conn is one websocket connection slot. Its run goroutine dials, reads and
+// redials for as long as the slot holds subscriptions; sessions are the
+// individual sockets, numbered by generation.
+type conn struct {
+	p          *Pool
+	n          int
+	ctx        context.Context
+	cancel     context.CancelFunc
+	deliveries chan Delivery
+
+	// Guarded by Pool.mu.
+	subs    map[*sub]struct{}
+	gen     uint64        // current session; incremented on every dial
+	ready   bool          // the current session got its welcome
+	out     chan []byte   // the current session's writer queue; nil between sessions
+	retired bool
+
+	// Owned by run.
+	state string
+
+	// routes maps identifier keys to subscriptions for the reader.
+	rmu    sync.RWMutex
+	routes map[string]*sub
+}
+
+// openConn starts a new connection slot. Caller holds Pool.mu.
+func (p *Pool) openConn() *conn {
+	p.nextConn++
+	ctx, cancel := context.WithCancel(p.ctx)
+	c := &conn{
+		p: p, n: p.nextConn, ctx: ctx, cancel: cancel,
+		deliveries: make(chan Delivery, p.cfg.DeliveryQueue),
+		subs:       make(map[*sub]struct{}),
+		routes:     make(map[string]*sub),
+	}
+	p.conns = append(p.conns, c)
+	p.wg.Add(2)
+	go c.run()
+	go c.deliver()
+	return c
+}
+
+// retire stops c. Caller holds Pool.mu.
+func (p *Pool) retire(c *conn) {
+	if c.retired {
+		return
+	}
+	c.retired = true
+	c.cancel()
+	p.conns = slicesDelete(p.conns, c)
+}
+
+func slicesDelete(cs []*conn, c *conn) []*conn {
+	for i, x := range cs {
+		if x == c {
+			return append(cs[:i], cs[i+1:]...)
+		}
+	}
+	return cs
+}
+
+func (c *conn) setRoute(key string, s *sub) {
+	c.rmu.Lock()
+	c.routes[key] = s
+	c.rmu.Unlock()
+}
+
+func (c *conn) delRoute(key string) {
+	c.rmu.Lock()
+	delete(c.routes, key)
+	c.rmu.Unlock()
+}
+
+// route finds the subscription an identifier from the wire belongs to.
+func (c *conn) route(wire []byte) *sub {
+	c.rmu.RLock()
+	s := c.routes[string(wire)]
+	c.rmu.RUnlock()
+	if s != nil {
+		return s
+	}
+	key, ok := canonicalKey(wire)
+	if !ok {
+		return nil
+	}
+	c.rmu.RLock()
+	defer c.rmu.RUnlock()
+	return c.routes[key]
+}
+
+// send queues a command on the current session. Caller holds Pool.mu.
+func (c *conn) send(cmd []byte) bool {
+	if c.out == nil {
+		return false
+	}
+	select {
+	case c.out <- cmd:
+		return true
+	default:
+		c.p.m.drops.WithLabelValues(dropSendFull).Inc()
+		return false
+	}
+}
+
+// deliver hands broadcasts to the handler, in arrival order.
+func (c *conn) deliver() {
+	defer c.p.wg.Done()
+	for d := range c.deliveries {
+		c.p.cfg.Handler(d)
+	}
+}
+
+func (c *conn) setState(st string) {
+	if c.state == st {
+		return
+	}
+	if c.state != "" {
+		c.p.m.conns.WithLabelValues(c.state).Dec()
+	}
+	if st != "" {
+		c.p.m.conns.WithLabelValues(st).Inc()
+	}
+	c.state = st
+}
+
+// run is the connection's lifecycle: dial → await welcome → resubscribe →
+// serve, then back off and do it again, until the slot is retired.
+func (c *conn) run() {
+	defer c.p.wg.Done()
+	defer close(c.deliveries)
+	defer c.setState("")
+	attempt := 0
+	for c.ctx.Err() == nil {
+		res := c.session()
+		if res.welcomed {
+			attempt = 0
+		}
+		if c.ctx.Err() != nil {
+			return
+		}
+		c.p.m.reconnects.WithLabelValues(res.reason).Inc()
+		delay := fullJitter(backoff(attempt, c.p.cfg.BackoffMin, c.p.cfg.BackoffMax), c.p.cfg.Jitter())
+		if res.noReconnect {
+			delay = c.p.cfg.BackoffMax
+		}
+		attempt++
+		c.p.log.Info("cable connection lost", "conn", c.n, "reason", res.reason, "retry_in", delay.String())
+		c.setState(connBackoff)
+		if !sleep(c.ctx, delay) {
+			return
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+type sessionResult struct {
+	welcomed    bool
+	reason      string // why it ended: a reconnect reason label
+	noReconnect bool   // the server said disconnect with reconnect:false
+}
+
+// session runs one socket until it fails.
+func (c *conn) session() sessionResult {
+	c.setState(connDialing)
+	ws, err := c.dial()
+	if err != nil {
+		if c.ctx.Err() == nil {
+			c.p.log.Warn("cable dial failed", "conn", c.n, "err", err)
+		}
+		return sessionResult{reason: "dial_error"}
+	}
+	c.setState(connConnected)
+	ctx, cancel := context.WithCancel(c.ctx)
+	stop := context.AfterFunc(ctx, func() { ws.Close() })
+	defer stop()
+	out := make(chan []byte, c.p.cfg.SendQueue)
+	c.p.mu.Lock()
+	c.gen++
+	gen := c.gen
+	c.out = out
+	c.p.mu.Unlock()
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer cancel() // a failed write ends the session
+		c.write(ctx, ws, out)
+	}()
+	res := c.read(ws, gen)
+	cancel()
+	wg.Wait()
+	ws.Close()
+	c.endSession()
+	return res
+}
+
+func (c *conn) dial() (*websocket.Conn, error) {
+	cfg := &c.p.cfg
+	d := websocket.Dialer{
+		NetDialContext:   cfg.NetDialContext,
+		TLSClientConfig:  cfg.TLSConfig,
+		HandshakeTimeout: cfg.HandshakeTimeout,
+		Subprotocols:     []string{Protocol},
+		Proxy:            http.ProxyFromEnvironment,
+	}
+	h := http.Header{}
+	for k, v := range cfg.Header {
+		h[k] = v
+	}
+	if o := cfg.origin(); o != "" {
+		h.Set("Origin", o)
+	}
+	ws, resp, err := d.DialContext(c.ctx, cfg.URL, h)
+	if err != nil {
+		if resp != nil {
+			// Rails answers 404 "Page not found" to a refused origin.
+			return nil, fmt.Errorf("cable: handshake refused with HTTP %d (check the Origin setting): %w", resp.StatusCode, err)
+		}
+		return nil, fmt.Errorf("cable: dial: %w", err)
+	}
+	if p := ws.Subprotocol(); p != "" && p != Protocol {
+		ws.Close()
+		return nil, fmt.Errorf("cable: server chose subprotocol %q", p)
+	}
+	ws.SetReadLimit(cfg.ReadLimit)
+	return ws, nil
+}
+
+func (c *conn) write(ctx context.Context, ws *websocket.Conn, out <-chan []byte) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case cmd := <-out:
+			ws.SetWriteDeadline(time.Now().Add(c.p.cfg.WriteTimeout))
+			if err := ws.WriteMessage(websocket.TextMessage, cmd); err != nil {
+				return
+			}
+		}
+	}
+}
+
+var errDisconnect = errors.New("cable: server sent disconnect")
+
+// read reads frames until the socket fails, goes stale or the server
+// disconnects.
+func (c *conn) read(ws *websocket.Conn, gen uint64) sessionResult {
+	var (
+		res sessionResult
+		buf bytes.Buffer
+		f   Frame
+	)
+	for {
+		if c.p.cfg.StaleAfter > 0 {
+			ws.SetReadDeadline(time.Now().Add(c.p.cfg.StaleAfter))
+		}
+		err := readFrame(ws, &buf)
+		if err != nil {
+			res.reason = c.readFailure(err)
+			return res
+		}
+		err = c.handle(buf.Bytes(), &f, gen, &res)
+		if errors.Is(err, errDisconnect) {
+			return res
+		}
+		if buf.Cap() > 64<<10 {
+			buf = bytes.Buffer{} // do not keep one huge frame's buffer
+		}
+	}
+}
+
+func readFrame(ws *websocket.Conn, buf *bytes.Buffer) error {
+	_, r, err := ws.NextReader()
+	if err != nil {
+		return err
+	}
+	buf.Reset()
+	_, err = buf.ReadFrom(r)
+	return err
+}
+
+func (c *conn) readFailure(err error) string {
+	var ne net.Error
+	switch {
+	case c.ctx.Err() != nil:
+		return "closed"
+	case errors.Is(err, websocket.ErrReadLimit):
+		c.p.m.drops.WithLabelValues(dropOversized).Inc()
+		c.p.log.Warn("cable frame above the read limit", "conn", c.n, "limit", c.p.cfg.ReadLimit)
+		return "oversized"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "stale"
+	default:
+		return "closed"
+	}
+}
+
+// handle acts on one frame.
+func (c *conn) handle(b []byte, f *Frame, gen uint64, res *sessionResult) error {
+	if err := Decode(b, f); err != nil {
+		c.p.m.frames.WithLabelValues(FrameInvalid.String()).Inc()
+		c.p.m.drops.WithLabelValues(dropDecodeError).Inc()
+		c.p.log.Debug("cable frame not understood", "conn", c.n, "err", err)
+		return nil
+	}
+	switch f.Type {
+	case FrameBroadcast:
+		c.p.m.frameBroadcast.Inc()
+		c.broadcast(f)
+		return nil
+	case FramePing:
+		c.p.m.framePing.Inc()
+		return nil
+	}
+	c.p.m.frames.WithLabelValues(f.Type.String()).Inc()
+	switch f.Type {
+	case FrameWelcome:
+		res.welcomed = true
+		c.welcome(gen)
+	case FrameConfirm:
+		c.confirm(f)
+	case FrameReject:
+		c.reject(f)
+	case FrameDisconnect:
+		res.reason, res.noReconnect = "disconnect", !f.Reconnect
+		c.p.log.Info("cable server sent disconnect", "conn", c.n, "reason", string(f.Reason), "reconnect", f.Reconnect)
+		return errDisconnect
+	}
+	return nil
+}
+
+func (c *conn) broadcast(f *Frame) {
+	s := c.route(f.Identifier)
+	if s == nil {
+		c.p.m.drops.WithLabelValues(dropUnknownSub).Inc()
+		return
+	}
+	now := time.Now()
+	s.events.Add(1)
+	s.lastEvent.Store(now.UnixNano())
+	msg := make([]byte, len(f.Message))
+	copy(msg, f.Message)
+	select {
+	case c.deliveries <- Delivery{ID: s.id, Meta: s.getMeta(), Message: msg, ReceivedAt: now}:
+	default:
+		s.dropped.Add(1)
+		c.p.m.drops.WithLabelValues(dropQueueFull).Inc()
+		c.p.mu.Lock()
+		ev := c.p.change(s, ChangeGap, dropQueueFull)
+		c.p.mu.Unlock()
+		c.p.cfg.OnState(ev)
+	}
+}
+
+// welcome marks the session ready and queues a subscribe for everything
+// this connection carries: subscriptions are per connection, so every new
+// socket starts empty.
+func (c *conn) welcome(gen uint64) {
+	p := c.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c.gen != gen {
+		return
+	}
+	c.ready = true
+	for s := range c.subs {
+		if s.state == StatePending && s.sentGen == 0 {
+			p.enqueue(s)
+		}
+	}
+	p.log.Info("cable connected", "conn", c.n, "subscriptions", len(c.subs))
+}
+
+func (c *conn) confirm(f *Frame) {
+	s := c.route(f.Identifier)
+	if s == nil {
+		c.p.m.drops.WithLabelValues(dropUnknownSub).Inc()
+		return
+	}
+	c.p.mu.Lock()
+	ev, ok := c.p.confirmed(c, s, time.Now())
+	c.p.mu.Unlock()
+	if ok {
+		c.p.log.Debug("subscription confirmed", "subscription", s.id, "confirms", ev.Confirms)
+		c.p.cfg.OnState(ev)
+	}
+}
+
+func (c *conn) reject(f *Frame) {
+	s := c.route(f.Identifier)
+	if s == nil {
+		return
+	}
+	c.p.mu.Lock()
+	if s.conn != c {
+		c.p.mu.Unlock()
+		return
+	}
+	ev := c.p.invalidate(s, "rejected")
+	c.p.mu.Unlock()
+	c.p.cfg.OnState(ev)
+}
+
+// endSession resets what the server forgot with the socket: every
+// subscription of this connection must be subscribed again.
+func (c *conn) endSession() {
+	p := c.p
+	var evs []StateChange
+	p.mu.Lock()
+	c.ready, c.out = false, nil
+	for s := range c.subs {
+		switch s.state {
+		case StateConfirmed:
+			evs = append(evs, p.change(s, ChangeLost, "connection"))
+			p.stopTimer(s)
+			p.setState(s, StatePending)
+		case StatePending:
+			if s.sentGen != 0 {
+				p.stopTimer(s) // its confirm can no longer come
+			}
+		}
+		s.sentGen = 0
+	}
+	p.mu.Unlock()
+	p.emit(evs)
+}

@@ -1,0 +1,68 @@
+// Package cable provides the ActionCable client side of the relay: a Pool
+// of Chatwoot RoomChannel subscriptions, one per contact pubsub_token,
+// multiplexed over a few websocket connections and kept confirmed through
+// deploys, network failures, stalls and dead tokens.
+//
+// # Protocol flow
+//
+// ActionCable speaks JSON text frames (subprotocol actioncable-v1-json):
+//
+//	client                                   server (Chatwoot /cable)
+//	  ── websocket upgrade ───────────────────▶
+//	  ◀──────────────────── {"type":"welcome"}
+//	  ── {"command":"subscribe","identifier":"{\"channel\":\"RoomChannel\",\"pubsub_token\":\"…\"}"} ▶
+//	  ◀── {"identifier":"…","type":"confirm_subscription"}   (never, for an unknown token)
+//	  ◀── {"type":"ping","message":1795248781}               (every 3 s)
+//	  ◀── {"identifier":"…","message":{"event":"message.created","data":{…}}}
+//	  ◀── {"type":"disconnect","reason":"server_restart","reconnect":true}   (rare)
+//
+// The identifier is a JSON string holding a JSON object, matched by the
+// server as an exact string; Identifier builds it once per token and every
+// command reuses those bytes. Decode parses server frames without
+// allocating and without trusting them: malformed and unknown frames are
+// errors the caller counts.
+//
+// # How the pool works
+//
+// The Pool owns the desired set of subscriptions (Add, Remove; idempotent
+// per token) and places them on connections of up to PerConn each, opening
+// connections as needed and draining the least loaded one when the rest
+// can carry its subscriptions. Each connection runs
+//
+//	dial → await welcome → resubscribe (paced) → serve → back off → dial …
+//
+// with one reader and one writer goroutine per socket, and its own
+// delivery goroutine that calls Handler in frame order, so per-subscription
+// order is kept. Every welcome queues a subscribe for everything the
+// connection carries; one process-wide token bucket (SubscribeRate,
+// SubscribeBurst) paces every subscribe the process sends, so a reconnect
+// of 100,000 subscriptions never exceeds the rate.
+//
+// Resilience:
+//   - stale: no frame for StaleAfter (Chatwoot pings every 3 s) → reconnect;
+//   - reconnect with exponential backoff and full jitter from BackoffMin to
+//     BackoffMax, reset by a welcome; never gives up; a disconnect frame
+//     with reconnect:false waits BackoffMax; one connection's failure does
+//     not touch the others;
+//   - a subscribe unconfirmed after ConfirmTimeout is unsubscribed (Chatwoot
+//     keeps the half-made subscription until then) and retried with backoff;
+//     after VerifyAfter misses in a row the Verifier is asked, and
+//     VerdictInvalid makes the subscription invalid;
+//   - reject_subscription → invalid;
+//   - optional update_presence heartbeat per confirmed subscription.
+//
+// # Delivery policy
+//
+// The reader never waits for Handler: broadcasts go through a bounded
+// queue per connection (DeliveryQueue). When it is full the broadcast is
+// dropped, counted as relay_cable_dropped_total{reason="queue_full"}, and
+// reported as ChangeGap so the relay can catch the subscription up through
+// the REST API. Blocking the reader instead would stop pings from being
+// read, mark a healthy connection stale and lose more.
+//
+// State changes (confirmed, lost, invalid, removed, gap) go to OnState; a
+// confirm after a loss is where catch-up starts.
+//
+// A subscription is named by SubscriptionID (a hash of its token) in logs
+// and callbacks; the token is only ever written to the socket.
+package cable

@@ -1,0 +1,519 @@
+package cable
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Pool errors.
+var (
+	ErrClosed   = errors.New("cable: pool closed")
+	ErrBadToken = errors.New("cable: pubsub token must be 1 to 256 printable characters")
+)
+
+// Pool keeps the desired set of RoomChannel subscriptions placed on as few
+// websocket connections as fit PerConn, and keeps them confirmed.
+type Pool struct {
+	cfg     Config
+	log     *slog.Logger
+	m       *metrics
+	limiter *rate.Limiter
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	wake    chan struct{} // nudges the scheduler; capacity 1
+
+	// Guarded by mu.
+	mu       sync.Mutex
+	closed   bool
+	subs     map[string]*sub
+	conns    []*conn
+	nextConn int
+	queue    []*sub // subscribe queue, FIFO from qhead; entries are re-checked when popped
+	qhead    int
+}
+
+// sub is one desired subscription.
+type sub struct {
+	id    string
+	ident Identifier
+	meta  atomic.Value // metaBox; read on the hot path
+
+	// Guarded by Pool.mu.
+	state       State
+	conn        *conn
+	queued      bool   // waiting in the subscribe queue
+	sentGen     uint64 // generation of the session the subscribe went out on; 0 = not sent
+	sentAt      time.Time
+	confirms    int
+	misses      int
+	verifying   bool
+	latency     time.Duration
+	confirmedAt time.Time
+	timer       *time.Timer // the one live timer: confirm timeout, retry or presence
+	tseq        uint64      // arms of timer; a firing with an older seq is stale
+
+	// Updated by the connection's reader.
+	events, dropped atomic.Uint64
+	lastEvent       atomic.Int64 // unix nanoseconds
+}
+
+type metaBox struct{ v any }
+
+func (s *sub) getMeta() any { return s.meta.Load().(metaBox).v }
+
+// New validates cfg, applies defaults and starts the pool's scheduler.
+// Connections open as subscriptions are added.
+func New(cfg Config) (*Pool, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Pool{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		m:       newMetrics(cfg.Registerer),
+		limiter: rate.NewLimiter(rate.Limit(cfg.SubscribeRate), cfg.SubscribeBurst),
+		ctx:     ctx,
+		cancel:  cancel,
+		wake:    make(chan struct{}, 1),
+		subs:    make(map[string]*sub),
+	}
+	p.wg.Add(1)
+	go p.schedule()
+	return p, nil
+}
+
+// Add asks for a subscription to token, idempotently: adding a token twice
+// keeps one subscription (meta is replaced), and adding an invalid one
+// tries it again. It returns the subscription id.
+func (p *Pool) Add(token string, meta any) (string, error) {
+	if !validToken(token) {
+		return "", ErrBadToken
+	}
+	id := SubscriptionID(token)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return "", ErrClosed
+	}
+	if s := p.subs[id]; s != nil {
+		s.meta.Store(metaBox{meta})
+		if s.state == StateInvalid {
+			s.misses = 0
+			p.setState(s, StatePending)
+			p.place(s)
+		}
+		return id, nil
+	}
+	s := &sub{id: id, ident: NewIdentifier(token), state: StatePending}
+	s.meta.Store(metaBox{meta})
+	p.subs[id] = s
+	p.m.subState[StatePending].Inc()
+	p.place(s)
+	return id, nil
+}
+
+func validToken(t string) bool {
+	if t == "" || len(t) > 256 {
+		return false
+	}
+	return !strings.ContainsFunc(t, func(r rune) bool { return r < 0x20 || r == 0x7f })
+}
+
+// Remove drops a subscription (unsubscribing it upstream). It reports
+// whether the id was known.
+func (p *Pool) Remove(id string) bool {
+	p.mu.Lock()
+	s := p.subs[id]
+	if s == nil || p.closed {
+		p.mu.Unlock()
+		return false
+	}
+	delete(p.subs, id)
+	p.stopTimer(s)
+	p.unassign(s)
+	p.m.subState[s.state].Dec()
+	evs := append([]StateChange{p.change(s, ChangeRemoved, "")}, p.rebalance()...)
+	p.mu.Unlock()
+	p.emit(evs)
+	return true
+}
+
+// Get returns a snapshot of one subscription.
+func (p *Pool) Get(id string) (Info, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.subs[id]
+	if s == nil {
+		return Info{}, false
+	}
+	return s.info(), true
+}
+
+// List returns snapshots of all subscriptions, ordered by id.
+func (p *Pool) List() []Info {
+	p.mu.Lock()
+	out := make([]Info, 0, len(p.subs))
+	for _, s := range p.subs {
+		out = append(out, s.info())
+	}
+	p.mu.Unlock()
+	slices.SortFunc(out, func(a, b Info) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Stats counts subscriptions by state and connections.
+type Stats struct {
+	Subscriptions [numStates]int
+	Connections   int
+	QueueDepth    int
+}
+
+// Stats returns current counts.
+func (p *Pool) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var st Stats
+	for _, s := range p.subs {
+		st.Subscriptions[s.state]++
+	}
+	st.Connections = len(p.conns)
+	st.QueueDepth = len(p.queue) - p.qhead
+	return st
+}
+
+// Close stops every connection and goroutine of the pool. Subscriptions
+// are not unsubscribed upstream: the sockets just close.
+func (p *Pool) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return ErrClosed
+	}
+	p.closed = true
+	for _, s := range p.subs {
+		p.stopTimer(s)
+	}
+	p.mu.Unlock()
+	p.cancel()
+	p.wg.Wait()
+	return nil
+}
+
+func (s *sub) info() Info {
+	in := Info{
+		ID: s.id, Meta: s.getMeta(), State: s.state, Confirms: s.confirms, Misses: s.misses,
+		ConfirmLatency: s.latency, ConfirmedAt: s.confirmedAt,
+		Events: s.events.Load(), Dropped: s.dropped.Load(),
+	}
+	if s.conn != nil {
+		in.Conn = s.conn.n
+	}
+	if ns := s.lastEvent.Load(); ns != 0 {
+		in.LastEventAt = time.Unix(0, ns)
+	}
+	return in
+}
+
+// setState moves s to st, keeping the gauges right. Caller holds mu.
+func (p *Pool) setState(s *sub, st State) {
+	if s.state == st {
+		return
+	}
+	p.m.subState[s.state].Dec()
+	p.m.subState[st].Inc()
+	s.state = st
+}
+
+// change builds a StateChange for s. Caller holds mu.
+func (p *Pool) change(s *sub, c Change, reason string) StateChange {
+	return StateChange{ID: s.id, Meta: s.getMeta(), Change: c, Confirms: s.confirms, Reason: reason, At: time.Now()}
+}
+
+func (p *Pool) emit(evs []StateChange) {
+	for _, ev := range evs {
+		p.cfg.OnState(ev)
+	}
+}
+
+// place puts s on the first connection with room, opening one if needed.
+// Caller holds mu.
+func (p *Pool) place(s *sub) {
+	var c *conn
+	for _, cand := range p.conns {
+		if len(cand.subs) < p.cfg.PerConn {
+			c = cand
+			break
+		}
+	}
+	if c == nil {
+		c = p.openConn()
+	}
+	c.subs[s] = struct{}{}
+	c.setRoute(s.ident.Key, s)
+	s.conn = c
+	if c.ready {
+		p.enqueue(s)
+	}
+}
+
+// unassign takes s off its connection, unsubscribing it there if the server
+// may hold it. An emptied connection is closed. Caller holds mu.
+func (p *Pool) unassign(s *sub) {
+	c := s.conn
+	if c == nil {
+		return
+	}
+	if c.ready && (s.sentGen != 0 || s.state == StateConfirmed) {
+		c.send(s.ident.unsubscribe)
+	}
+	delete(c.subs, s)
+	c.delRoute(s.ident.Key)
+	s.conn, s.sentGen = nil, 0
+	if len(c.subs) == 0 {
+		p.retire(c)
+	}
+}
+
+// rebalance closes the least loaded connection when its subscriptions fit
+// on the others with a tenth of a connection to spare (so a count hovering
+// at a boundary does not move subscriptions back and forth). Moved
+// subscriptions are confirmed again on their new connection; the relay's
+// catch-up covers the moment between. Caller holds mu.
+func (p *Pool) rebalance() []StateChange {
+	n := len(p.conns)
+	if n < 2 {
+		return nil
+	}
+	total, victim := 0, p.conns[0]
+	for _, c := range p.conns {
+		total += len(c.subs)
+		if len(c.subs) < len(victim.subs) {
+			victim = c
+		}
+	}
+	if total+p.cfg.PerConn/10 > (n-1)*p.cfg.PerConn {
+		return nil
+	}
+	p.retire(victim)
+	moved := len(victim.subs)
+	var evs []StateChange
+	for s := range victim.subs {
+		if s.state == StateConfirmed {
+			evs = append(evs, p.change(s, ChangeLost, "rebalance"))
+		}
+		p.unassign(s)
+		p.stopTimer(s)
+		s.queued = false
+		p.setState(s, StatePending)
+		p.place(s)
+	}
+	p.log.Info("cable connection drained", "conn", victim.n, "moved", moved)
+	return evs
+}
+
+// enqueue adds s to the subscribe queue. Caller holds mu.
+func (p *Pool) enqueue(s *sub) {
+	if s.queued {
+		return
+	}
+	s.queued = true
+	p.queue = append(p.queue, s)
+	p.m.queueDepth.Inc()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// schedule sends queued subscribes, paced by the process-wide limiter.
+func (p *Pool) schedule() {
+	defer p.wg.Done()
+	for {
+		s := p.pop()
+		if s == nil {
+			select {
+			case <-p.wake:
+				continue
+			case <-p.ctx.Done():
+				return
+			}
+		}
+		if err := p.limiter.Wait(p.ctx); err != nil {
+			return
+		}
+		p.sendSubscribe(s)
+	}
+}
+
+// pop returns the next queued subscription that still needs a subscribe.
+func (p *Pool) pop() *sub {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.qhead < len(p.queue) {
+		s := p.queue[p.qhead]
+		p.queue[p.qhead] = nil
+		p.qhead++
+		p.m.queueDepth.Dec()
+		if !s.queued {
+			continue
+		}
+		s.queued = false
+		if p.needsSubscribe(s) {
+			p.compactQueue()
+			return s
+		}
+	}
+	p.queue, p.qhead = p.queue[:0], 0
+	return nil
+}
+
+func (p *Pool) compactQueue() {
+	if p.qhead > 1024 && p.qhead > len(p.queue)/2 {
+		n := copy(p.queue, p.queue[p.qhead:])
+		clear(p.queue[n:])
+		p.queue, p.qhead = p.queue[:n], 0
+	}
+}
+
+// needsSubscribe reports whether s waits for a subscribe on a welcomed
+// connection. Caller holds mu.
+func (p *Pool) needsSubscribe(s *sub) bool {
+	return s.state == StatePending && s.sentGen == 0 && s.conn != nil && s.conn.ready && p.subs[s.id] == s
+}
+
+func (p *Pool) sendSubscribe(s *sub) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.needsSubscribe(s) {
+		return // its connection dropped or it was removed while waiting its turn
+	}
+	c := s.conn
+	c.send(s.ident.subscribe) // if the queue is full, the confirm timeout retries
+	s.sentGen, s.sentAt = c.gen, time.Now()
+	p.m.subscribes.Inc()
+	p.arm(s, p.cfg.ConfirmTimeout, p.confirmTimeout)
+}
+
+// arm replaces s's timer. Caller holds mu.
+func (p *Pool) arm(s *sub, d time.Duration, fn func(*sub, uint64)) {
+	p.stopTimer(s)
+	seq := s.tseq
+	s.timer = time.AfterFunc(d, func() { fn(s, seq) })
+}
+
+func (p *Pool) stopTimer(s *sub) {
+	s.tseq++
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+}
+
+// confirmTimeout handles a subscribe that got no answer: Chatwoot's answer
+// to an unknown token is silence, and the half-made subscription stays on
+// the server until unsubscribed (chatwoot-protocol.md §2.4).
+func (p *Pool) confirmTimeout(s *sub, seq uint64) {
+	p.mu.Lock()
+	if s.tseq != seq || s.state != StatePending || s.sentGen == 0 {
+		p.mu.Unlock()
+		return
+	}
+	s.misses++
+	p.m.confirmMisses.Inc()
+	if s.conn.gen == s.sentGen {
+		s.conn.send(s.ident.unsubscribe)
+	}
+	s.sentGen = 0
+	p.setState(s, StateRetrying)
+	p.arm(s, equalJitter(backoff(s.misses-1, p.cfg.BackoffMin, p.cfg.BackoffMax), p.cfg.Jitter()), p.retry)
+	verify := p.cfg.Verifier != nil && s.misses >= p.cfg.VerifyAfter && !s.verifying
+	s.verifying = s.verifying || verify
+	misses := s.misses
+	p.mu.Unlock()
+	p.log.Warn("subscription not confirmed in time", "subscription", s.id, "misses", misses)
+	if verify {
+		p.wg.Add(1)
+		go p.verify(s)
+	}
+}
+
+func (p *Pool) retry(s *sub, seq uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s.tseq != seq || s.state != StateRetrying {
+		return
+	}
+	s.timer = nil
+	p.setState(s, StatePending)
+	if s.conn != nil && s.conn.ready {
+		p.enqueue(s)
+	}
+}
+
+func (p *Pool) verify(s *sub) {
+	defer p.wg.Done()
+	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	defer cancel()
+	verdict, err := p.cfg.Verifier.Verify(ctx, s.id, s.getMeta())
+	if err != nil {
+		p.log.Warn("subscription check failed", "subscription", s.id, "err", err)
+		verdict = VerdictUnknown
+	}
+	p.m.verifications.WithLabelValues([...]string{"unknown", "valid", "invalid"}[verdict%3]).Inc()
+	p.mu.Lock()
+	s.verifying = false
+	if verdict != VerdictInvalid || p.subs[s.id] != s || s.state == StateConfirmed || s.state == StateInvalid {
+		p.mu.Unlock()
+		return
+	}
+	ev := p.invalidate(s, "verifier")
+	p.mu.Unlock()
+	p.cfg.OnState(ev)
+}
+
+// invalidate stops all attempts for s. Caller holds mu.
+func (p *Pool) invalidate(s *sub, reason string) StateChange {
+	p.stopTimer(s)
+	p.unassign(s)
+	p.setState(s, StateInvalid)
+	p.log.Warn("subscription invalid", "subscription", s.id, "reason", reason)
+	return p.change(s, ChangeInvalid, reason)
+}
+
+func (p *Pool) presenceTick(s *sub, seq uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s.tseq != seq || s.state != StateConfirmed || s.conn == nil {
+		return
+	}
+	s.conn.send(s.ident.presence)
+	p.arm(s, p.cfg.PresenceInterval, p.presenceTick)
+}
+
+// confirmed handles confirm_subscription for s on c. Caller holds mu.
+func (p *Pool) confirmed(c *conn, s *sub, now time.Time) (StateChange, bool) {
+	if s.conn != c || s.state != StatePending || s.sentGen != c.gen {
+		return StateChange{}, false // late answer to a subscribe given up on
+	}
+	p.stopTimer(s)
+	p.setState(s, StateConfirmed)
+	s.confirms++
+	s.misses = 0
+	s.latency, s.confirmedAt = now.Sub(s.sentAt), now
+	p.m.confirmLatency.Observe(s.latency.Seconds())
+	if p.cfg.PresenceInterval > 0 {
+		p.arm(s, fullJitter(p.cfg.PresenceInterval, p.cfg.Jitter()), p.presenceTick)
+	}
+	return p.change(s, ChangeConfirmed, ""), true
+}

@@ -1,0 +1,228 @@
+package cable
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Protocol is the ActionCable subprotocol the client offers and accepts.
+const Protocol = "actioncable-v1-json"
+
+// FrameType is the kind of a frame sent by an ActionCable server.
+type FrameType uint8
+
+// The frames an ActionCable server sends (rails actioncable/lib/action_cable.rb).
+const (
+	FrameInvalid    FrameType = iota
+	FrameWelcome              // {"type":"welcome"}
+	FramePing                 // {"type":"ping","message":<unix seconds>}
+	FrameConfirm              // {"identifier":"...","type":"confirm_subscription"}
+	FrameReject               // {"identifier":"...","type":"reject_subscription"}
+	FrameDisconnect           // {"type":"disconnect","reason":"...","reconnect":bool}
+	FrameBroadcast            // {"identifier":"...","message":{...}}
+)
+
+var frameTypeNames = [...]string{"invalid", "welcome", "ping", "confirm", "reject", "disconnect", "broadcast"}
+
+func (t FrameType) String() string {
+	if int(t) < len(frameTypeNames) {
+		return frameTypeNames[t]
+	}
+	return "invalid"
+}
+
+// Frame is one decoded server frame. Its byte slices alias the buffer given
+// to Decode: copy them before the buffer is reused.
+type Frame struct {
+	Type FrameType
+	// Identifier is the identifier as it appears on the wire, still
+	// JSON-escaped and without its quotes. Compare it with Identifier.Key.
+	Identifier []byte
+	// Message is the raw JSON value of "message": the broadcast payload, or
+	// the ping's timestamp.
+	Message []byte
+	// Reason and Reconnect are set for FrameDisconnect.
+	Reason    []byte
+	Reconnect bool
+}
+
+// Decode errors. Callers count them; none is fatal to a connection.
+var (
+	ErrMalformed   = errors.New("cable: malformed frame")
+	ErrUnknownType = errors.New("cable: unknown frame type")
+)
+
+// Decode parses one server frame into f, reusing f. It validates the JSON
+// structure of the whole frame, keeps raw slices of the fields a client
+// needs and allocates nothing.
+func Decode(b []byte, f *Frame) error {
+	*f = Frame{}
+	var typ []byte
+	hasMessage := false
+	s := scanner{b: b}
+	s.space()
+	if !s.consume('{') {
+		return ErrMalformed
+	}
+	s.space()
+	if s.consume('}') {
+		return fmt.Errorf("%w: empty object", ErrMalformed)
+	}
+	for {
+		s.space()
+		key, ok := s.str()
+		if !ok {
+			return ErrMalformed
+		}
+		s.space()
+		if !s.consume(':') {
+			return ErrMalformed
+		}
+		s.space()
+		start := s.i
+		if !s.value(0) {
+			return ErrMalformed
+		}
+		val := b[start:s.i]
+		switch string(key) {
+		case "type":
+			if typ, ok = unquote(val); !ok {
+				return fmt.Errorf("%w: type is not a string", ErrMalformed)
+			}
+		case "identifier":
+			if f.Identifier, ok = unquote(val); !ok {
+				return fmt.Errorf("%w: identifier is not a string", ErrMalformed)
+			}
+		case "message":
+			f.Message, hasMessage = val, true
+		case "reason":
+			f.Reason, _ = unquote(val)
+		case "reconnect":
+			f.Reconnect = string(val) == "true"
+		}
+		s.space()
+		if s.consume('}') {
+			break
+		}
+		if !s.consume(',') {
+			return ErrMalformed
+		}
+	}
+	s.space()
+	if s.i != len(b) {
+		return fmt.Errorf("%w: trailing data", ErrMalformed)
+	}
+	return f.classify(typ, hasMessage)
+}
+
+func (f *Frame) classify(typ []byte, hasMessage bool) error {
+	switch {
+	case typ == nil && hasMessage && f.Identifier != nil:
+		f.Type = FrameBroadcast
+		return nil
+	case typ == nil:
+		return fmt.Errorf("%w: no type", ErrMalformed)
+	}
+	switch string(typ) {
+	case "welcome":
+		f.Type = FrameWelcome
+	case "ping":
+		f.Type = FramePing
+	case "confirm_subscription":
+		f.Type = FrameConfirm
+	case "reject_subscription":
+		f.Type = FrameReject
+	case "disconnect":
+		f.Type = FrameDisconnect
+	default:
+		return ErrUnknownType
+	}
+	if (f.Type == FrameConfirm || f.Type == FrameReject) && f.Identifier == nil {
+		return fmt.Errorf("%w: %s without identifier", ErrMalformed, f.Type)
+	}
+	return nil
+}
+
+// unquote strips the quotes of a JSON string value without unescaping it.
+func unquote(v []byte) ([]byte, bool) {
+	if len(v) < 2 || v[0] != '"' {
+		return nil, false
+	}
+	return v[1 : len(v)-1], true
+}
+
+// Identifier is a RoomChannel identifier for one pubsub token, built once and
+// sent byte for byte in every command: Chatwoot keys subscriptions by the
+// exact identifier string (chatwoot-protocol.md §1.5, §7.4).
+type Identifier struct {
+	// Key is the identifier as a JSON string body (escaped, unquoted): what
+	// servers echo in confirm and broadcast frames.
+	Key         string
+	subscribe   []byte
+	unsubscribe []byte
+	presence    []byte
+}
+
+// NewIdentifier builds the identifier and the commands for a pubsub token.
+func NewIdentifier(token string) Identifier {
+	plain := `{"channel":"RoomChannel","pubsub_token":` + quote(token) + `}`
+	quoted := quote(plain)
+	return Identifier{
+		Key:         quoted[1 : len(quoted)-1],
+		subscribe:   command("subscribe", quoted, ""),
+		unsubscribe: command("unsubscribe", quoted, ""),
+		presence:    command("message", quoted, quote(`{"action":"update_presence"}`)),
+	}
+}
+
+// Subscribe returns the subscribe command. The caller must not modify it.
+func (id Identifier) Subscribe() []byte { return id.subscribe }
+
+// Unsubscribe returns the unsubscribe command. The caller must not modify it.
+func (id Identifier) Unsubscribe() []byte { return id.unsubscribe }
+
+// UpdatePresence returns the RoomChannel update_presence command.
+func (id Identifier) UpdatePresence() []byte { return id.presence }
+
+// EncodeCommand builds a client command. identifier is the plain identifier
+// JSON; data, when not empty, is the plain JSON object for a "message"
+// command. Both are sent as JSON strings, as ActionCable requires.
+func EncodeCommand(command, identifier, data string) []byte {
+	d := ""
+	if data != "" {
+		d = quote(data)
+	}
+	return []byte(commandString(command, quote(identifier), d))
+}
+
+func command(cmd, quotedIdentifier, quotedData string) []byte {
+	return []byte(commandString(cmd, quotedIdentifier, quotedData))
+}
+
+func commandString(cmd, quotedIdentifier, quotedData string) string {
+	s := `{"command":"` + cmd + `","identifier":` + quotedIdentifier
+	if quotedData != "" {
+		s += `,"data":` + quotedData
+	}
+	return s + "}"
+}
+
+// quote returns s as a JSON string literal.
+func quote(s string) string {
+	b, _ := json.Marshal(s) // a string always marshals
+	return string(b)
+}
+
+// canonicalKey turns an identifier as echoed by a server into the key the
+// client built, for servers that escape differently (\u0022, \/ ...).
+func canonicalKey(wire []byte) (string, bool) {
+	var plain string
+	buf := make([]byte, 0, len(wire)+2)
+	buf = append(append(append(buf, '"'), wire...), '"')
+	if err := json.Unmarshal(buf, &plain); err != nil {
+		return "", false
+	}
+	q := quote(plain)
+	return q[1 : len(q)-1], true
+}

@@ -1,0 +1,223 @@
+package cable
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const fixtureToken = "os7FhRoFVZEMeCwQpWaJFUxv"
+
+func TestDecodeFixtures(t *testing.T) {
+	key := NewIdentifier(fixtureToken).Key
+	files, err := filepath.Glob("testdata/*.json")
+	if err != nil || len(files) < 16 {
+		t.Fatalf("fixtures: %v (%d files)", err, len(files))
+	}
+	want := map[string]FrameType{
+		"00_welcome.json":                     FrameWelcome,
+		"00_ping.json":                        FramePing,
+		"00_confirm_subscription.json":        FrameConfirm,
+		"00_reject_subscription.json":         FrameReject,
+		"00_disconnect_server_restart.json":   FrameDisconnect,
+		"00_presence.update.json":             FrameBroadcast,
+		"03_message.created.agent_reply.json": FrameBroadcast,
+	}
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = []byte(strings.TrimSpace(string(b)))
+		var f Frame
+		if err := Decode(b, &f); err != nil {
+			t.Errorf("%s: %v", file, err)
+			continue
+		}
+		name := filepath.Base(file)
+		if w, ok := want[name]; ok && f.Type != w {
+			t.Errorf("%s: type %v, want %v", name, f.Type, w)
+		}
+		if !strings.HasPrefix(name, "00_") && f.Type != FrameBroadcast {
+			t.Errorf("%s: type %v, want broadcast", name, f.Type)
+		}
+		if f.Identifier != nil && string(f.Identifier) != key {
+			t.Errorf("%s: identifier %q does not match the built key %q", name, f.Identifier, key)
+		}
+		if f.Type == FrameBroadcast {
+			var env struct {
+				Event string          `json:"event"`
+				Data  json.RawMessage `json:"data"`
+			}
+			if err := json.Unmarshal(f.Message, &env); err != nil || env.Event == "" || len(env.Data) == 0 {
+				t.Errorf("%s: message is not the event envelope: %v", name, err)
+			}
+		}
+	}
+}
+
+func TestDecodeTable(t *testing.T) {
+	tests := []struct {
+		name      string
+		in        string
+		typ       FrameType
+		err       error
+		ident     string
+		message   string
+		reason    string
+		reconnect bool
+	}{
+		{name: "welcome", in: `{"type":"welcome"}`, typ: FrameWelcome},
+		{name: "welcome with sid", in: `{"type":"welcome","sid":"abc"}`, typ: FrameWelcome},
+		{name: "ping", in: `{"type":"ping","message":1795248781}`, typ: FramePing, message: "1795248781"},
+		{name: "spaces", in: " {\n \"type\" : \"ping\" , \"message\" : 1 } \n", typ: FramePing, message: "1"},
+		{name: "confirm", in: `{"identifier":"{\"channel\":\"RoomChannel\",\"pubsub_token\":\"x\"}","type":"confirm_subscription"}`,
+			typ: FrameConfirm, ident: `{\"channel\":\"RoomChannel\",\"pubsub_token\":\"x\"}`},
+		{name: "reject", in: `{"type":"reject_subscription","identifier":"i"}`, typ: FrameReject, ident: "i"},
+		{name: "disconnect", in: `{"type":"disconnect","reason":"server_restart","reconnect":true}`,
+			typ: FrameDisconnect, reason: "server_restart", reconnect: true},
+		{name: "disconnect no reconnect", in: `{"type":"disconnect","reason":"unauthorized","reconnect":false}`,
+			typ: FrameDisconnect, reason: "unauthorized"},
+		{name: "broadcast", in: `{"identifier":"i","message":{"event":"e","data":{"a":[1,2.5e-3,"\u00e9",null,true,false,{}]}}}`,
+			typ: FrameBroadcast, ident: "i", message: `{"event":"e","data":{"a":[1,2.5e-3,"\u00e9",null,true,false,{}]}}`},
+		{name: "broadcast message first", in: `{"message":{"x":1},"identifier":"i"}`, typ: FrameBroadcast, ident: "i", message: `{"x":1}`},
+		{name: "unknown type", in: `{"type":"hello"}`, err: ErrUnknownType},
+		{name: "confirm without identifier", in: `{"type":"confirm_subscription"}`, err: ErrMalformed},
+		{name: "no type", in: `{"message":1}`, err: ErrMalformed},
+		{name: "identifier only", in: `{"identifier":"i"}`, err: ErrMalformed},
+		{name: "empty object", in: `{}`, err: ErrMalformed},
+		{name: "empty", in: ``, err: ErrMalformed},
+		{name: "array", in: `[{"type":"welcome"}]`, err: ErrMalformed},
+		{name: "type number", in: `{"type":1}`, err: ErrMalformed},
+		{name: "identifier object", in: `{"identifier":{"a":1},"message":{}}`, err: ErrMalformed},
+		{name: "truncated", in: `{"identifier":"i","message":{"event":"e"`, err: ErrMalformed},
+		{name: "trailing", in: `{"type":"welcome"}x`, err: ErrMalformed},
+		{name: "two objects", in: `{"type":"welcome"}{"type":"welcome"}`, err: ErrMalformed},
+		{name: "bad literal", in: `{"identifier":"i","message":tru}`, err: ErrMalformed},
+		{name: "bad number", in: `{"identifier":"i","message":01}`, err: ErrMalformed},
+		{name: "bad exponent", in: `{"identifier":"i","message":1e}`, err: ErrMalformed},
+		{name: "bad escape", in: `{"identifier":"\x","message":1}`, err: ErrMalformed},
+		{name: "short unicode escape", in: `{"identifier":"\u12","message":1}`, err: ErrMalformed},
+		{name: "control char in string", in: "{\"identifier\":\"a\nb\",\"message\":1}", err: ErrMalformed},
+		{name: "missing colon", in: `{"type" "welcome"}`, err: ErrMalformed},
+		{name: "missing comma", in: `{"type":"welcome" "a":1}`, err: ErrMalformed},
+		{name: "trailing comma", in: `{"type":"welcome",}`, err: ErrMalformed},
+		{name: "array trailing comma", in: `{"identifier":"i","message":[1,]}`, err: ErrMalformed},
+		{name: "unquoted key", in: `{type:"welcome"}`, err: ErrMalformed},
+		{name: "deep nesting", in: `{"identifier":"i","message":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`, err: ErrMalformed},
+		{name: "garbage", in: "\x00\xff", err: ErrMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var f Frame
+			err := Decode([]byte(tt.in), &f)
+			if tt.err != nil {
+				if !errors.Is(err, tt.err) {
+					t.Fatalf("err = %v, want %v", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Type != tt.typ || string(f.Identifier) != tt.ident || string(f.Message) != tt.message ||
+				string(f.Reason) != tt.reason || f.Reconnect != tt.reconnect {
+				t.Fatalf("got %+v (ident %q message %q reason %q)", f, f.Identifier, f.Message, f.Reason)
+			}
+		})
+	}
+}
+
+func TestIdentifierCommands(t *testing.T) {
+	id := NewIdentifier(fixtureToken)
+	wantIdent := `{"channel":"RoomChannel","pubsub_token":"os7FhRoFVZEMeCwQpWaJFUxv"}`
+	for _, tt := range []struct {
+		cmd  []byte
+		name string
+		data string
+	}{
+		{id.Subscribe(), "subscribe", ""},
+		{id.Unsubscribe(), "unsubscribe", ""},
+		{id.UpdatePresence(), "message", `{"action":"update_presence"}`},
+	} {
+		var c struct {
+			Command    string  `json:"command"`
+			Identifier string  `json:"identifier"`
+			Data       *string `json:"data"`
+		}
+		if err := json.Unmarshal(tt.cmd, &c); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if c.Command != tt.name || c.Identifier != wantIdent {
+			t.Errorf("%s: got %+v", tt.name, c)
+		}
+		if (tt.data == "") != (c.Data == nil) || (c.Data != nil && *c.Data != tt.data) {
+			t.Errorf("%s: data %v, want %q", tt.name, c.Data, tt.data)
+		}
+	}
+	// Built once, reused byte for byte: the same token gives the same bytes.
+	if string(NewIdentifier(fixtureToken).Subscribe()) != string(id.Subscribe()) {
+		t.Error("identifier is not stable")
+	}
+	if got := string(EncodeCommand("subscribe", wantIdent, "")); got != string(id.Subscribe()) {
+		t.Errorf("EncodeCommand = %s, want %s", got, id.Subscribe())
+	}
+}
+
+func TestIdentifierEscapesToken(t *testing.T) {
+	id := NewIdentifier(`we"ird\<tok>`)
+	var c struct{ Identifier string }
+	if err := json.Unmarshal(id.Subscribe(), &c); err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		Channel string `json:"channel"`
+		Token   string `json:"pubsub_token"`
+	}
+	if err := json.Unmarshal([]byte(c.Identifier), &p); err != nil || p.Token != `we"ird\<tok>` || p.Channel != "RoomChannel" {
+		t.Fatalf("identifier %q decodes to %+v, %v", c.Identifier, p, err)
+	}
+}
+
+func TestCanonicalKey(t *testing.T) {
+	id := NewIdentifier(fixtureToken)
+	// The same identifier escaped another way by a server.
+	alt := `{\u0022channel\u0022:\u0022RoomChannel\u0022,\u0022pubsub_token\u0022:\u0022os7FhRoFVZEMeCwQpWaJFUxv\u0022}`
+	got, ok := canonicalKey([]byte(alt))
+	if !ok || got != id.Key {
+		t.Fatalf("canonicalKey = %q, %v; want %q", got, ok, id.Key)
+	}
+	if _, ok := canonicalKey([]byte(`\q`)); ok {
+		t.Fatal("bad escape accepted")
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.json")
+	for _, file := range files {
+		b, _ := os.ReadFile(file)
+		f.Add(b)
+	}
+	f.Add([]byte(`{"type":"ping","message":-0.5E+3}`))
+	f.Add([]byte(`{"identifier":"\u0041","message":[{},[],""]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var fr Frame
+		err := Decode(b, &fr)
+		valid := json.Valid(b)
+		if err == nil && !valid {
+			t.Fatalf("Decode accepted invalid JSON %q", b)
+		}
+		if err != nil {
+			return
+		}
+		if fr.Message != nil && !json.Valid(fr.Message) {
+			t.Fatalf("message slice %q is not valid JSON", fr.Message)
+		}
+		if fr.Type == FrameBroadcast && fr.Identifier == nil {
+			t.Fatal("broadcast without identifier")
+		}
+	})
+}
