@@ -27,11 +27,10 @@ func dispatchConn(_ testing.TB, token string) (*conn, func()) {
 	c := newTestConn(token)
 	done := make(chan struct{})
 	go func() {
-		for range c.deliveries {
-		}
+		c.deliveries.drain(func(Delivery) {})
 		close(done)
 	}()
-	return c, func() { c.cancel(); close(c.deliveries); <-done }
+	return c, func() { c.cancel(); c.deliveries.close(); <-done }
 }
 
 // newTestConn builds a connection slot without a socket or goroutines,
@@ -42,11 +41,10 @@ func newTestConn(token string) *conn {
 	p.log = p.cfg.Logger
 	p.subs = map[string]*sub{}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &conn{p: p, ctx: ctx, cancel: cancel, deliveries: make(chan Delivery, 1024),
-		subs: map[*sub]struct{}{}, routes: map[string]*sub{}}
+	c := &conn{p: p, ctx: ctx, cancel: cancel, deliveries: newDeliveryQueue(1024),
+		routes: map[string]*sub{}}
 	s := &sub{id: SubscriptionID(token), ident: NewIdentifier(token), state: StateConfirmed, conn: c}
 	s.meta.Store(metaBox{})
-	c.subs[s] = struct{}{}
 	c.setRoute(s.ident.Key, s)
 	return c
 }
@@ -90,7 +88,8 @@ func TestDispatchDelivers(t *testing.T) {
 	if err := c.handle(frame, &f, 1, &res); err != nil {
 		t.Fatal(err)
 	}
-	d := <-c.deliveries
+	batch, _ := c.deliveries.take()
+	d := batch[0]
 	if d.ID != SubscriptionID(fixtureToken) || !strings.HasPrefix(string(d.Message), `{"event":"message.created"`) ||
 		!strings.HasSuffix(string(d.Message), `}}`) || d.ReceivedAt.IsZero() {
 		t.Fatalf("delivery = %+v", d)
@@ -104,7 +103,7 @@ func TestDispatchDelivers(t *testing.T) {
 	if err := c.handle(broadcastFrame("another-token", 200), &f, 1, &res); err != nil {
 		t.Fatal("unknown identifier must be counted, not an error")
 	}
-	if len(c.deliveries) != 0 {
+	if c.deliveries.len() != 0 {
 		t.Fatal("broadcast for an unknown identifier was delivered")
 	}
 }

@@ -61,7 +61,7 @@ type Config struct {
 	WriteTimeout time.Duration
 	// HandshakeTimeout bounds dialing and the websocket handshake. Default 10 s.
 	HandshakeTimeout time.Duration
-	// SendQueue bounds the commands waiting for a connection's writer. Default 1024.
+	// SendQueue bounds the commands waiting for a connection's writer. Default 256.
 	SendQueue int
 	// DeliveryQueue bounds, per connection, the broadcasts waiting for
 	// Handler. When it is full the broadcast is dropped (reason queue_full)
@@ -100,7 +100,7 @@ const (
 	DefaultReadLimit        = 1 << 20
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultHandshakeTimeout = 10 * time.Second
-	DefaultSendQueue        = 1024
+	DefaultSendQueue        = 256
 	DefaultDeliveryQueue    = 8192
 )
 

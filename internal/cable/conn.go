@@ -21,19 +21,20 @@ type conn struct {
 	n          int
 	ctx        context.Context
 	cancel     context.CancelFunc
-	deliveries chan Delivery
+	deliveries *deliveryQueue
 
 	// Guarded by Pool.mu.
-	subs    map[*sub]struct{}
-	gen     uint64        // current session; incremented on every dial
-	ready   bool          // the current session got its welcome
-	out     chan []byte   // the current session's writer queue; nil between sessions
+	gen     uint64      // current session; incremented on every dial
+	ready   bool        // the current session got its welcome
+	out     chan []byte // the current session's writer queue; nil between sessions
 	retired bool
 
 	// Owned by run.
 	state string
 
-	// routes maps identifier keys to subscriptions for the reader.
+	// routes maps identifier keys to the subscriptions this connection
+	// carries. It is written under both Pool.mu and rmu, so holders of
+	// Pool.mu read it freely; the reader takes rmu.
 	rmu    sync.RWMutex
 	routes map[string]*sub
 }
@@ -44,8 +45,7 @@ func (p *Pool) openConn() *conn {
 	ctx, cancel := context.WithCancel(p.ctx)
 	c := &conn{
 		p: p, n: p.nextConn, ctx: ctx, cancel: cancel,
-		deliveries: make(chan Delivery, p.cfg.DeliveryQueue),
-		subs:       make(map[*sub]struct{}),
+		deliveries: newDeliveryQueue(p.cfg.DeliveryQueue),
 		routes:     make(map[string]*sub),
 	}
 	p.conns = append(p.conns, c)
@@ -120,9 +120,7 @@ func (c *conn) send(cmd []byte) bool {
 // deliver hands broadcasts to the handler, in arrival order.
 func (c *conn) deliver() {
 	defer c.p.wg.Done()
-	for d := range c.deliveries {
-		c.p.cfg.Handler(d)
-	}
+	c.deliveries.drain(c.p.cfg.Handler)
 }
 
 func (c *conn) setState(st string) {
@@ -142,7 +140,7 @@ func (c *conn) setState(st string) {
 // serve, then back off and do it again, until the slot is retired.
 func (c *conn) run() {
 	defer c.p.wg.Done()
-	defer close(c.deliveries)
+	defer c.deliveries.close()
 	defer c.setState("")
 	attempt := 0
 	for c.ctx.Err() == nil {
@@ -366,9 +364,7 @@ func (c *conn) broadcast(f *Frame) {
 	s.lastEvent.Store(now.UnixNano())
 	msg := make([]byte, len(f.Message))
 	copy(msg, f.Message)
-	select {
-	case c.deliveries <- Delivery{ID: s.id, Meta: s.getMeta(), Message: msg, ReceivedAt: now}:
-	default:
+	if !c.deliveries.push(Delivery{ID: s.id, Meta: s.getMeta(), Message: msg, ReceivedAt: now}) {
 		s.dropped.Add(1)
 		c.p.m.drops.WithLabelValues(dropQueueFull).Inc()
 		c.p.mu.Lock()
@@ -389,12 +385,12 @@ func (c *conn) welcome(gen uint64) {
 		return
 	}
 	c.ready = true
-	for s := range c.subs {
+	for _, s := range c.routes {
 		if s.state == StatePending && s.sentGen == 0 {
 			p.enqueue(s)
 		}
 	}
-	p.log.Info("cable connected", "conn", c.n, "subscriptions", len(c.subs))
+	p.log.Info("cable connected", "conn", c.n, "subscriptions", len(c.routes))
 }
 
 func (c *conn) confirm(f *Frame) {
@@ -434,7 +430,7 @@ func (c *conn) endSession() {
 	var evs []StateChange
 	p.mu.Lock()
 	c.ready, c.out = false, nil
-	for s := range c.subs {
+	for _, s := range c.routes {
 		switch s.state {
 		case StateConfirmed:
 			evs = append(evs, p.change(s, ChangeLost, "connection"))

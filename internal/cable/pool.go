@@ -251,7 +251,7 @@ func (p *Pool) emit(evs []StateChange) {
 func (p *Pool) place(s *sub) {
 	var c *conn
 	for _, cand := range p.conns {
-		if len(cand.subs) < p.cfg.PerConn {
+		if len(cand.routes) < p.cfg.PerConn {
 			c = cand
 			break
 		}
@@ -259,7 +259,6 @@ func (p *Pool) place(s *sub) {
 	if c == nil {
 		c = p.openConn()
 	}
-	c.subs[s] = struct{}{}
 	c.setRoute(s.ident.Key, s)
 	s.conn = c
 	if c.ready {
@@ -275,12 +274,11 @@ func (p *Pool) unassign(s *sub) {
 		return
 	}
 	if c.ready && (s.sentGen != 0 || s.state == StateConfirmed) {
-		c.send(s.ident.unsubscribe)
+		c.send(s.ident.Unsubscribe())
 	}
-	delete(c.subs, s)
 	c.delRoute(s.ident.Key)
 	s.conn, s.sentGen = nil, 0
-	if len(c.subs) == 0 {
+	if len(c.routes) == 0 {
 		p.retire(c)
 	}
 }
@@ -297,8 +295,8 @@ func (p *Pool) rebalance() []StateChange {
 	}
 	total, victim := 0, p.conns[0]
 	for _, c := range p.conns {
-		total += len(c.subs)
-		if len(c.subs) < len(victim.subs) {
+		total += len(c.routes)
+		if len(c.routes) < len(victim.routes) {
 			victim = c
 		}
 	}
@@ -306,9 +304,9 @@ func (p *Pool) rebalance() []StateChange {
 		return nil
 	}
 	p.retire(victim)
-	moved := len(victim.subs)
+	moved := len(victim.routes)
 	var evs []StateChange
-	for s := range victim.subs {
+	for _, s := range victim.routes {
 		if s.state == StateConfirmed {
 			evs = append(evs, p.change(s, ChangeLost, "rebalance"))
 		}
@@ -399,7 +397,7 @@ func (p *Pool) sendSubscribe(s *sub) {
 		return // its connection dropped or it was removed while waiting its turn
 	}
 	c := s.conn
-	c.send(s.ident.subscribe) // if the queue is full, the confirm timeout retries
+	c.send(s.ident.Subscribe()) // if the queue is full, the confirm timeout retries
 	s.sentGen, s.sentAt = c.gen, time.Now()
 	p.m.subscribes.Inc()
 	p.arm(s, p.cfg.ConfirmTimeout, p.confirmTimeout)
@@ -432,18 +430,20 @@ func (p *Pool) confirmTimeout(s *sub, seq uint64) {
 	s.misses++
 	p.m.confirmMisses.Inc()
 	if s.conn.gen == s.sentGen {
-		s.conn.send(s.ident.unsubscribe)
+		s.conn.send(s.ident.Unsubscribe())
 	}
 	s.sentGen = 0
 	p.setState(s, StateRetrying)
 	p.arm(s, equalJitter(backoff(s.misses-1, p.cfg.BackoffMin, p.cfg.BackoffMax), p.cfg.Jitter()), p.retry)
-	verify := p.cfg.Verifier != nil && s.misses >= p.cfg.VerifyAfter && !s.verifying
-	s.verifying = s.verifying || verify
+	verify := p.cfg.Verifier != nil && s.misses >= p.cfg.VerifyAfter && !s.verifying && !p.closed
+	if verify {
+		s.verifying = true
+		p.wg.Add(1) // under mu, so never concurrent with Close's Wait
+	}
 	misses := s.misses
 	p.mu.Unlock()
 	p.log.Warn("subscription not confirmed in time", "subscription", s.id, "misses", misses)
 	if verify {
-		p.wg.Add(1)
 		go p.verify(s)
 	}
 }
@@ -497,7 +497,7 @@ func (p *Pool) presenceTick(s *sub, seq uint64) {
 	if s.tseq != seq || s.state != StateConfirmed || s.conn == nil {
 		return
 	}
-	s.conn.send(s.ident.presence)
+	s.conn.send(s.ident.UpdatePresence())
 	p.arm(s, p.cfg.PresenceInterval, p.presenceTick)
 }
 

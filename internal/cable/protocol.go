@@ -152,38 +152,36 @@ func unquote(v []byte) ([]byte, bool) {
 	return v[1 : len(v)-1], true
 }
 
-// Identifier is a RoomChannel identifier for one pubsub token, built once and
-// sent byte for byte in every command: Chatwoot keys subscriptions by the
-// exact identifier string (chatwoot-protocol.md §1.5, §7.4).
+// Identifier is a RoomChannel identifier for one pubsub token, built once:
+// every command for the token embeds the same bytes, because Chatwoot keys
+// subscriptions by the exact identifier string (chatwoot-protocol.md §1.5,
+// §7.4).
 type Identifier struct {
 	// Key is the identifier as a JSON string body (escaped, unquoted): what
-	// servers echo in confirm and broadcast frames.
-	Key         string
-	subscribe   []byte
-	unsubscribe []byte
-	presence    []byte
+	// commands embed and servers echo in confirm and broadcast frames.
+	Key string
 }
 
-// NewIdentifier builds the identifier and the commands for a pubsub token.
+// NewIdentifier builds the identifier for a pubsub token.
 func NewIdentifier(token string) Identifier {
-	plain := `{"channel":"RoomChannel","pubsub_token":` + quote(token) + `}`
-	quoted := quote(plain)
-	return Identifier{
-		Key:         quoted[1 : len(quoted)-1],
-		subscribe:   command("subscribe", quoted, ""),
-		unsubscribe: command("unsubscribe", quoted, ""),
-		presence:    command("message", quoted, quote(`{"action":"update_presence"}`)),
-	}
+	q := quote(`{"channel":"RoomChannel","pubsub_token":` + quote(token) + `}`)
+	return Identifier{Key: q[1 : len(q)-1]}
 }
 
-// Subscribe returns the subscribe command. The caller must not modify it.
-func (id Identifier) Subscribe() []byte { return id.subscribe }
+// Subscribe returns the subscribe command.
+func (id Identifier) Subscribe() []byte { return id.command("subscribe", "") }
 
-// Unsubscribe returns the unsubscribe command. The caller must not modify it.
-func (id Identifier) Unsubscribe() []byte { return id.unsubscribe }
+// Unsubscribe returns the unsubscribe command.
+func (id Identifier) Unsubscribe() []byte { return id.command("unsubscribe", "") }
 
 // UpdatePresence returns the RoomChannel update_presence command.
-func (id Identifier) UpdatePresence() []byte { return id.presence }
+func (id Identifier) UpdatePresence() []byte {
+	return id.command("message", `"{\"action\":\"update_presence\"}"`)
+}
+
+func (id Identifier) command(cmd, quotedData string) []byte {
+	return []byte(commandString(cmd, `"`+id.Key+`"`, quotedData))
+}
 
 // EncodeCommand builds a client command. identifier is the plain identifier
 // JSON; data, when not empty, is the plain JSON object for a "message"
@@ -194,10 +192,6 @@ func EncodeCommand(command, identifier, data string) []byte {
 		d = quote(data)
 	}
 	return []byte(commandString(command, quote(identifier), d))
-}
-
-func command(cmd, quotedIdentifier, quotedData string) []byte {
-	return []byte(commandString(cmd, quotedIdentifier, quotedData))
 }
 
 func commandString(cmd, quotedIdentifier, quotedData string) string {

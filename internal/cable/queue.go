@@ -1,0 +1,104 @@
+package cable
+
+import "sync"
+
+// deliveryQueue is a bounded FIFO of broadcasts between a connection's
+// reader and its delivery goroutine. Unlike a buffered channel it takes
+// memory only while broadcasts wait: 500 idle connections cost nothing.
+type deliveryQueue struct {
+	max  int
+	wake chan struct{} // capacity 1: something was pushed, or the queue closed
+
+	mu     sync.Mutex
+	items  []Delivery
+	spare  []Delivery
+	closed bool
+}
+
+func newDeliveryQueue(max int) *deliveryQueue {
+	return &deliveryQueue{max: max, wake: make(chan struct{}, 1)}
+}
+
+// push adds d unless max broadcasts already wait.
+func (q *deliveryQueue) push(d Delivery) bool {
+	q.mu.Lock()
+	if len(q.items) >= q.max || q.closed {
+		q.mu.Unlock()
+		return false
+	}
+	q.items = append(q.items, d)
+	q.mu.Unlock()
+	q.signal()
+	return true
+}
+
+func (q *deliveryQueue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close makes drain return once the queue is empty.
+func (q *deliveryQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.signal()
+}
+
+// drain calls fn for every broadcast in order until the queue is closed and
+// empty.
+func (q *deliveryQueue) drain(fn func(Delivery)) {
+	for {
+		batch, ok := q.take()
+		if !ok {
+			return
+		}
+		for _, d := range batch {
+			fn(d)
+		}
+		q.recycle(batch)
+	}
+}
+
+// take waits for broadcasts and takes all of them.
+func (q *deliveryQueue) take() ([]Delivery, bool) {
+	for {
+		q.mu.Lock()
+		if len(q.items) > 0 {
+			batch := q.items
+			q.items, q.spare = q.spare, nil
+			q.mu.Unlock()
+			return batch, true
+		}
+		closed := q.closed
+		q.mu.Unlock()
+		if closed {
+			return nil, false
+		}
+		<-q.wake
+	}
+}
+
+// recycle keeps a drained batch's array for the next pushes, unless a burst
+// made it large.
+func (q *deliveryQueue) recycle(batch []Delivery) {
+	if cap(batch) > 1024 {
+		return
+	}
+	clear(batch)
+	q.mu.Lock()
+	if q.spare == nil && q.items == nil {
+		q.items = batch[:0]
+	} else if q.spare == nil {
+		q.spare = batch[:0]
+	}
+	q.mu.Unlock()
+}
+
+func (q *deliveryQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items)
+}
