@@ -1,0 +1,255 @@
+package fanout
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Connection defaults.
+const (
+	DefaultNATSName      = "relay"
+	DefaultReconnectWait = 2 * time.Second
+	DefaultPingInterval  = 20 * time.Second
+	// DefaultFlusherTimeout bounds a blocked socket write (nats.go: 1 min).
+	DefaultFlusherTimeout = 10 * time.Second
+)
+
+// ErrNATSConfig reports an unusable NATS connection configuration.
+var ErrNATSConfig = errors.New("fanout: invalid NATS configuration")
+
+// NATSConfig describes the NATS connection. Exactly one of CredsFile,
+// User/Password and Token may be set.
+type NATSConfig struct {
+	// URL of the server(s), comma-separated; "" means nats://127.0.0.1:4222.
+	URL string
+	// Name shown in NATS monitoring; "" means "relay".
+	Name string
+	// CredsFile is a NATS credentials (JWT + nkey) file.
+	CredsFile string
+	// User and Password for user/password authentication.
+	User, Password string
+	// Token for token authentication.
+	Token string
+	// CAFile, CertFile, KeyFile configure TLS (CA to verify the server,
+	// client certificate and key for mutual TLS).
+	CAFile, CertFile, KeyFile string
+	// ReconnectWait between reconnect attempts; 0 means 2 s (plus jitter).
+	ReconnectWait time.Duration
+	// PingInterval for detecting a dead server; 0 means 20 s.
+	PingInterval time.Duration
+}
+
+// LogValue keeps secrets out of logs.
+func (c NATSConfig) LogValue() slog.Value {
+	redact := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		return "REDACTED"
+	}
+	return slog.GroupValue(
+		slog.String("url", redactURL(c.URL)),
+		slog.String("name", c.Name),
+		slog.String("creds_file", c.CredsFile),
+		slog.String("user", c.User),
+		slog.String("password", redact(c.Password)),
+		slog.String("token", redact(c.Token)),
+		slog.String("ca_file", c.CAFile),
+		slog.String("cert_file", c.CertFile),
+		slog.String("key_file", c.KeyFile),
+	)
+}
+
+// redactURL hides passwords in a comma-separated list of server URLs.
+func redactURL(raw string) string {
+	parts := strings.Split(raw, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		switch {
+		case err != nil:
+			parts[i] = "REDACTED"
+		case u.User != nil:
+			if _, hasPw := u.User.Password(); !hasPw {
+				u.User = url.User("REDACTED") // a bare user part is a token
+			}
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// Validate reports every problem of c at once.
+func (c NATSConfig) Validate() error {
+	var errs []error
+	auth := 0
+	for _, set := range []bool{c.CredsFile != "", c.User != "" || c.Password != "", c.Token != ""} {
+		if set {
+			auth++
+		}
+	}
+	if auth > 1 {
+		errs = append(errs, fmt.Errorf("%w: use only one of creds file, user/password, token", ErrNATSConfig))
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		errs = append(errs, fmt.Errorf("%w: TLS cert and key go together", ErrNATSConfig))
+	}
+	if c.ReconnectWait < 0 || c.PingInterval < 0 {
+		errs = append(errs, fmt.Errorf("%w: negative duration", ErrNATSConfig))
+	}
+	return errors.Join(errs...)
+}
+
+// options returns the nats.go options: reconnect forever, start even when
+// the server is down, and no nats.go reconnect buffer (publishes made while
+// disconnected fail, so Fanout keeps and counts the events itself instead
+// of nats.go dropping them silently).
+func (c NATSConfig) options(logger *slog.Logger, reconnects, disconnects prometheus.Counter) []nats.Option {
+	name := c.Name
+	if name == "" {
+		name = DefaultNATSName
+	}
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true),
+		nats.ReconnectBufSize(-1),
+		nats.ReconnectWait(orDefault(c.ReconnectWait, DefaultReconnectWait)),
+		nats.PingInterval(orDefault(c.PingInterval, DefaultPingInterval)),
+		nats.MaxPingsOutstanding(3),
+		nats.FlusherTimeout(DefaultFlusherTimeout),
+	}
+	opts = append(opts, handlers(logger, reconnects, disconnects)...)
+	return append(opts, c.security()...)
+}
+
+// handlers log connection state changes (with redacted URLs) and count them.
+func handlers(logger *slog.Logger, reconnects, disconnects prometheus.Counter) []nats.Option {
+	return []nats.Option{
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			logger.Info("fanout: NATS connected", "url", nc.ConnectedUrlRedacted())
+		}),
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			disconnects.Inc()
+			logger.Warn("fanout: NATS disconnected", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			reconnects.Inc()
+			logger.Info("fanout: NATS reconnected", "url", nc.ConnectedUrlRedacted())
+		}),
+		nats.ClosedHandler(func(*nats.Conn) { logger.Info("fanout: NATS connection closed") }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			logger.Warn("fanout: NATS error", "err", err)
+		}),
+	}
+}
+
+// security returns the authentication and TLS options.
+func (c NATSConfig) security() []nats.Option {
+	var opts []nats.Option
+	switch {
+	case c.CredsFile != "":
+		opts = append(opts, nats.UserCredentials(c.CredsFile))
+	case c.User != "" || c.Password != "":
+		opts = append(opts, nats.UserInfo(c.User, c.Password))
+	case c.Token != "":
+		opts = append(opts, nats.Token(c.Token))
+	}
+	if c.CAFile != "" {
+		opts = append(opts, nats.RootCAs(c.CAFile))
+	}
+	if c.CertFile != "" {
+		opts = append(opts, nats.ClientCert(c.CertFile, c.KeyFile))
+	}
+	return opts
+}
+
+// Connect dials NATS. It returns at once even when the server is
+// unreachable: the connection then keeps trying in the background, forever.
+// It registers relay_nats_reconnects_total and relay_nats_disconnects_total.
+func Connect(cfg NATSConfig, logger *slog.Logger, reg prometheus.Registerer) (*nats.Conn, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	reconnects := registerCounter(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "relay_nats_reconnects_total", Help: "Successful NATS reconnects."}))
+	disconnects := registerCounter(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "relay_nats_disconnects_total", Help: "NATS connection losses."}))
+	u := cfg.URL
+	if u == "" {
+		u = nats.DefaultURL
+	}
+	nc, err := nats.Connect(u, cfg.options(logger, reconnects, disconnects)...)
+	if err != nil {
+		return nil, fmt.Errorf("fanout: NATS connect %s: %w", redactURL(u), err)
+	}
+	return nc, nil
+}
+
+// Config is everything Open needs besides Options.
+type Config struct {
+	NATS NATSConfig
+	// Core publishes with core NATS (at-most-once) instead of JetStream.
+	Core bool
+	// Stream configures JetStream mode; Subjects defaults to <prefix>.>.
+	Stream JetStreamConfig
+}
+
+// Open connects to NATS, sets up the core or JetStream publisher and starts
+// a Fanout on it. Close(ctx) flushes the Fanout, then closes the publisher
+// and the connection.
+func Open(cfg Config, opts Options) (*Fanout, error) {
+	opts = opts.withDefaults()
+	if !validPrefix(opts.Prefix) {
+		return nil, fmt.Errorf("%w: %q", ErrInvalidPrefix, opts.Prefix)
+	}
+	nc, err := Connect(cfg.NATS, opts.Logger, opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	pub, closePub, err := newPublisher(nc, cfg, opts)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	f, err := New(pub, opts)
+	if err != nil {
+		closePub()
+		nc.Close()
+		return nil, err
+	}
+	f.closers = []func(){closePub, func() {
+		_ = nc.FlushTimeout(time.Second)
+		nc.Close()
+	}}
+	return f, nil
+}
+
+func newPublisher(nc *nats.Conn, cfg Config, opts Options) (Publisher, func(), error) {
+	if cfg.Core {
+		c := NewCore(nc)
+		return c, c.Close, nil
+	}
+	sc := cfg.Stream
+	if len(sc.Subjects) == 0 {
+		sc.Subjects = []string{opts.Prefix + ".>"}
+	}
+	sc.MaxPending = max(sc.MaxPending, opts.InFlight)
+	js, err := NewJetStream(nc, sc, opts.Logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	return js, js.Close, nil
+}

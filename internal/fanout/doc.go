@@ -1,0 +1,59 @@
+// Package fanout publishes every decoded Chatwoot event onto its NATS
+// subject, in order per subscription, at least once into JetStream and
+// once per dedup key.
+//
+// How it works:
+//
+//	cable delivery goroutine
+//	  Handle(Event) ── scan: one pass over the raw message, capturing only
+//	      │            routing, filter and dedup fields (no allocation)
+//	      │          ── route: payload ids first, then Hints, else "_";
+//	      │             every token checked against [A-Za-z0-9_-]
+//	      │          ── Options.Observe(subID, Route)
+//	      │          ── filter: private-note typing is dropped
+//	      │          ── dedup: bounded in-process window (count + age)
+//	      │          ── redact: "pubsub_token" values blanked in place
+//	      v
+//	  bounded buffer (bytes + events; overflow dropped, counted, not ready)
+//	      │
+//	  sender goroutine ── Publisher (core NATS or async JetStream) with at
+//	                      most InFlight unacknowledged; failures go back to
+//	                      the head of the buffer in order and are retried
+//
+// Subject: <prefix>.<account>.<inbox>.<contact>.<conversation>.<event>,
+// conversation = display_id, event = Chatwoot's name (two tokens, e.g.
+// message.created). The body is the message object byte for byte, except
+// that pubsub_token values are blanked unless Options.ForwardTokens.
+//
+// Headers: Nats-Msg-Id (dedup key), Chatwoot-Event, Chatwoot-Account-Id,
+// Chatwoot-Inbox-Id, Chatwoot-Contact-Id, Chatwoot-Conversation-Id,
+// Relay-Subscription, Relay-Received-At (RFC 3339, nanoseconds, UTC) and
+// Relay-Replayed: true on catch-up events.
+//
+// Dedup keys (identical for a live event and its replay):
+//
+//	message.created       m:<account>:<message id>:created
+//	message.updated       m:<account>:<message id>:<updated_at>
+//	message.<other>       m:<account>:<message id>:<other>:<updated_at>
+//	conversation.*        c:<account>:<display_id>:<event>:<updated_at|timestamp>
+//	typing, presence,     i:<account>:<inbox>:<contact>:<conversation>:<event>:<crc64 of body>
+//	other events          (+ :<subscription id> when the contact is unknown)
+//
+// Timestamps are the raw JSON text, so keys are stable. The "instant" keys
+// of typing/presence events are kept in the in-process window only for
+// Options.InstantWindow (default 1 s): copies of one broadcast that reach
+// the relay through several tokens of one hmac-verified contact collapse
+// into one, while the same payload a few seconds later is a new event. Their
+// Nats-Msg-Id adds the time bucket (:<ReceivedAt / InstantWindow>) so
+// JetStream's longer duplicate window does not swallow later repeats.
+//
+// Delivery: JetStream mode stores each event and checks its ack; core mode
+// is at-most-once to the subscribers connected at that moment. While NATS
+// is down Handle keeps buffering up to Options.BufferBytes and Ready()
+// reports false; the buffer drains in order on reconnect. nats.go's own
+// reconnect buffer is disabled so no event is lost without being counted.
+//
+// Lifecycle events (<prefix>.relay.subscription.<state>,
+// <prefix>.relay.catchup.done) go through the same buffer, in order with
+// the events handled before them.
+package fanout

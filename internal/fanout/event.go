@@ -1,0 +1,119 @@
+package fanout
+
+import (
+	"strings"
+	"time"
+)
+
+// Hints are routing ids known from the subscription record. They are used
+// when the payload does not carry the id; "" means unknown.
+type Hints struct {
+	AccountID string
+	InboxID   string
+	ContactID string
+}
+
+// Event is one broadcast received on a subscription: the raw `message`
+// object of an ActionCable broadcast frame, {"event":"...","data":{...}}.
+type Event struct {
+	// SubID is the subscription id (stable hash of the token; never the token).
+	SubID string
+	Hints Hints
+	// Message is the raw message object. Fanout keeps it and may edit it in
+	// place (token redaction): the caller gives up ownership.
+	Message    []byte
+	ReceivedAt time.Time
+	// Replayed marks events produced by catch-up through the REST API.
+	Replayed bool
+}
+
+// Kind is the class of a Chatwoot event; it is the fixed label set of the
+// published metric.
+type Kind uint8
+
+// Event kinds.
+const (
+	KindOther        Kind = iota
+	KindMessage           // message.*
+	KindConversation      // conversation.* except typing
+	KindTyping            // conversation.typing_on / typing_off
+	KindPresence          // presence.*
+	KindLifecycle         // <prefix>.relay.* events produced by the relay itself
+	numKinds
+)
+
+var kindNames = [numKinds]string{"other", "message", "conversation", "typing", "presence", "lifecycle"}
+
+func (k Kind) String() string {
+	if k < numKinds {
+		return kindNames[k]
+	}
+	return "other"
+}
+
+func kindOf(event []byte) Kind {
+	switch {
+	case hasPrefix(event, "message."):
+		return KindMessage
+	case hasPrefix(event, "conversation.typing_"):
+		return KindTyping
+	case hasPrefix(event, "conversation."):
+		return KindConversation
+	case hasPrefix(event, "presence."):
+		return KindPresence
+	}
+	return KindOther
+}
+
+func hasPrefix(b []byte, p string) bool {
+	return len(b) >= len(p) && string(b[:len(p)]) == p
+}
+
+// MessageType is Chatwoot's message_type (sent as an integer or, by some
+// versions, as its name).
+type MessageType int8
+
+// Message types.
+const (
+	MessageUnknown  MessageType = -1
+	MessageIncoming MessageType = 0 // from the contact
+	MessageOutgoing MessageType = 1 // from an agent or bot
+	MessageActivity MessageType = 2
+	MessageTemplate MessageType = 3
+)
+
+// Unknown is the subject token for an id that is not known.
+const Unknown = "_"
+
+// Route is what fanout learned from one event: where it goes and how it is
+// deduplicated. String fields share one allocation.
+type Route struct {
+	Kind  Kind
+	Event string // Chatwoot event name, e.g. "message.created"
+
+	// Subject tokens; Unknown ("_") when not known.
+	AccountID      string
+	InboxID        string
+	ContactID      string
+	ConversationID string // display_id
+
+	MessageID   string      // message events; "" otherwise
+	MessageType MessageType // message events; MessageUnknown otherwise
+	// Status is the conversation status for conversation and typing events
+	// and the message status (sent, delivered, read, failed) for message events.
+	Status  string
+	Private bool // typing event for a private note
+
+	// DedupKey is the relay's in-process dedup key; "" when the event is not
+	// deduplicated. MsgID is the Nats-Msg-Id header: equal to DedupKey except
+	// for typing/presence/other events, where a time bucket is appended.
+	DedupKey string
+	MsgID    string
+
+	Replayed bool
+}
+
+// Subject returns <prefix>.<account>.<inbox>.<contact>.<conversation>.<event>.
+func (r Route) Subject(prefix string) string {
+	return strings.Join([]string{prefix, r.AccountID, r.InboxID, r.ContactID, r.ConversationID, r.Event}, ".")
+}

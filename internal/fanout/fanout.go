@@ -1,0 +1,322 @@
+package fanout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+)
+
+// Defaults used when an Options field is zero.
+const (
+	DefaultPrefix        = "chatwoot"
+	DefaultBufferBytes   = 64 << 20
+	DefaultBufferEvents  = 1 << 20
+	DefaultInFlight      = 1024
+	DefaultDedupSize     = 100_000
+	DefaultDedupTTL      = 10 * time.Minute
+	DefaultInstantWindow = time.Second
+	DefaultRetryMin      = 100 * time.Millisecond
+	DefaultRetryMax      = 5 * time.Second
+	DefaultMaxAttempts   = 5
+)
+
+// Sentinel errors.
+var (
+	ErrClosed          = errors.New("fanout: closed")
+	ErrBufferFull      = errors.New("fanout: buffer full")
+	ErrInvalidPrefix   = errors.New("fanout: invalid subject prefix")
+	ErrShutdownDropped = errors.New("fanout: events dropped at shutdown")
+)
+
+// Options tune a Fanout. The zero value works.
+type Options struct {
+	// Prefix is the first subject token(s); "" means "chatwoot".
+	Prefix string
+	// ForwardTokens keeps pubsub_token values in published bodies.
+	ForwardTokens bool
+	// BufferBytes bounds the events held (waiting + in flight); 0 means 64 MiB.
+	BufferBytes int64
+	// BufferEvents bounds the number of events held; 0 means 1 Mi.
+	BufferEvents int
+	// InFlight bounds unacknowledged publishes; 0 means 1024.
+	InFlight int
+	// DedupSize bounds the in-process dedup window; 0 means 100,000 keys,
+	// negative disables in-process deduplication.
+	DedupSize int
+	// DedupTTL is how long a message/conversation key is remembered; 0 means 10 min.
+	DedupTTL time.Duration
+	// InstantWindow is how close in time copies of a typing/presence event
+	// must be to count as one; 0 means 1 s.
+	InstantWindow time.Duration
+	// RetryMin and RetryMax bound the backoff between publish retries;
+	// 0 means 100 ms and 5 s.
+	RetryMin, RetryMax time.Duration
+	// MaxAttempts is how often an event the stream rejects is tried before it
+	// is dropped (publish_error); 0 means 5. Connection problems never count.
+	MaxAttempts int
+	// Observe, if set, is called synchronously from Handle with every routed
+	// event (live or replayed, before filtering and dedup). Must not block.
+	Observe func(subID string, r Route)
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Registerer for the relay_fanout_* metrics; nil means a private registry.
+	Registerer prometheus.Registerer
+}
+
+func (o Options) withDefaults() Options {
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	o.BufferBytes = orDefault(o.BufferBytes, DefaultBufferBytes)
+	o.BufferEvents = orDefault(o.BufferEvents, DefaultBufferEvents)
+	o.InFlight = orDefault(o.InFlight, DefaultInFlight)
+	o.DedupSize = orDefault(o.DedupSize, DefaultDedupSize)
+	o.DedupTTL = orDefault(o.DedupTTL, DefaultDedupTTL)
+	o.InstantWindow = orDefault(o.InstantWindow, DefaultInstantWindow)
+	o.RetryMin = orDefault(o.RetryMin, DefaultRetryMin)
+	o.RetryMax = max(orDefault(o.RetryMax, DefaultRetryMax), o.RetryMin)
+	o.MaxAttempts = orDefault(o.MaxAttempts, DefaultMaxAttempts)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Registerer == nil {
+		o.Registerer = prometheus.NewRegistry()
+	}
+	return o
+}
+
+func orDefault[T int | int64 | time.Duration](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// Fanout routes events and publishes them to NATS in order through a
+// bounded buffer. Handle never blocks on NATS.
+type Fanout struct {
+	opts  Options
+	b     builder
+	pub   Publisher
+	q     *queue
+	dedup *window
+	m     *metrics
+	log   *slog.Logger
+
+	logRouting, logBuffer, logPublish rate.Sometimes
+
+	closing     chan struct{} // closed by Close: finish what is buffered
+	abort       chan struct{} // closed when Close's context ends: stop now
+	runDone     chan struct{}
+	closeOnce   sync.Once
+	abortOnce   sync.Once
+	closers     []func() // set by Open before use
+	closersOnce sync.Once
+	closed      atomic.Bool
+	inflightN   atomic.Int64
+	shutdownN   atomic.Int64
+
+	// Owned by run.
+	inflight  deque
+	failed    []*item
+	rewinding bool
+	retryAt   time.Time
+	failures  int
+}
+
+// New starts a Fanout publishing through pub.
+func New(pub Publisher, opts Options) (*Fanout, error) {
+	opts = opts.withDefaults()
+	if !validPrefix(opts.Prefix) {
+		return nil, fmt.Errorf("%w: %q", ErrInvalidPrefix, opts.Prefix)
+	}
+	f := &Fanout{
+		opts:    opts,
+		b:       builder{prefix: opts.Prefix, forwardTokens: opts.ForwardTokens, instant: opts.InstantWindow},
+		pub:     pub,
+		q:       newQueue(opts.BufferBytes, opts.BufferEvents),
+		dedup:   newWindow(opts.DedupSize),
+		log:     opts.Logger,
+		closing: make(chan struct{}),
+		abort:   make(chan struct{}),
+		runDone: make(chan struct{}),
+	}
+	f.logRouting = rate.Sometimes{First: 5, Interval: 10 * time.Second}
+	f.logBuffer = rate.Sometimes{First: 5, Interval: 10 * time.Second}
+	f.logPublish = rate.Sometimes{First: 5, Interval: 10 * time.Second}
+	m, err := newMetrics(opts.Registerer, f)
+	if err != nil {
+		return nil, fmt.Errorf("fanout: metrics: %w", err)
+	}
+	f.m = m
+	go f.run()
+	return f, nil
+}
+
+// Handle routes, filters, deduplicates and buffers one event. It is called
+// from cable delivery goroutines: it never blocks on NATS, and events of one
+// subscription are published in the order Handle was called.
+func (f *Fanout) Handle(ev Event) {
+	if ev.ReceivedAt.IsZero() {
+		ev.ReceivedAt = time.Now()
+	}
+	it, r, err := f.b.build(&ev)
+	if err != nil {
+		f.rejected(ev.SubID, err)
+		return
+	}
+	if f.opts.Observe != nil {
+		f.opts.Observe(ev.SubID, r)
+	}
+	if r.Private {
+		f.m.dropped[dropFiltered].Inc()
+		return
+	}
+	if !f.dedup.admit(r.DedupKey, time.Now().UnixNano(), f.ttl(r.Kind)) {
+		f.m.dropped[dropDuplicate].Inc()
+		return
+	}
+	it.key = r.DedupKey
+	f.enqueue(it, ev.SubID)
+}
+
+func (f *Fanout) ttl(k Kind) int64 {
+	if k.instant() {
+		return int64(f.opts.InstantWindow)
+	}
+	return int64(f.opts.DedupTTL)
+}
+
+func (f *Fanout) rejected(subID string, err error) {
+	reason := dropRouting
+	if errors.Is(err, errNotObject) || errors.Is(err, errSyntax) || errors.Is(err, ErrNoEvent) {
+		reason = dropInvalid
+	}
+	f.m.dropped[reason].Inc()
+	f.logRouting.Do(func() {
+		f.log.Warn("fanout: event dropped", "sub", subID, "reason", dropNames[reason], "err", err)
+	})
+}
+
+// enqueue buffers it or drops it with a counted reason.
+func (f *Fanout) enqueue(it *item, subID string) error {
+	it.enq = time.Now()
+	res := f.q.push(it)
+	if res == pushed {
+		return nil
+	}
+	f.dedup.forget(it.key)
+	reason, err := dropBufferFull, ErrBufferFull
+	switch res {
+	case pushTooLarge:
+		reason = dropTooLarge
+	case pushClosed:
+		reason, err = dropShutdown, ErrClosed
+	}
+	f.m.dropped[reason].Inc()
+	f.logBuffer.Do(func() {
+		f.log.Warn("fanout: event dropped", "sub", subID, "reason", dropNames[reason])
+	})
+	return err
+}
+
+// Seen reports whether an event with this dedup key was accepted recently
+// (and not dropped since), e.g. to skip a replay before building it.
+func (f *Fanout) Seen(dedupKey string) bool {
+	return f.dedup.seen(dedupKey, time.Now().UnixNano())
+}
+
+// Ready reports whether events flow: NATS (and the stream) usable, the
+// buffer not saturated, and the Fanout not closed.
+func (f *Fanout) Ready() bool {
+	return !f.closed.Load() && f.pub.Connected() && !f.q.isSaturated()
+}
+
+// Lifecycle event names: the subject is <prefix>.relay.<name>.
+const (
+	SubscriptionConfirmed = "subscription.confirmed"
+	SubscriptionLost      = "subscription.lost"
+	SubscriptionInvalid   = "subscription.invalid"
+	SubscriptionRemoved   = "subscription.removed"
+	CatchupDone           = "catchup.done"
+)
+
+// LifecycleEvent is the JSON body of a relay lifecycle event. It names the
+// subscription by id; it has no place for a token.
+type LifecycleEvent struct {
+	Event          string    `json:"event"` // e.g. SubscriptionConfirmed
+	SubscriptionID string    `json:"subscription_id"`
+	At             time.Time `json:"at"`
+	Reason         string    `json:"reason,omitempty"`
+	AccountID      string    `json:"account_id,omitempty"`
+	InboxID        string    `json:"inbox_id,omitempty"`
+	ContactID      string    `json:"contact_id,omitempty"`
+	// Replayed and Conversations report catch-up work (CatchupDone).
+	Replayed      int `json:"replayed,omitempty"`
+	Conversations int `json:"conversations,omitempty"`
+}
+
+// Lifecycle buffers a lifecycle event on <prefix>.relay.<ev.Event>, in order
+// with the events handled before it.
+func (f *Fanout) Lifecycle(ev LifecycleEvent) error {
+	if !validEvent(ev.Event) {
+		return fmt.Errorf("%w: lifecycle event name", ErrRouting)
+	}
+	if ev.SubscriptionID == "" || !headerSafe(ev.SubscriptionID) {
+		return &RoutingError{Field: "subscription id"}
+	}
+	if ev.At.IsZero() {
+		ev.At = time.Now()
+	}
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("fanout: lifecycle body: %w", err)
+	}
+	it := &item{kind: KindLifecycle}
+	it.msg.Subject = f.opts.Prefix + ".relay." + ev.Event
+	it.msg.Data = body
+	at := ev.At.UTC()
+	it.hv[hMsgID] = "l:" + ev.Event + ":" + ev.SubscriptionID + ":" + strconv.FormatInt(at.UnixNano(), 10)
+	it.hv[hSubscription] = ev.SubscriptionID
+	it.hv[hReceivedAt] = at.Format(receivedAtLayout)
+	it.setHeaders()
+	it.size = int64(len(body) + len(it.msg.Subject) + itemOverhead)
+	return f.enqueue(it, ev.SubscriptionID)
+}
+
+// Close stops accepting events and publishes what is buffered until ctx
+// ends; whatever is left then is dropped (counted as shutdown) and reported
+// as ErrShutdownDropped. Connections opened by Open are closed afterwards.
+func (f *Fanout) Close(ctx context.Context) error {
+	f.closeOnce.Do(func() {
+		f.closed.Store(true)
+		f.q.close()
+		close(f.closing)
+	})
+	var err error
+	select {
+	case <-f.runDone:
+	case <-ctx.Done():
+		err = ctx.Err()
+		f.abortOnce.Do(func() { close(f.abort) })
+		<-f.runDone
+	}
+	f.closersOnce.Do(func() {
+		for _, c := range f.closers {
+			c()
+		}
+	})
+	if n := f.shutdownN.Load(); n > 0 {
+		err = errors.Join(fmt.Errorf("%w: %d", ErrShutdownDropped, n), err)
+	}
+	return err
+}

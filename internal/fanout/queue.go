@@ -1,0 +1,190 @@
+package fanout
+
+import "sync"
+
+// deque is a growable ring of items.
+type deque struct {
+	buf     []*item
+	head, n int
+}
+
+func (d *deque) len() int { return d.n }
+
+func (d *deque) front() *item {
+	if d.n == 0 {
+		return nil
+	}
+	return d.buf[d.head]
+}
+
+func (d *deque) pushBack(it *item) {
+	d.grow()
+	d.buf[(d.head+d.n)%len(d.buf)] = it
+	d.n++
+}
+
+func (d *deque) pushFront(it *item) {
+	d.grow()
+	d.head = (d.head - 1 + len(d.buf)) % len(d.buf)
+	d.buf[d.head] = it
+	d.n++
+}
+
+func (d *deque) popFront() *item {
+	if d.n == 0 {
+		return nil
+	}
+	it := d.buf[d.head]
+	d.buf[d.head] = nil
+	d.head = (d.head + 1) % len(d.buf)
+	d.n--
+	if len(d.buf) > 1024 && d.n < len(d.buf)/4 {
+		d.resize(len(d.buf) / 2)
+	}
+	return it
+}
+
+func (d *deque) grow() {
+	if d.n < len(d.buf) {
+		return
+	}
+	d.resize(max(16, 2*len(d.buf)))
+}
+
+func (d *deque) resize(size int) {
+	buf := make([]*item, size)
+	for i := range d.n {
+		buf[i] = d.buf[(d.head+i)%len(d.buf)]
+	}
+	d.buf, d.head = buf, 0
+}
+
+// queue is the bounded buffer between Handle and the sender. It holds the
+// events waiting to be published; the bounds count them together with the
+// events in flight, which stay charged until acknowledged or dropped.
+//
+// Once an event is refused for lack of room the queue is saturated (the
+// relay reports not ready) until it has drained to half of its bounds.
+type queue struct {
+	mu        sync.Mutex
+	waiting   deque
+	bytes     int64 // held: waiting + in flight
+	count     int
+	maxBytes  int64
+	maxCount  int
+	saturated bool
+	closed    bool
+	signal    chan struct{} // capacity 1: "something was pushed"
+	satChange notifier      // saturated flipped
+}
+
+type pushResult uint8
+
+const (
+	pushed pushResult = iota
+	pushFull
+	pushTooLarge
+	pushClosed
+)
+
+func newQueue(maxBytes int64, maxCount int) *queue {
+	return &queue{maxBytes: maxBytes, maxCount: maxCount, signal: make(chan struct{}, 1)}
+}
+
+func (q *queue) push(it *item) pushResult {
+	q.mu.Lock()
+	res := q.pushLocked(it)
+	q.mu.Unlock()
+	if res == pushed {
+		select {
+		case q.signal <- struct{}{}:
+		default:
+		}
+	}
+	return res
+}
+
+func (q *queue) pushLocked(it *item) pushResult {
+	switch {
+	case q.closed:
+		return pushClosed
+	case it.size > q.maxBytes:
+		return pushTooLarge
+	case q.bytes+it.size > q.maxBytes || q.count >= q.maxCount:
+		if !q.saturated {
+			q.saturated = true
+			q.satChange.notify()
+		}
+		return pushFull
+	}
+	q.waiting.pushBack(it)
+	q.bytes += it.size
+	q.count++
+	return pushed
+}
+
+// next takes the oldest waiting item (it stays charged), or nil.
+func (q *queue) next() *item {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.waiting.popFront()
+}
+
+// requeue puts items back at the front, keeping their order.
+func (q *queue) requeue(items ...*item) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i := len(items) - 1; i >= 0; i-- {
+		q.waiting.pushFront(items[i])
+	}
+}
+
+// release uncharges an item that was published or dropped.
+func (q *queue) release(it *item) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.bytes -= it.size
+	q.count--
+	if q.saturated && q.bytes <= q.maxBytes/2 && q.count <= q.maxCount/2 {
+		q.saturated = false
+		q.satChange.notify()
+	}
+}
+
+func (q *queue) waitingLen() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.waiting.len()
+}
+
+func (q *queue) held() (bytes int64, count int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.bytes, q.count
+}
+
+func (q *queue) isSaturated() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.saturated
+}
+
+// close refuses further pushes.
+func (q *queue) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.closed = true
+}
+
+// drain removes and uncharges every waiting item.
+func (q *queue) drain() []*item {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []*item
+	for it := q.waiting.popFront(); it != nil; it = q.waiting.popFront() {
+		q.bytes -= it.size
+		q.count--
+		out = append(out, it)
+	}
+	return out
+}

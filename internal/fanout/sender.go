@@ -1,0 +1,270 @@
+package fanout
+
+import (
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The sender is one goroutine (run) that moves events from the queue to
+// NATS, keeping at most InFlight unacknowledged, and handles outcomes
+// strictly in publish order:
+//
+//	queue ──fill──> in flight ──ack ok──> released (published)
+//	  ^                  │
+//	  └──── requeue ─────┘ ack failed: wait until everything in flight has
+//	                       resolved, put the failures back at the head of the
+//	                       queue in their original order, back off, resend.
+//
+// Going back to the oldest failure keeps per-subscription order across a
+// connection loss (messages reach the server in TCP order, so a lost one is
+// followed by lost ones). Resent events that had in fact been stored are
+// dropped by JetStream's duplicate window (Nats-Msg-Id).
+
+// run is the sender loop.
+func (f *Fanout) run() {
+	defer close(f.runDone)
+	for f.step() {
+	}
+	f.dropRemaining()
+}
+
+// step does one round: publish what may be published, then wait for one
+// outcome or state change. It returns false when the loop must end.
+func (f *Fanout) step() bool {
+	changed := f.pub.Changed()
+	if f.sendable() {
+		f.fill()
+	}
+	switch {
+	case f.inflight.len() > 0:
+		return f.awaitAcks()
+	case f.q.waitingLen() == 0:
+		return f.awaitWork()
+	}
+	return f.awaitSendable(changed)
+}
+
+func (f *Fanout) sendable() bool {
+	return !f.rewinding && !time.Now().Before(f.retryAt) && f.pub.Connected()
+}
+
+// fill publishes waiting events until the in-flight window is full.
+func (f *Fanout) fill() {
+	for f.inflight.len() < f.opts.InFlight {
+		it := f.q.next()
+		if it == nil {
+			return
+		}
+		ack, err := f.pub.Publish(&it.msg)
+		if err != nil {
+			if !f.publishFailed(it, err) {
+				return
+			}
+			continue
+		}
+		it.ack = ack
+		f.inflight.pushBack(it)
+		f.inflightN.Add(1)
+	}
+}
+
+// publishFailed handles an error returned by Publish itself and reports
+// whether filling may go on.
+func (f *Fanout) publishFailed(it *item, err error) bool {
+	if permanent(err) {
+		f.m.failures[failRejected].Inc()
+		f.drop(it, dropPublishError, err)
+		return true
+	}
+	f.m.failures[classify(err)].Inc()
+	f.q.requeue(it)
+	f.backOff()
+	return false
+}
+
+// awaitAcks waits for the oldest in-flight event (or for new events while
+// the window has room), then takes every further outcome already there.
+func (f *Fanout) awaitAcks() bool {
+	it := f.inflight.front()
+	var more chan struct{}
+	if f.inflight.len() < f.opts.InFlight && !f.rewinding {
+		more = f.q.signal
+	}
+	select {
+	case <-it.ack.Ok():
+		f.acked()
+	case err := <-it.ack.Err():
+		f.nacked(err)
+	case <-more:
+		return true
+	case <-f.abort:
+		return false
+	}
+	for f.inflight.len() > 0 {
+		it := f.inflight.front()
+		select {
+		case <-it.ack.Ok():
+			f.acked()
+		case err := <-it.ack.Err():
+			f.nacked(err)
+		default:
+			return true
+		}
+	}
+	return true
+}
+
+// awaitWork waits for events when nothing is buffered.
+func (f *Fanout) awaitWork() bool {
+	select {
+	case <-f.q.signal:
+		return true
+	case <-f.closing:
+		return f.q.waitingLen() > 0
+	case <-f.abort:
+		return false
+	}
+}
+
+// awaitSendable waits while events are buffered but cannot be sent:
+// disconnected, or backing off after a failure.
+func (f *Fanout) awaitSendable(changed <-chan struct{}) bool {
+	if !f.pub.Connected() {
+		select {
+		case <-changed:
+			f.retryAt = time.Time{}
+			return true
+		case <-f.abort:
+			return false
+		}
+	}
+	d := time.Until(f.retryAt)
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-changed:
+	case <-f.abort:
+		return false
+	}
+	return true
+}
+
+func (f *Fanout) popInflight() *item {
+	f.inflightN.Add(-1)
+	return f.inflight.popFront()
+}
+
+// acked completes the oldest in-flight event.
+func (f *Fanout) acked() {
+	it := f.popInflight()
+	f.m.published[it.kind].Inc()
+	f.m.latency.Observe(time.Since(it.enq).Seconds())
+	f.q.release(it)
+	if !f.rewinding {
+		f.failures = 0
+	}
+	f.finishRewind()
+}
+
+// nacked records a failed acknowledgement of the oldest in-flight event.
+func (f *Fanout) nacked(err error) {
+	it := f.popInflight()
+	class := classify(err)
+	f.m.failures[class].Inc()
+	f.rewinding = true
+	if class == failRejected || class == failOther {
+		it.attempts++
+		if it.attempts >= f.opts.MaxAttempts {
+			f.drop(it, dropPublishError, err)
+			f.finishRewind()
+			return
+		}
+	}
+	f.failed = append(f.failed, it)
+	f.finishRewind()
+}
+
+// finishRewind requeues the failed events once nothing is in flight.
+func (f *Fanout) finishRewind() {
+	if !f.rewinding || f.inflight.len() > 0 {
+		return
+	}
+	f.rewinding = false
+	if len(f.failed) == 0 {
+		return
+	}
+	f.q.requeue(f.failed...)
+	f.m.retries.Add(float64(len(f.failed)))
+	clear(f.failed)
+	f.failed = f.failed[:0]
+	f.backOff()
+}
+
+func (f *Fanout) backOff() {
+	f.failures++
+	f.retryAt = time.Now().Add(backoff(f.failures, f.opts.RetryMin, f.opts.RetryMax))
+}
+
+// drop gives up on an event that was accepted into the buffer.
+func (f *Fanout) drop(it *item, reason dropReason, err error) {
+	f.q.release(it)
+	f.dedup.forget(it.key)
+	f.m.dropped[reason].Inc()
+	if reason == dropShutdown {
+		f.shutdownN.Add(1)
+		return
+	}
+	f.logPublish.Do(func() {
+		f.log.Warn("fanout: event dropped", "subject", it.msg.Subject, "reason", dropNames[reason], "err", err)
+	})
+}
+
+// dropRemaining counts everything still held when the loop ends.
+func (f *Fanout) dropRemaining() {
+	for f.inflight.len() > 0 {
+		f.drop(f.popInflight(), dropShutdown, nil)
+	}
+	for _, it := range f.failed {
+		f.drop(it, dropShutdown, nil)
+	}
+	f.failed = nil
+	for _, it := range f.q.drain() {
+		f.m.dropped[dropShutdown].Inc()
+		f.dedup.forget(it.key)
+		f.shutdownN.Add(1)
+	}
+}
+
+// permanent reports publish errors that no retry can fix.
+func permanent(err error) bool {
+	return errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, nats.ErrBadSubject) ||
+		errors.Is(err, nats.ErrHeadersNotSupported)
+}
+
+// classify maps a publish or acknowledgement error to a failure reason.
+// Only rejected/other count towards MaxAttempts.
+func classify(err error) failure {
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.Is(err, ErrStreamNotReady), errors.Is(err, nats.ErrReconnectBufExceeded),
+		errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrConnectionReconnecting),
+		errors.Is(err, nats.ErrConnectionDraining), errors.Is(err, jetstream.ErrTooManyStalledMsgs):
+		return failNotConnected
+	case errors.Is(err, nats.ErrDisconnected):
+		return failDisconnected
+	case errors.Is(err, jetstream.ErrAsyncPublishTimeout), errors.Is(err, nats.ErrTimeout):
+		return failTimeout
+	case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders):
+		return failNoStream
+	case errors.As(err, &apiErr):
+		return failRejected
+	}
+	return failOther
+}
