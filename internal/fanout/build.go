@@ -179,6 +179,7 @@ func routeOf(s string, l *layout, r *route, replayed bool) Route {
 		MessageType:    r.msgType,
 		Status:         l.status.of(s),
 		Private:        r.private,
+		EchoID:         string(r.echo),
 		DedupKey:       l.key.of(s),
 		MsgID:          l.msgID.of(s),
 		Replayed:       replayed,

@@ -103,6 +103,9 @@ type Route struct {
 	// and the message status (sent, delivered, read, failed) for message events.
 	Status  string
 	Private bool // typing event for a private note
+	// EchoID is the echo_id of a message.created that carries one (the
+	// contact's own message coming back), when it is a plain token.
+	EchoID string
 
 	// DedupKey is the relay's in-process dedup key; "" when the event is not
 	// deduplicated. MsgID is the Nats-Msg-Id header: equal to DedupKey except

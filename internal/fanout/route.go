@@ -56,6 +56,7 @@ type route struct {
 	msgType MessageType
 	status  []byte
 	stamp   []byte // updated_at (or timestamp for conversation events), raw text
+	echo    []byte // echo_id of a message.created, when it is a safe token
 	private bool
 }
 
@@ -100,6 +101,9 @@ func (r *route) details(f *fields) {
 		}
 		r.status = safeWord(f[slotStatus])
 		r.stamp = safeStamp(f[slotUpdatedAt])
+		if e := f[slotEchoID]; e.kind == kindString && validToken(e.raw) {
+			r.echo = e.raw
+		}
 	case KindConversation:
 		r.status = safeWord(f[slotStatus])
 		if r.stamp = safeStamp(f[slotUpdatedAt]); r.stamp == nil {

@@ -320,3 +320,19 @@ func TestValidators(t *testing.T) {
 		}
 	}
 }
+
+func TestEchoID(t *testing.T) {
+	for _, tt := range []struct {
+		name, msg, want string
+	}{
+		{"fixture echo", string(fixtureMessage(t, "02_message.created.incoming_echo.json")), "echo-123"},
+		{"agent reply has none", string(fixtureMessage(t, "03_message.created.agent_reply.json")), ""},
+		{"unsafe value ignored", `{"event":"message.created","data":{"id":5,"account_id":1,"echo_id":"a b"}}`, ""},
+		{"only on messages", `{"event":"conversation.updated","data":{"id":5,"account_id":1,"echo_id":"x"}}`, ""},
+	} {
+		r, err := Resolve(Event{SubID: "s", Message: []byte(tt.msg)})
+		if err != nil || r.EchoID != tt.want {
+			t.Errorf("%s: EchoID = %q, %v; want %q", tt.name, r.EchoID, err, tt.want)
+		}
+	}
+}

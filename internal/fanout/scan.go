@@ -38,6 +38,7 @@ const (
 	slotConvObjStatus              // data.conversation.status
 	slotConvCIContact              // data.conversation.contact_inbox.contact_id
 	slotConvMetaSender             // data.conversation.meta.sender.id
+	slotEchoID                     // data.echo_id (a contact's own message, echoed)
 	numSlots
 	noSlot slot = -1
 )
@@ -101,6 +102,7 @@ var rootNode = node{
 		"status":          leaf(slotStatus),
 		"sender_type":     leaf(slotSenderType),
 		"sender_id":       leaf(slotSenderID),
+		"echo_id":         leaf(slotEchoID),
 		"contact_inbox":   sub(node{"contact_id": leaf(slotCIContact), "inbox_id": leaf(slotCIInbox)}),
 		"meta":            sub(node{"sender": sub(senderNode(slotMetaSender))}),
 		"sender":          sub(node{"id": leaf(slotSenderObjID), "type": leaf(slotSenderObjType)}),

@@ -35,6 +35,7 @@ var slotPaths = map[slot][]string{
 	slotConvObjStatus:  {"data", "conversation", "status"},
 	slotConvCIContact:  {"data", "conversation", "contact_inbox", "contact_id"},
 	slotConvMetaSender: {"data", "conversation", "meta", "sender", "id"},
+	slotEchoID:         {"data", "echo_id"},
 }
 
 func TestSlotPathsComplete(t *testing.T) {
