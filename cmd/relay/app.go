@@ -1,0 +1,401 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/relayhq/relay/internal/api"
+	"github.com/relayhq/relay/internal/cable"
+	"github.com/relayhq/relay/internal/catchup"
+	"github.com/relayhq/relay/internal/chatwoot"
+	"github.com/relayhq/relay/internal/fanout"
+	"github.com/relayhq/relay/internal/natsserver"
+	"github.com/relayhq/relay/internal/registry"
+	"github.com/relayhq/relay/internal/store"
+	"github.com/relayhq/relay/internal/store/bolt"
+	"github.com/relayhq/relay/internal/store/redisstore"
+)
+
+// app is the wired relay. Fields are set once by start.
+type app struct {
+	cfg      Config
+	log      *slog.Logger
+	metrics  *prometheus.Registry
+	store    store.Store
+	nats     *natsserver.Server // nil with an external NATS
+	natsURL  string
+	fanout   *fanout.Fanout
+	client   *chatwoot.Client
+	registry *registry.Registry
+	catchup  *catchup.Catchup
+	pool     *cable.Pool
+	echoes   *api.EchoTracker
+	http     *http.Server
+	httpAddr net.Addr
+	static   *staticSubscriptions
+}
+
+// start wires every part in dependency order and starts serving. On error
+// what was started is stopped again.
+func start(ctx context.Context, cfg Config, log *slog.Logger) (a *app, err error) {
+	a = &app{cfg: cfg, log: log, metrics: prometheus.NewRegistry()}
+	a.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	log.Info("relay starting", "config", cfg)
+	defer func() {
+		if err != nil {
+			a.shutdown()
+		}
+	}()
+	steps := []func(context.Context) error{
+		a.openStore, a.startNATS, a.openFanout, a.newClient, a.newCatchup, a.newPool, a.serveHTTP, a.loadSubscriptions,
+	}
+	for _, step := range steps {
+		if err := step(ctx); err != nil {
+			return a, err
+		}
+	}
+	log.Info("relay started", "http", a.httpAddr.String(), "nats", a.natsURL)
+	return a, nil
+}
+
+func (a *app) openStore(context.Context) error {
+	var err error
+	if a.cfg.RedisURL != "" {
+		a.store, err = redisstore.Open(a.cfg.RedisURL, redisstore.Options{})
+	} else {
+		a.store, err = bolt.Open(filepath.Join(a.cfg.DataDir, "relay.db"), bolt.Options{})
+	}
+	if err != nil {
+		return fmt.Errorf("state store: %w", err)
+	}
+	return nil
+}
+
+func (a *app) startNATS(context.Context) error {
+	if a.cfg.NATSURL != "" {
+		a.natsURL = a.cfg.NATSURL
+		return nil
+	}
+	host, port, err := natsserver.SplitListen(a.cfg.NATSListen)
+	if err != nil {
+		return fmt.Errorf("embedded NATS: %w", err)
+	}
+	a.nats, err = natsserver.Start(natsserver.Config{
+		Host: host, Port: port, JetStream: a.cfg.NATSJetStream,
+		StoreDir: filepath.Join(a.cfg.DataDir, "nats"), ServerName: "relay", Logger: a.log.With("component", "nats"),
+	})
+	if err != nil {
+		return fmt.Errorf("embedded NATS on %s: %w", a.cfg.NATSListen, err)
+	}
+	a.natsURL = a.nats.ClientURL()
+	return nil
+}
+
+func (a *app) openFanout(context.Context) error {
+	c := a.cfg
+	var err error
+	a.fanout, err = fanout.Open(fanout.Config{
+		NATS: fanout.NATSConfig{URL: a.natsURL, CredsFile: c.NATSCredsFile, User: c.NATSUser, Password: c.NATSPassword,
+			Token: c.NATSToken, CAFile: c.NATSTLSCA, CertFile: c.NATSTLSCert, KeyFile: c.NATSTLSKey},
+		Core: !c.NATSJetStream,
+		Stream: fanout.JetStreamConfig{Name: c.NATSStream, MaxAge: orUnlimited(c.NATSStreamMaxAge),
+			MaxBytes: c.NATSStreamMaxBytes, Duplicates: c.NATSDupWindow},
+	}, fanout.Options{
+		Prefix: c.NATSSubjectPrefix, ForwardTokens: c.ForwardTokens, BufferBytes: c.NATSBufferBytes,
+		Observe: a.observe, Logger: a.log.With("component", "fanout"), Registerer: a.metrics,
+	})
+	if err != nil {
+		return fmt.Errorf("NATS: %w", err)
+	}
+	return nil
+}
+
+// orUnlimited maps the documented 0 = unlimited to the fanout's negative.
+func orUnlimited(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+func (a *app) newClient(context.Context) error {
+	var err error
+	a.client, err = chatwoot.New(chatwoot.Options{
+		BaseURL: a.cfg.ChatwootURL, Timeout: a.cfg.ChatwootTimeout, UserAgent: "relay",
+		Limiter: chatwoot.NewLimiter(a.cfg.ChatwootRatePerMinute), Logger: a.log.With("component", "chatwoot"),
+		Registerer: a.metrics,
+	})
+	if err != nil {
+		return fmt.Errorf("chatwoot client: %w", err)
+	}
+	a.registry = registry.New(a.store, a.log.With("component", "registry"))
+	a.echoes = api.NewEchoTracker(api.DefaultMaxEchoWaiters)
+	return nil
+}
+
+func (a *app) newCatchup(context.Context) error {
+	var err error
+	a.catchup, err = catchup.New(catchup.Options{
+		Source: a.client, Cursors: a.store, Sink: a.fanout, Concurrency: a.cfg.CatchupConcurrency,
+		Logger: a.log.With("component", "catchup"), Registerer: a.metrics,
+	})
+	if err != nil {
+		return fmt.Errorf("catch-up: %w", err)
+	}
+	a.catchup.Start()
+	return nil
+}
+
+func (a *app) newPool(context.Context) error {
+	c := a.cfg
+	url, err := cable.CableURL(c.ChatwootURL)
+	if err != nil {
+		return err
+	}
+	tlsConfig, err := tlsWithCA(c.CableTLSCA)
+	if err != nil {
+		return err
+	}
+	a.pool, err = cable.New(cable.Config{
+		URL: url, Origin: c.CableOrigin, NoOrigin: c.CableOrigin == "-", TLSConfig: tlsConfig,
+		PerConn: c.CablePerConn, SubscribeRate: c.CableSubscribeRate, SubscribeBurst: c.CableSubscribeBurst,
+		StaleAfter: c.CableStaleAfter, BackoffMin: c.CableBackoffMin, BackoffMax: c.CableBackoffMax,
+		ConfirmTimeout: c.CableConfirmTimeout, VerifyAfter: c.CableVerifyAfter,
+		PresenceInterval: c.CablePresenceInterval, ReadLimit: c.CableReadLimit,
+		Handler: a.deliver, OnState: a.onState, Verifier: cable.VerifierFunc(a.verify),
+		Logger: a.log.With("component", "cable"), Registerer: a.metrics,
+	})
+	if err != nil {
+		return err
+	}
+	a.registry.Attach(a.pool)
+	return nil
+}
+
+func tlsWithCA(file string) (*tls.Config, error) {
+	if file == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("cable CA: %w", err)
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("cable CA %s: no certificate found", file)
+	}
+	return &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}, nil
+}
+
+func (a *app) serveHTTP(context.Context) error {
+	srv, err := api.New(api.Options{
+		Registry: a.registry, Chatwoot: a.client, Store: a.store, APITokens: a.cfg.APITokens,
+		InboxHMACTokens: a.cfg.InboxHMACTokens, MaxMultipartBytes: a.cfg.MultipartLimit, Echoes: a.echoes,
+		Ready: a.ready, Metrics: promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{Registry: a.metrics}),
+		Logger: a.log.With("component", "api"), Registerer: a.metrics,
+	})
+	if err != nil {
+		return fmt.Errorf("HTTP API: %w", err)
+	}
+	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("HTTP listener: %w", err)
+	}
+	a.httpAddr = ln.Addr()
+	a.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	go func() {
+		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("HTTP server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// loadSubscriptions resubscribes everything in the store, then the static file.
+func (a *app) loadSubscriptions(ctx context.Context) error {
+	n, err := a.registry.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("loading subscriptions: %w", err)
+	}
+	a.log.Info("stored subscriptions restored", "count", n)
+	if a.cfg.SubscriptionsFile == "" {
+		return nil
+	}
+	a.static = &staticSubscriptions{path: a.cfg.SubscriptionsFile, registry: a.registry, log: a.log}
+	return a.static.reload(ctx)
+}
+
+// watchReload reloads the static subscriptions file on SIGHUP until ctx ends.
+func (a *app) watchReload(ctx context.Context) {
+	if a.static == nil {
+		return
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := a.static.reload(ctx); err != nil {
+					a.log.Error("subscriptions file not reloaded", "err", err)
+				}
+			}
+		}
+	}()
+}
+
+// deliver hands one broadcast to the fan-out.
+func (a *app) deliver(d cable.Delivery) {
+	ev := fanout.Event{SubID: d.ID, Message: d.Message, ReceivedAt: d.ReceivedAt}
+	if m := registry.MetaOf(d.Meta); m != nil {
+		ev.Hints = m.Hints()
+	}
+	a.fanout.Handle(ev)
+}
+
+// observe sees every routed event: it learns ids for the registry, moves
+// catch-up cursors and releases callers waiting for their message's echo.
+func (a *app) observe(subID string, r fanout.Route) {
+	if r.Replayed {
+		return
+	}
+	a.registry.Learn(context.Background(), subID, fanout.Hints{AccountID: r.AccountID, InboxID: r.InboxID, ContactID: r.ContactID})
+	a.catchup.ObserveLive(subID, r)
+	if r.EchoID != "" {
+		a.echoes.Observe(r.EchoID)
+	}
+}
+
+// onState publishes lifecycle events and drives catch-up.
+func (a *app) onState(c cable.StateChange) {
+	m := registry.MetaOf(c.Meta)
+	ev := fanout.LifecycleEvent{SubscriptionID: c.ID, At: c.At, Reason: c.Reason}
+	if m != nil {
+		ev.AccountID, ev.InboxID, ev.ContactID = m.AccountID, m.InboxID, m.ContactID
+	}
+	switch c.Change {
+	case cable.ChangeConfirmed:
+		ev.Event = fanout.SubscriptionConfirmed
+		if m != nil {
+			a.catchup.Trigger(m, a.lastActivity(c.ID))
+		}
+	case cable.ChangeLost:
+		ev.Event = fanout.SubscriptionLost
+		a.catchup.Lost(c.ID)
+	case cable.ChangeGap:
+		if m != nil {
+			a.catchup.Gap(m, time.Now())
+		}
+		return
+	case cable.ChangeInvalid:
+		ev.Event = fanout.SubscriptionInvalid
+	case cable.ChangeRemoved:
+		ev.Event = fanout.SubscriptionRemoved
+		a.catchup.Forget(c.ID)
+	default:
+		return
+	}
+	if err := a.fanout.Lifecycle(ev); err != nil {
+		a.log.Warn("lifecycle event not published", "subscription", c.ID, "event", ev.Event, "err", err)
+	}
+}
+
+func (a *app) lastActivity(id string) time.Time {
+	if in, ok := a.pool.Get(id); ok {
+		return in.LastEventAt
+	}
+	return time.Time{}
+}
+
+// verify checks a subscription that keeps going unconfirmed: Chatwoot
+// answers 404 for a contact inbox that no longer exists.
+func (a *app) verify(ctx context.Context, id string, meta any) (cable.Verdict, error) {
+	m := registry.MetaOf(meta)
+	if m == nil || !m.CatchUp() {
+		return cable.VerdictUnknown, nil
+	}
+	_, err := a.client.GetContact(ctx, chatwoot.ContactInbox{Inbox: m.InboxIdentifier, SourceID: m.SourceID}, chatwoot.Identity{})
+	switch {
+	case err == nil:
+		return cable.VerdictValid, nil
+	case errors.Is(err, chatwoot.ErrNotFound):
+		return cable.VerdictInvalid, nil
+	default:
+		return cable.VerdictUnknown, err
+	}
+}
+
+// ready is /readyz: NATS takes events and the store answers. Chatwoot being
+// down is not unreadiness (every replica would flap together).
+func (a *app) ready() error {
+	if !a.fanout.Ready() {
+		return errors.New("NATS is not accepting events")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := a.store.Ping(ctx); err != nil {
+		return fmt.Errorf("state store: %w", err)
+	}
+	return nil
+}
+
+// shutdown stops in order: API, pool, catch-up (flushing cursors), NATS
+// drain, embedded NATS, store — bounded by ShutdownTimeout.
+func (a *app) shutdown() error {
+	ctx, cancel := shutdownContext(a.cfg.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	if a.http != nil {
+		errs = append(errs, a.http.Shutdown(ctx))
+	}
+	if a.pool != nil {
+		a.pool.Close()
+	}
+	if a.catchup != nil {
+		errs = append(errs, a.catchup.Close(ctx))
+	}
+	if a.fanout != nil {
+		errs = append(errs, a.fanout.Close(ctx))
+	}
+	if a.nats != nil {
+		a.nats.Shutdown()
+	}
+	if a.store != nil {
+		errs = append(errs, a.store.Close())
+	}
+	err := errors.Join(errs...)
+	a.log.Info("relay stopped", "clean", err == nil)
+	return err
+}
+
+// httpURL is the base URL of the relay's HTTP API.
+func (a *app) httpURL() string {
+	host, port, _ := net.SplitHostPort(a.httpAddr.String())
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	p, _ := strconv.Atoi(port)
+	return fmt.Sprintf("http://%s", net.JoinHostPort(host, strconv.Itoa(p)))
+}

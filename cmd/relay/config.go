@@ -1,0 +1,221 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"reflect"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+const envPrefix = "RELAY_"
+
+// Config is the relay's whole configuration, read once from RELAY_*
+// environment variables. Fields tagged secret are redacted when logged.
+type Config struct {
+	ChatwootURL string   `env:"CHATWOOT_URL" desc:"base URL of Chatwoot; /cable and /public/api/v1 hang off it (required outside -demo)"`
+	HTTPAddr    string   `env:"HTTP_ADDR" envDefault:"127.0.0.1:8080" desc:"the relay's HTTP API, health and metrics"`
+	APITokens   []string `env:"API_TOKENS" secret:"true" desc:"comma-separated bearer tokens; empty = loopback only"`
+	LogLevel    string   `env:"LOG_LEVEL" envDefault:"info" desc:"debug, info, warn or error"`
+
+	NATSURL            string        `env:"NATS_URL" desc:"external NATS; empty runs an embedded server"`
+	NATSListen         string        `env:"NATS_LISTEN" envDefault:"127.0.0.1:4222" desc:"where the embedded NATS listens"`
+	NATSJetStream      bool          `env:"NATS_JETSTREAM" envDefault:"true" desc:"publish to a JetStream stream (durable) or core NATS"`
+	NATSSubjectPrefix  string        `env:"NATS_SUBJECT_PREFIX" envDefault:"chatwoot" desc:"first subject token"`
+	NATSStream         string        `env:"NATS_STREAM" envDefault:"CHATWOOT" desc:"JetStream stream name"`
+	NATSStreamMaxAge   time.Duration `env:"NATS_STREAM_MAX_AGE" envDefault:"168h" desc:"JetStream stream max age (0 = unlimited)"`
+	NATSStreamMaxBytes int64         `env:"NATS_STREAM_MAX_BYTES" envDefault:"1073741824" desc:"JetStream stream max bytes (-1 = unlimited)"`
+	NATSDupWindow      time.Duration `env:"NATS_DUPLICATE_WINDOW" envDefault:"2m" desc:"JetStream duplicate window for Nats-Msg-Id"`
+	NATSBufferBytes    int64         `env:"NATS_BUFFER_BYTES" envDefault:"67108864" desc:"events held while NATS is unreachable"`
+	NATSCredsFile      string        `env:"NATS_CREDS_FILE" desc:"NATS credentials file"`
+	NATSUser           string        `env:"NATS_USER" desc:"NATS user"`
+	NATSPassword       string        `env:"NATS_PASSWORD" secret:"true" desc:"NATS password"`
+	NATSToken          string        `env:"NATS_TOKEN" secret:"true" desc:"NATS token"`
+	NATSTLSCA          string        `env:"NATS_TLS_CA" desc:"CA file for NATS TLS"`
+	NATSTLSCert        string        `env:"NATS_TLS_CERT" desc:"client certificate for NATS TLS"`
+	NATSTLSKey         string        `env:"NATS_TLS_KEY" desc:"client key for NATS TLS"`
+	ForwardTokens      bool          `env:"FORWARD_TOKENS" envDefault:"false" desc:"keep pubsub_token values in published bodies"`
+
+	DataDir           string            `env:"DATA_DIR" envDefault:"./data" desc:"local state file and embedded JetStream storage"`
+	RedisURL          string            `env:"REDIS_URL" secret:"true" desc:"shared state for several replicas; empty = local state file"`
+	InboxHMACTokens   map[string]string `env:"INBOX_HMAC_TOKENS" secret:"true" desc:"inbox_identifier=hmac_token,..."`
+	SubscriptionsFile string            `env:"SUBSCRIPTIONS_FILE" desc:"static subscriptions, reloaded on SIGHUP"`
+
+	CableOrigin           string        `env:"CABLE_ORIGIN" desc:"Origin header for /cable; empty = Chatwoot's origin, '-' = none"`
+	CablePerConn          int           `env:"CABLE_PER_CONN" envDefault:"200" desc:"subscriptions per websocket"`
+	CableSubscribeRate    float64       `env:"CABLE_SUBSCRIBE_RATE" envDefault:"50" desc:"subscribes per second, whole process"`
+	CableSubscribeBurst   int           `env:"CABLE_SUBSCRIBE_BURST" envDefault:"5" desc:"subscribe burst"`
+	CableStaleAfter       time.Duration `env:"CABLE_STALE_AFTER" envDefault:"6s" desc:"reconnect after this long without a frame"`
+	CableBackoffMin       time.Duration `env:"CABLE_BACKOFF_MIN" envDefault:"1s" desc:"reconnect backoff start"`
+	CableBackoffMax       time.Duration `env:"CABLE_BACKOFF_MAX" envDefault:"30s" desc:"reconnect backoff cap"`
+	CableConfirmTimeout   time.Duration `env:"CABLE_CONFIRM_TIMEOUT" envDefault:"10s" desc:"unsubscribe and retry a subscribe unconfirmed this long"`
+	CableVerifyAfter      int           `env:"CABLE_VERIFY_AFTER" envDefault:"3" desc:"confirm timeouts before checking the contact through the API"`
+	CablePresenceInterval time.Duration `env:"CABLE_PRESENCE_INTERVAL" envDefault:"0s" desc:"update_presence per subscription; 0 = off"`
+	CableReadLimit        int64         `env:"CABLE_READ_LIMIT" envDefault:"1048576" desc:"largest frame accepted"`
+	CableTLSCA            string        `env:"CABLE_TLS_CA" desc:"extra CA file for wss://"`
+
+	ChatwootRatePerMinute int           `env:"CHATWOOT_RATE_PER_MINUTE" envDefault:"2700" desc:"public API calls per minute, whole process (Chatwoot allows 3000/IP)"`
+	ChatwootTimeout       time.Duration `env:"CHATWOOT_TIMEOUT" envDefault:"15s" desc:"timeout of each public API call"`
+	MultipartLimit        int64         `env:"MULTIPART_LIMIT" envDefault:"41943040" desc:"largest multipart (attachment) request body"`
+	CatchupConcurrency    int           `env:"CATCHUP_CONCURRENCY" envDefault:"4" desc:"catch-ups running at once"`
+
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s" desc:"bound on the ordered shutdown"`
+}
+
+// loadConfig reads the configuration from environ (KEY=VALUE pairs) and
+// validates it, reporting every problem at once.
+func loadConfig(environ map[string]string, demo bool) (Config, error) {
+	var c Config
+	if err := env.ParseWithOptions(&c, env.Options{Prefix: envPrefix, Environment: environ}); err != nil {
+		return c, err
+	}
+	return c, c.validate(demo)
+}
+
+func (c *Config) validate(demo bool) error {
+	var errs []error
+	bad := func(name, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s%s: %s", envPrefix, name, fmt.Sprintf(format, a...)))
+	}
+	switch u, err := url.Parse(c.ChatwootURL); {
+	case c.ChatwootURL == "" && !demo:
+		bad("CHATWOOT_URL", "required (or run with -demo)")
+	case c.ChatwootURL == "":
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		bad("CHATWOOT_URL", "want an http(s) URL, got %q", c.ChatwootURL)
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		bad("HTTP_ADDR", "%v", err)
+	} else if len(c.APITokens) == 0 && !loopbackAddr(c.HTTPAddr) {
+		bad("API_TOKENS", "required when HTTP_ADDR %q is not a loopback address", c.HTTPAddr)
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		bad("LOG_LEVEL", "%v", err)
+	}
+	if c.NATSURL == "" {
+		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
+			bad("NATS_LISTEN", "%v", err)
+		}
+	}
+	if !validSubjectToken(c.NATSSubjectPrefix) {
+		bad("NATS_SUBJECT_PREFIX", "%q: want letters, digits, '_' or '-'", c.NATSSubjectPrefix)
+	}
+	if !validSubjectToken(c.NATSStream) {
+		bad("NATS_STREAM", "%q: want letters, digits, '_' or '-'", c.NATSStream)
+	}
+	if c.NATSBufferBytes <= 0 {
+		bad("NATS_BUFFER_BYTES", "must be positive")
+	}
+	if c.RedisURL == "" && c.DataDir == "" {
+		bad("DATA_DIR", "required without REDIS_URL")
+	}
+	for name, v := range map[string]float64{
+		"CABLE_PER_CONN": float64(c.CablePerConn), "CABLE_SUBSCRIBE_RATE": c.CableSubscribeRate,
+		"CABLE_SUBSCRIBE_BURST": float64(c.CableSubscribeBurst), "CABLE_VERIFY_AFTER": float64(c.CableVerifyAfter),
+		"CABLE_READ_LIMIT": float64(c.CableReadLimit), "CHATWOOT_RATE_PER_MINUTE": float64(c.ChatwootRatePerMinute),
+		"CATCHUP_CONCURRENCY": float64(c.CatchupConcurrency), "MULTIPART_LIMIT": float64(c.MultipartLimit),
+	} {
+		if v <= 0 {
+			bad(name, "must be positive")
+		}
+	}
+	if c.CableBackoffMin <= 0 || c.CableBackoffMin > c.CableBackoffMax {
+		bad("CABLE_BACKOFF_MIN", "must be positive and at most CABLE_BACKOFF_MAX")
+	}
+	for name, d := range map[string]time.Duration{
+		"CABLE_STALE_AFTER": c.CableStaleAfter, "CABLE_CONFIRM_TIMEOUT": c.CableConfirmTimeout,
+		"CHATWOOT_TIMEOUT": c.ChatwootTimeout, "SHUTDOWN_TIMEOUT": c.ShutdownTimeout,
+	} {
+		if d <= 0 {
+			bad(name, "must be positive")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validSubjectToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	return l, err
+}
+
+// LogValue logs the effective configuration with secrets redacted.
+func (c Config) LogValue() slog.Value {
+	var attrs []slog.Attr
+	forEachField(func(f reflect.StructField, v reflect.Value) {
+		key := envPrefix + f.Tag.Get("env")
+		val := fmt.Sprint(v.Interface())
+		if f.Tag.Get("secret") == "true" && !v.IsZero() {
+			val = "REDACTED"
+		}
+		attrs = append(attrs, slog.String(key, val))
+	}, c)
+	return slog.GroupValue(attrs...)
+}
+
+func forEachField(fn func(reflect.StructField, reflect.Value), c Config) {
+	v := reflect.ValueOf(c)
+	t := v.Type()
+	for i := range t.NumField() {
+		fn(t.Field(i), v.Field(i))
+	}
+}
+
+// printUsage writes the variables with their defaults.
+func printUsage(w io.Writer) {
+	fmt.Fprintf(w, "relay: a realtime feed of Chatwoot conversations on NATS.\n\n")
+	fmt.Fprintf(w, "Usage: relay [-demo]\n\n  -demo   run against a built-in fake Chatwoot with simulated agents\n\n")
+	fmt.Fprintf(w, "Configuration (environment):\n\n")
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  VARIABLE\tDEFAULT\tMEANING")
+	forEachField(func(f reflect.StructField, _ reflect.Value) {
+		def := f.Tag.Get("envDefault")
+		if def == "" {
+			def = "-"
+		}
+		fmt.Fprintf(tw, "  %s%s\t%s\t%s\n", envPrefix, f.Tag.Get("env"), def, f.Tag.Get("desc"))
+	}, Config{})
+	tw.Flush()
+}
+
+// environMap turns os.Environ-style pairs into a map.
+func environMap(pairs []string) map[string]string {
+	m := make(map[string]string, len(pairs))
+	for _, kv := range pairs {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}

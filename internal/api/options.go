@@ -1,0 +1,120 @@
+package api
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/relayhq/relay/internal/chatwoot"
+	"github.com/relayhq/relay/internal/store"
+)
+
+// Defaults used for zero Options fields.
+const (
+	DefaultMaxBodyBytes       = 1 << 20  // JSON and form bodies
+	DefaultMaxMultipartBytes  = 40 << 20 // Chatwoot's default MAXIMUM_FILE_UPLOAD_SIZE is 40 MB
+	DefaultMaxResponseBytes   = 1 << 20  // Chatwoot responses the relay reads (contacts, message create)
+	DefaultRequestTimeout     = 30 * time.Second
+	DefaultEchoWait           = 10 * time.Second
+	DefaultIdempotencyTTL     = 24 * time.Hour
+	DefaultIdempotencyLockTTL = 2 * time.Minute
+	DefaultMaxEchoWaiters     = 10000
+)
+
+// Options configure a Server. Registry and Chatwoot are required.
+type Options struct {
+	// Registry holds the subscriptions.
+	Registry Registry
+	// Chatwoot is the client every proxied request goes through; it only
+	// ever talks to the configured Chatwoot.
+	Chatwoot *chatwoot.Client
+	// Store keeps Idempotency-Key records of message sends. Nil: requests
+	// carrying an Idempotency-Key are refused with 503 rather than sent
+	// without the protection the client asked for.
+	Store store.Idempotency
+	// APITokens are the accepted bearer tokens. Empty: no token is needed
+	// but only loopback clients are served.
+	APITokens []string
+	// InboxHMACTokens maps an inbox identifier to its hmac_token, for
+	// filling in identifier_hash on contact calls.
+	InboxHMACTokens map[string]string
+	// Echoes receives message.created echoes for ?wait=echo. Nil: the
+	// server makes one (with DefaultMaxEchoWaiters); Server.Echoes returns it.
+	Echoes *EchoTracker
+	// Ready reports readiness for /readyz. Nil: always ready.
+	Ready func() error
+	// Metrics serves /metrics. Nil: /metrics answers 404.
+	Metrics http.Handler
+	// Logger receives request and failure logs. Nil: discard.
+	Logger *slog.Logger
+	// Registerer receives the relay_api_* collectors. Nil: not registered.
+	Registerer prometheus.Registerer
+
+	// MaxBodyBytes bounds JSON and form bodies. Zero: DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// MaxMultipartBytes bounds multipart bodies (attachments). Zero:
+	// DefaultMaxMultipartBytes.
+	MaxMultipartBytes int64
+	// MaxResponseBytes bounds the Chatwoot responses the relay reads
+	// before answering (contact create/show, message create). Zero:
+	// DefaultMaxResponseBytes.
+	MaxResponseBytes int64
+	// RequestTimeout bounds the work of one request: registry calls and
+	// Chatwoot calls including rate-limiter waits and retries. The Chatwoot
+	// client's own per-attempt timeout applies within it. Zero:
+	// DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// EchoWait bounds ?wait=echo after Chatwoot answered. Zero:
+	// DefaultEchoWait.
+	EchoWait time.Duration
+	// IdempotencyTTL is how long a completed Idempotency-Key is replayed.
+	// Zero: DefaultIdempotencyTTL.
+	IdempotencyTTL time.Duration
+	// IdempotencyLockTTL bounds how long a key stays reserved when its
+	// request dies before finishing (a crashed replica). It must exceed
+	// RequestTimeout. Zero: DefaultIdempotencyLockTTL.
+	IdempotencyLockTTL time.Duration
+}
+
+// withDefaults fills zero fields and reports every invalid one at once.
+func (o Options) withDefaults() (Options, error) {
+	var errs []error
+	if o.Registry == nil {
+		errs = append(errs, errors.New("api: Registry is required"))
+	}
+	if o.Chatwoot == nil {
+		errs = append(errs, errors.New("api: Chatwoot is required"))
+	}
+	if o.MaxBodyBytes < 0 || o.MaxMultipartBytes < 0 || o.MaxResponseBytes < 0 ||
+		o.RequestTimeout < 0 || o.EchoWait < 0 || o.IdempotencyTTL < 0 || o.IdempotencyLockTTL < 0 {
+		errs = append(errs, errors.New("api: negative size or duration in options"))
+	}
+	o.MaxBodyBytes = orDefault(o.MaxBodyBytes, DefaultMaxBodyBytes)
+	o.MaxMultipartBytes = orDefault(o.MaxMultipartBytes, DefaultMaxMultipartBytes)
+	o.MaxResponseBytes = orDefault(o.MaxResponseBytes, DefaultMaxResponseBytes)
+	o.RequestTimeout = orDefault(o.RequestTimeout, DefaultRequestTimeout)
+	o.EchoWait = orDefault(o.EchoWait, DefaultEchoWait)
+	o.IdempotencyTTL = orDefault(o.IdempotencyTTL, DefaultIdempotencyTTL)
+	o.IdempotencyLockTTL = orDefault(o.IdempotencyLockTTL, DefaultIdempotencyLockTTL)
+	if o.IdempotencyLockTTL <= o.RequestTimeout {
+		errs = append(errs, errors.New("api: IdempotencyLockTTL must exceed RequestTimeout"))
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Echoes == nil {
+		o.Echoes = NewEchoTracker(DefaultMaxEchoWaiters)
+	}
+	return o, errors.Join(errs...)
+}
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}

@@ -1,0 +1,70 @@
+package api
+
+import (
+	"context"
+	"time"
+)
+
+// Registration is what the API hands the subscription registry: a
+// pubsub_token to subscribe, with what is known about its contact.
+type Registration struct {
+	Token           string // pubsub_token (credential: never log, never return)
+	InboxIdentifier string // optional; with SourceID enables catch-up and verification
+	SourceID        string // optional; the contact's source_id (the public API's contact identifier)
+	ContactID       string // optional, Chatwoot contact id when known (contact create/show responses have "id")
+	Origin          string // "api" (POST /v1/subscriptions) or "proxy" (contact create/show)
+}
+
+// Origins of a Registration.
+const (
+	OriginAPI   = "api"
+	OriginProxy = "proxy"
+)
+
+// Subscription is a registered subscription as the API returns it (JSON). It
+// never holds the token or the source_id.
+type Subscription struct {
+	ID              string     `json:"id"`    // stable hash of the token
+	State           string     `json:"state"` // pending|confirmed|retrying|invalid
+	InboxIdentifier string     `json:"inbox_identifier,omitempty"`
+	ContactID       string     `json:"contact_id,omitempty"`
+	InboxID         string     `json:"inbox_id,omitempty"`
+	AccountID       string     `json:"account_id,omitempty"`
+	CatchUp         bool       `json:"catch_up"` // false when registered by token only: no gap filling
+	Origin          string     `json:"origin"`
+	CreatedAt       time.Time  `json:"created_at"`
+	ConfirmedAt     *time.Time `json:"confirmed_at,omitempty"`
+	LastEventAt     *time.Time `json:"last_event_at,omitempty"`
+	Confirms        int        `json:"confirms"`
+	Events          uint64     `json:"events"`
+}
+
+// Subscription states, the values GET /v1/subscriptions?state= accepts.
+const (
+	StatePending   = "pending"
+	StateConfirmed = "confirmed"
+	StateRetrying  = "retrying"
+	StateInvalid   = "invalid"
+)
+
+// Registry is the subscription registry the API manages.
+//
+// Errors choose the HTTP status: store.ErrNotFound is 404; errors wrapping
+// ErrInvalid or store.ErrInvalid are 400, ErrConflict 409, ErrUnavailable,
+// store.ErrClosed or context.DeadlineExceeded 503; anything else is a 500
+// whose text is logged, not returned. Error texts must not contain tokens or
+// source_ids.
+type Registry interface {
+	// Register subscribes r.Token; it is idempotent per token and reports
+	// whether the subscription was created by this call.
+	Register(ctx context.Context, r Registration) (sub Subscription, created bool, err error)
+	// Get returns the subscription, or store.ErrNotFound when unknown.
+	Get(ctx context.Context, id string) (Subscription, error)
+	// List returns a page of subscriptions, in the given state when state is
+	// not empty, after cursor ("" for the first page), and the cursor of the
+	// next page ("" after the last).
+	List(ctx context.Context, state, cursor string, limit int) (subs []Subscription, next string, err error)
+	// Remove unsubscribes and forgets the subscription, or returns
+	// store.ErrNotFound when unknown.
+	Remove(ctx context.Context, id string) error
+}

@@ -1,0 +1,201 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestAuth(t *testing.T) {
+	withTokens := newServer(t, Options{APITokens: []string{"other-token", apiToken}})
+	loopbackOnly := newServer(t, Options{})
+	tests := []struct {
+		name       string
+		s          *Server
+		path       string
+		remote     string
+		authHeader string
+		want       int
+	}{
+		{"no token", withTokens, "/v1/subscriptions", "192.0.2.1:1234", "", 401},
+		{"wrong token", withTokens, "/v1/subscriptions", "192.0.2.1:1234", "Bearer nope", 401},
+		{"token prefix", withTokens, "/v1/subscriptions", "192.0.2.1:1234", "Bearer " + apiToken[:5], 401},
+		{"basic scheme", withTokens, "/v1/subscriptions", "192.0.2.1:1234", "Basic " + apiToken, 401},
+		{"empty bearer", withTokens, "/v1/subscriptions", "192.0.2.1:1234", "Bearer ", 401},
+		{"right token", withTokens, "/v1/subscriptions", "192.0.2.1:1234", "Bearer " + apiToken, 200},
+		{"second token, lowercase scheme", withTokens, "/v1/subscriptions", "192.0.2.1:1234", "bearer other-token", 200},
+		{"loopback still needs a token", withTokens, "/v1/subscriptions", "127.0.0.1:5555", "", 401},
+		{"proxy needs a token", withTokens, "/public/api/v1/inboxes/x", "192.0.2.1:1234", "", 401},
+		{"healthz is open", withTokens, "/healthz", "192.0.2.1:1234", "", 200},
+		{"readyz is open", withTokens, "/readyz", "192.0.2.1:1234", "", 200},
+		{"openapi is open", withTokens, "/openapi.json", "192.0.2.1:1234", "", 200},
+		{"loopback-only: ipv4 loopback", loopbackOnly, "/v1/subscriptions", "127.0.0.1:5555", "", 200},
+		{"loopback-only: ipv6 loopback", loopbackOnly, "/v1/subscriptions", "[::1]:5555", "", 200},
+		{"loopback-only: mapped loopback", loopbackOnly, "/v1/subscriptions", "[::ffff:127.0.0.1]:5555", "", 200},
+		{"loopback-only: remote client", loopbackOnly, "/v1/subscriptions", "192.0.2.1:1234", "", 401},
+		{"loopback-only: remote with a token", loopbackOnly, "/v1/subscriptions", "10.0.0.1:1234", "Bearer " + apiToken, 401},
+		{"loopback-only: healthz is open", loopbackOnly, "/healthz", "192.0.2.1:1234", "", 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := request("GET", tt.path, "")
+			req.RemoteAddr = tt.remote
+			req.Header.Del("Authorization")
+			if tt.authHeader != "" {
+				req.Header.Set("Authorization", tt.authHeader)
+			}
+			rec := serve(tt.s, req)
+			if tt.want == 401 {
+				wantError(t, rec, 401, CodeUnauthorized, apiToken)
+				if rec.Header().Get("WWW-Authenticate") == "" {
+					t.Error("401 without WWW-Authenticate")
+				}
+				return
+			}
+			if rec.Code != tt.want {
+				t.Errorf("status = %d, want %d: %s", rec.Code, tt.want, rec.Body)
+			}
+		})
+	}
+}
+
+func TestUnmatchedRoutes(t *testing.T) {
+	s := newServer(t, Options{APITokens: []string{apiToken}})
+	wantError(t, serve(s, request("GET", "/nope", "")), 404, CodeNotFound)
+	wantError(t, serve(s, request("GET", "/", "")), 404, CodeNotFound)
+	rec := serve(s, request("PUT", "/v1/subscriptions", ""))
+	wantError(t, rec, 405, CodeInvalid)
+	if allow := rec.Header().Get("Allow"); !strings.Contains(allow, "POST") || !strings.Contains(allow, "GET") {
+		t.Errorf("Allow = %q", allow)
+	}
+	wantError(t, serve(s, request("OPTIONS", "/public/api/v1/inboxes/x", "")), 405, CodeInvalid)
+}
+
+func TestHealthReadyMetrics(t *testing.T) {
+	prom := prometheus.NewRegistry()
+	var notReady error
+	s := newServer(t, Options{
+		Registerer: prom, APITokens: []string{apiToken},
+		Ready:   func() error { return notReady },
+		Metrics: promhttp.HandlerFor(prom, promhttp.HandlerOpts{}),
+	})
+	if rec := serve(s, request("GET", "/healthz", "")); rec.Code != 200 {
+		t.Errorf("healthz = %d", rec.Code)
+	}
+	if rec := serve(s, request("GET", "/readyz", "")); rec.Code != 200 {
+		t.Errorf("readyz = %d", rec.Code)
+	}
+	notReady = errors.New("nats: connection to nats://user:pass@host refused")
+	rec := serve(s, request("GET", "/readyz", ""))
+	wantError(t, rec, 503, CodeUnavailable, "pass@host")
+
+	serve(s, request("GET", "/v1/subscriptions", ""))
+	serve(s, request("GET", "/nope", ""))
+	rec = serve(s, request("GET", "/metrics", ""))
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "relay_api_requests_total") {
+		t.Fatalf("metrics: %d %s", rec.Code, rec.Body)
+	}
+	for _, tt := range []struct {
+		route, method, code string
+		want                float64
+	}{
+		{"/healthz", "GET", "2xx", 1},
+		{"/readyz", "GET", "2xx", 1},
+		{"/readyz", "GET", "5xx", 1},
+		{"/v1/subscriptions", "GET", "2xx", 1},
+		{"unmatched", "GET", "4xx", 1},
+	} {
+		got := testutil.ToFloat64(s.m.requests.WithLabelValues(tt.route, tt.method, tt.code))
+		if got != tt.want {
+			t.Errorf("requests{%s %s %s} = %v, want %v", tt.route, tt.method, tt.code, got, tt.want)
+		}
+	}
+
+	noMetrics := newServer(t, Options{APITokens: []string{apiToken}})
+	wantError(t, serve(noMetrics, request("GET", "/metrics", "")), 404, CodeNotFound)
+}
+
+func TestNewOptions(t *testing.T) {
+	if _, err := New(Options{}); err == nil || !strings.Contains(err.Error(), "Registry") || !strings.Contains(err.Error(), "Chatwoot") {
+		t.Errorf("New without Registry and Chatwoot: %v", err)
+	}
+	_, err := New(Options{Registry: newFakeRegistry(), Chatwoot: newClient(t, "http://x", nil), MaxBodyBytes: -1})
+	if err == nil {
+		t.Error("negative MaxBodyBytes accepted")
+	}
+	prom := prometheus.NewRegistry()
+	newServer(t, Options{Registerer: prom})
+	if _, err := New(Options{Registry: newFakeRegistry(), Chatwoot: newClient(t, "http://x", nil), Registerer: prom}); err == nil {
+		t.Error("second Server on one registry: no error")
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	o, err := Options{Registry: newFakeRegistry(), Chatwoot: newClient(t, "http://x", nil)}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.MaxBodyBytes != 1<<20 || o.EchoWait.Seconds() != 10 || o.IdempotencyTTL.Hours() != 24 ||
+		o.RequestTimeout.Seconds() != 30 || o.Echoes == nil || o.Logger == nil {
+		t.Errorf("defaults = %+v", o)
+	}
+}
+
+func TestCheckPath(t *testing.T) {
+	tests := []struct {
+		path string
+		ok   bool
+	}{
+		{"/", true},
+		{"/public/api/v1/inboxes/abc/contacts", true},
+		{"/public/api/v1/inboxes/a%20b", true},
+		{"/public/api/v1/inboxes/../contacts", false},
+		{"/public/api/v1/inboxes/./contacts", false},
+		{"/public/api/v1/inboxes/%2e%2e/contacts", false},
+		{"/public/api/v1/inboxes/%2E/contacts", false},
+		{"/public/api/v1/inboxes/a%2Fb/contacts", false},
+		{"/public/api/v1/inboxes/a%2fb", false},
+		{"/public/api/v1/inboxes/a%5Cb", false},
+		{"/public/api/v1//inboxes", false},
+		{"/public/api/v1/inboxes/", false},
+		{"/public/api/v1/inboxes/a%00b", false},
+		{"/public/api/v1/inboxes/a%0ab", false},
+		{"/public/api/v1/inboxes/a%zz", false},
+	}
+	for _, tt := range tests {
+		err := checkPath(tt.path)
+		if (err == nil) != tt.ok {
+			t.Errorf("checkPath(%q) = %v, want ok=%v", tt.path, err, tt.ok)
+		}
+		if err != nil && !errors.Is(err, ErrInvalid) {
+			t.Errorf("checkPath(%q) = %v, not ErrInvalid", tt.path, err)
+		}
+	}
+}
+
+func TestErrorMapping(t *testing.T) {
+	tests := []struct {
+		err    error
+		status int
+		code   string
+	}{
+		{&http.MaxBytesError{Limit: 10}, 413, CodeInvalid},
+		{ErrUnsupportedMediaType, 415, CodeInvalid},
+		{ErrConflict, 409, CodeConflict},
+		{errors.New("anything"), 500, CodeInternal},
+	}
+	for _, tt := range tests {
+		status, code, msg := classify(tt.err)
+		if status != tt.status || code != tt.code || msg == "" {
+			t.Errorf("classify(%v) = %d %s %q, want %d %s", tt.err, status, code, msg, tt.status, tt.code)
+		}
+	}
+	if _, _, msg := classify(errors.New("secret detail")); strings.Contains(msg, "secret") {
+		t.Errorf("internal error message %q leaks the error", msg)
+	}
+}
