@@ -45,7 +45,7 @@ type Config struct {
 
 	DataDir           string            `env:"DATA_DIR" envDefault:"./data" desc:"local state file and embedded JetStream storage"`
 	RedisURL          string            `env:"REDIS_URL" secret:"true" desc:"shared state for several replicas; empty = local state file"`
-	InboxHMACTokens   map[string]string `env:"INBOX_HMAC_TOKENS" secret:"true" desc:"inbox_identifier=hmac_token,..."`
+	InboxHMACTokens   map[string]string `env:"INBOX_HMAC_TOKENS" envKeyValSeparator:"=" secret:"true" desc:"inbox_identifier=hmac_token,..."`
 	SubscriptionsFile string            `env:"SUBSCRIPTIONS_FILE" desc:"static subscriptions, reloaded on SIGHUP"`
 
 	CableOrigin           string        `env:"CABLE_ORIGIN" desc:"Origin header for /cable; empty = Chatwoot's origin, '-' = none"`

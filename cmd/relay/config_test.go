@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDefaults pins the documented defaults (README configuration table).
+func TestDefaults(t *testing.T) {
+	c, err := loadConfig(map[string]string{"RELAY_CHATWOOT_URL": "https://chat.example.com"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprintln(c.HTTPAddr, c.NATSListen, c.NATSJetStream, c.NATSSubjectPrefix, c.NATSStream, c.DataDir,
+		c.CablePerConn, c.CableSubscribeRate, c.CableStaleAfter, c.CableBackoffMin, c.CableBackoffMax,
+		c.CableConfirmTimeout, c.CableVerifyAfter, c.CablePresenceInterval, c.ForwardTokens, c.LogLevel)
+	want := "127.0.0.1:8080 127.0.0.1:4222 true chatwoot CHATWOOT ./data 200 50 6s 1s 30s 10s 3 0s false info\n"
+	if got != want {
+		t.Fatalf("defaults\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestConfigReportsEveryProblem(t *testing.T) {
+	_, err := loadConfig(map[string]string{
+		"RELAY_CHATWOOT_URL":          "ftp://x",
+		"RELAY_HTTP_ADDR":             "0.0.0.0:8080",
+		"RELAY_NATS_SUBJECT_PREFIX":   "chat.woot",
+		"RELAY_CABLE_PER_CONN":        "0",
+		"RELAY_CABLE_BACKOFF_MIN":     "1m",
+		"RELAY_LOG_LEVEL":             "loud",
+		"RELAY_CABLE_CONFIRM_TIMEOUT": "-1s",
+	}, false)
+	if err == nil {
+		t.Fatal("bad configuration accepted")
+	}
+	for _, name := range []string{"CHATWOOT_URL", "API_TOKENS", "NATS_SUBJECT_PREFIX", "CABLE_PER_CONN",
+		"CABLE_BACKOFF_MIN", "LOG_LEVEL", "CABLE_CONFIRM_TIMEOUT"} {
+		if !strings.Contains(err.Error(), "RELAY_"+name) {
+			t.Errorf("error does not mention RELAY_%s:\n%v", name, err)
+		}
+	}
+	if _, err := loadConfig(map[string]string{}, false); err == nil || !strings.Contains(err.Error(), "CHATWOOT_URL") {
+		t.Errorf("missing Chatwoot URL: %v", err)
+	}
+	if _, err := loadConfig(map[string]string{"RELAY_CABLE_PER_CONN": "many"}, true); err == nil {
+		t.Error("unparsable number accepted")
+	}
+}
+
+func TestConfigLogRedactsSecrets(t *testing.T) {
+	c, err := loadConfig(map[string]string{
+		"RELAY_CHATWOOT_URL":       "https://chat.example.com",
+		"RELAY_API_TOKENS":         "api-secret-1,api-secret-2",
+		"RELAY_INBOX_HMAC_TOKENS":  "inbox1=hmac-secret",
+		"RELAY_NATS_PASSWORD":      "nats-secret",
+		"RELAY_REDIS_URL":          "redis://:redis-secret@localhost:6379/0",
+		"RELAY_SUBSCRIPTIONS_FILE": "/etc/relay/subs",
+	}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "config", c)
+	out := buf.String()
+	for _, secret := range []string{"api-secret", "hmac-secret", "nats-secret", "redis-secret"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("log shows %s: %s", secret, out)
+		}
+	}
+	if !strings.Contains(out, "/etc/relay/subs") || !strings.Contains(out, "REDACTED") {
+		t.Errorf("log lacks plain settings or the redaction mark: %s", out)
+	}
+}
+
+func TestHelpListsVariables(t *testing.T) {
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"-h"}, nil, &out, &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("run -h = %v", err)
+	}
+	for _, v := range []string{"RELAY_CHATWOOT_URL", "RELAY_NATS_JETSTREAM", "true", "RELAY_CABLE_SUBSCRIBE_RATE", "-demo"} {
+		if !strings.Contains(out.String(), v) {
+			t.Errorf("help lacks %q", v)
+		}
+	}
+}
+
+func TestSubscriptionsFileParse(t *testing.T) {
+	regs, err := parseSubscriptionsFile([]byte("# static\n\ntokenA\n" +
+		`{"pubsub_token":"tokenB","inbox_identifier":"inbox1","contact_identifier":"src-1"}` + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(regs) != 2 || regs[0].Token != "tokenA" || regs[1].Token != "tokenB" || regs[1].InboxIdentifier != "inbox1" ||
+		regs[1].SourceID != "src-1" || regs[0].Origin != originFile {
+		t.Fatalf("regs = %+v", regs)
+	}
+	_, err = parseSubscriptionsFile([]byte("good\nsecret-token extra\n{\"pubsub_token\":\"\"}\n{\"token\":\"x\"}\n"))
+	if err == nil {
+		t.Fatal("bad lines accepted")
+	}
+	for _, want := range []string{"line 2", "line 3", "line 4"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %s: %v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "secret-token") {
+		t.Errorf("error shows a token: %v", err)
+	}
+}
+
+// TestDeps keeps test-only code out of the binary.
+func TestDeps(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Skipf("go list unavailable: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		switch dep {
+		case "testing", "net/http/httptest", "github.com/alicebob/miniredis/v2":
+			t.Errorf("cmd/relay links %s", dep)
+		}
+	}
+}
