@@ -61,7 +61,7 @@ type Config struct {
 	CableReadLimit        int64         `env:"CABLE_READ_LIMIT" envDefault:"1048576" desc:"largest frame accepted"`
 	CableTLSCA            string        `env:"CABLE_TLS_CA" desc:"extra CA file for wss://"`
 
-	ChatwootRatePerMinute int           `env:"CHATWOOT_RATE_PER_MINUTE" envDefault:"2700" desc:"public API calls per minute, whole process (Chatwoot allows 3000/IP)"`
+	ChatwootRatePerMinute int           `env:"CHATWOOT_RATE_PER_MINUTE" envDefault:"3000" desc:"Chatwoot's per-IP request limit; the relay uses 90% of it for all its public API calls"`
 	ChatwootTimeout       time.Duration `env:"CHATWOOT_TIMEOUT" envDefault:"15s" desc:"timeout of each public API call"`
 	MultipartLimit        int64         `env:"MULTIPART_LIMIT" envDefault:"41943040" desc:"largest multipart (attachment) request body"`
 	CatchupConcurrency    int           `env:"CATCHUP_CONCURRENCY" envDefault:"4" desc:"catch-ups running at once"`

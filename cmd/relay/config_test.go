@@ -7,7 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -131,4 +133,18 @@ func TestDeps(t *testing.T) {
 			t.Errorf("cmd/relay links %s", dep)
 		}
 	}
+}
+
+// TestReadmeDocumentsEveryVariable keeps the README's configuration table
+// in step with Config.
+func TestReadmeDocumentsEveryVariable(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	forEachField(func(f reflect.StructField, _ reflect.Value) {
+		if name := envPrefix + f.Tag.Get("env"); !strings.Contains(string(readme), "`"+name+"`") {
+			t.Errorf("README does not document %s", name)
+		}
+	}, Config{})
 }
