@@ -19,7 +19,8 @@ if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-if apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends redis-server >/dev/null; then
+if apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends redis-server >/dev/null &&
+	command -v redis-server >/dev/null 2>&1; then
 	# The Debian package may start a system service; the tests do not use it.
 	if command -v service >/dev/null 2>&1; then
 		service redis-server stop >/dev/null 2>&1 || true

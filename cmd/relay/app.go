@@ -311,6 +311,7 @@ func (a *app) onState(c cable.StateChange) {
 		return
 	case cable.ChangeInvalid:
 		ev.Event = fanout.SubscriptionInvalid
+		a.catchup.Forget(c.ID)
 	case cable.ChangeRemoved:
 		ev.Event = fanout.SubscriptionRemoved
 		a.catchup.Forget(c.ID)

@@ -49,7 +49,7 @@ func runDemo(ctx context.Context, env map[string]string, duration time.Duration,
 		ctx, cancel = context.WithTimeout(ctx, duration)
 		defer cancel()
 	}
-	d := &demo{out: stdout, http: &http.Client{Timeout: 10 * time.Second}, counts: map[string]int{}}
+	d := &demo{out: &syncWriter{w: stdout}, http: &http.Client{Timeout: 10 * time.Second}, counts: map[string]int{}}
 	d.fake = chatwoottest.New(chatwoottest.Options{})
 	defer d.fake.Close()
 	addr, err := d.fake.Listen("127.0.0.1:0")
@@ -254,4 +254,16 @@ func (d *demo) summary() {
 		fmt.Fprintf(d.out, " %s=%d", k, d.counts[k])
 	}
 	fmt.Fprintf(d.out, " (replayed=%d)\n", d.replays)
+}
+
+// syncWriter serialises writes from the NATS callback and the agents.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }

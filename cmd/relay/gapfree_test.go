@@ -1,0 +1,413 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/relayhq/relay/internal/chatwoottest"
+)
+
+// The gap-free tests prove the relay's main promise: every message Chatwoot
+// created reaches the JetStream stream exactly once, whatever happens to the
+// websockets or to the relay itself.
+
+const mainChildEnv = "RELAY_TEST_RUN_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(mainChildEnv) == "1" {
+		main() // the test binary doubles as the relay binary for the restart tests
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// chat is the fake Chatwoot with contacts created through the relay, and
+// agents replying at a fixed rate.
+type chat struct {
+	t     *testing.T
+	fake  *chatwoottest.Server
+	url   string
+	inbox chatwoottest.Inbox
+	convs []int64 // display ids, one per contact
+	sent  atomic.Int64
+}
+
+func newChat(t *testing.T) *chat {
+	c := &chat{t: t, fake: chatwoottest.New(chatwoottest.Options{})}
+	t.Cleanup(func() { c.fake.Close() })
+	addr, err := c.fake.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.url = "http://" + addr.String()
+	if c.inbox, err = c.fake.AddInbox(chatwoottest.InboxConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// createContacts creates n contacts, each with a conversation and a first
+// message, through the relay's proxy (which subscribes them).
+func (c *chat) createContacts(relayURL string, n int) {
+	c.t.Helper()
+	base := relayURL + "/public/api/v1/inboxes/" + c.inbox.Identifier
+	for i := range n {
+		var contact struct {
+			SourceID string `json:"source_id"`
+		}
+		c.post(base+"/contacts", fmt.Sprintf(`{"name":"Customer %d"}`, i), &contact)
+		var conv struct {
+			ID int64 `json:"id"`
+		}
+		c.post(base+"/contacts/"+contact.SourceID+"/conversations", `{}`, &conv)
+		c.post(fmt.Sprintf("%s/contacts/%s/conversations/%d/messages", base, contact.SourceID, conv.ID), `{"content":"hello"}`, nil)
+		c.convs = append(c.convs, conv.ID)
+	}
+}
+
+func (c *chat) post(url, body string, out any) {
+	c.t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		c.t.Fatalf("POST: %d %s", resp.StatusCode, data)
+	}
+	if out != nil {
+		json.Unmarshal(data, out)
+	}
+}
+
+// agents replies at rate per second, spread over all conversations, until
+// ctx ends.
+func (c *chat) agents(ctx context.Context, rate int) {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for n := 0; ; {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for range rate / 100 {
+			conv := c.convs[n%len(c.convs)]
+			if _, err := c.fake.AgentReply(c.inbox.AccountID, conv, fmt.Sprintf("reply %d", n)); err != nil {
+				c.t.Errorf("agent reply: %v", err)
+				return
+			}
+			c.sent.Add(1)
+			n++
+		}
+	}
+}
+
+// created returns the ids of every message a contact's feed should carry:
+// all but private notes and activity messages.
+func (c *chat) created() map[int64]bool {
+	ids := map[int64]bool{}
+	for _, m := range c.fake.AllMessages() {
+		if !m.Private && m.MessageType != chatwoottest.MessageActivity {
+			ids[m.ID] = true
+		}
+	}
+	return ids
+}
+
+// streamIDs reads every message.created in the stream and counts each
+// message id; it waits until the stream holds at least want events and the
+// relay has gone quiet, bounded by a deadline.
+func streamIDs(t *testing.T, natsURL string, want map[int64]bool) map[int64]int {
+	t.Helper()
+	nc, err := nats.Connect(natsURL, nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cons, err := js.OrderedConsumer(ctx, "CHATWOOT", jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{"chatwoot.*.*.*.*.message.created"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[int64]int{}
+	missing := func() int {
+		n := 0
+		for id := range want {
+			if got[id] == 0 {
+				n++
+			}
+		}
+		return n
+	}
+	for missing() > 0 {
+		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			var ev struct {
+				Data struct {
+					ID int64 `json:"id"`
+				} `json:"data"`
+			}
+			json.Unmarshal(m.Data(), &ev)
+			got[ev.Data.ID]++
+		}
+		if n == 0 && ctx.Err() != nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("stream still misses %d of %d messages", missing(), len(want))
+		}
+	}
+	// Everything expected arrived; read what else the stream holds.
+	for {
+		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			var ev struct {
+				Data struct {
+					ID int64 `json:"id"`
+				} `json:"data"`
+			}
+			json.Unmarshal(m.Data(), &ev)
+			got[ev.Data.ID]++
+		}
+		if n == 0 {
+			return got
+		}
+	}
+}
+
+// compare reports the figures and fails on a missing or duplicated message.
+func compare(t *testing.T, want map[int64]bool, got map[int64]int) {
+	t.Helper()
+	var missing, dups, extra int
+	for id := range want {
+		switch got[id] {
+		case 0:
+			missing++
+		case 1:
+		default:
+			dups++
+		}
+	}
+	for id := range got {
+		if !want[id] {
+			extra++
+		}
+	}
+	t.Logf("messages created %d, in the stream %d, missing %d, duplicated %d, unknown %d", len(want), len(got), missing, dups, extra)
+	if missing != 0 || dups != 0 || extra != 0 {
+		t.Fatalf("the stream is not the set of created messages")
+	}
+}
+
+// relayMetric reads one sample (summing label sets matching the filter)
+// from the relay's /metrics.
+func relayMetric(t *testing.T, relayURL, name, filter string) float64 {
+	resp, err := http.Get(relayURL + "/metrics")
+	if err != nil {
+		t.Logf("metrics: %v", err)
+		return 0
+	}
+	defer resp.Body.Close()
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, name) && strings.Contains(line, filter) {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			sum += v
+		}
+	}
+	return sum
+}
+
+func reportRelay(t *testing.T, relayURL string) {
+	replayed := relayMetric(t, relayURL, "relay_catchup_replayed_total", `event="message.created"`)
+	dups := relayMetric(t, relayURL, "relay_fanout_events_dropped_total", `reason="duplicate"`)
+	lat := relayMetric(t, relayURL, "relay_catchup_latency_seconds_sum", "")
+	n := relayMetric(t, relayURL, "relay_catchup_latency_seconds_count", "")
+	mean := 0.0
+	if n > 0 {
+		mean = lat / n
+	}
+	t.Logf("since the last start: replayed %.0f message.created, duplicates suppressed in-process %.0f, catch-ups %.0f, mean reconnect→caught-up %.3fs",
+		replayed, dups, n, mean)
+}
+
+// TestGapFreeAcrossDropsAndStall: 200 contacts, agents at 500 messages/s,
+// every websocket dropped 10 times at random moments (with and without a
+// disconnect frame) and one stall past the stale threshold.
+func TestGapFreeAcrossDropsAndStall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: runs about 30 s")
+	}
+	c := newChat(t)
+	e := &e2e{t: t, fake: c.fake, env: map[string]string{
+		"RELAY_CHATWOOT_URL":             c.url,
+		"RELAY_HTTP_ADDR":                "127.0.0.1:0",
+		"RELAY_NATS_LISTEN":              "127.0.0.1:-1",
+		"RELAY_DATA_DIR":                 t.TempDir(),
+		"RELAY_CABLE_BACKOFF_MIN":        "200ms",
+		"RELAY_CABLE_BACKOFF_MAX":        "2s",
+		"RELAY_CABLE_SUBSCRIBE_RATE":     "1000",
+		"RELAY_CHATWOOT_RATE_PER_MINUTE": "600000",
+		"RELAY_CATCHUP_CONCURRENCY":      "8",
+	}}
+	e.start()
+	c.createContacts(e.app.httpURL(), 200)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { c.agents(ctx, 500) })
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 10 {
+		time.Sleep(time.Duration(500+rng.IntN(1500)) * time.Millisecond)
+		c.fake.DropAll(i%2 == 0)
+		if i == 5 {
+			c.fake.Stall(true) // a hung Chatwoot: no pings; broadcasts lost
+			time.Sleep(8 * time.Second)
+			c.fake.Stall(false)
+		}
+	}
+	time.Sleep(2 * time.Second)
+	cancel()
+	wg.Wait()
+	t.Logf("agent replies sent: %d", c.sent.Load())
+	want := c.created()
+	compare(t, want, streamIDs(t, e.app.natsURL, want))
+	reportRelay(t, e.app.httpURL())
+}
+
+// freePort returns a loopback port free right now.
+func freePort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// relayProcess runs the relay as a child process (this test binary).
+type relayProcess struct {
+	t   *testing.T
+	env []string
+	cmd *exec.Cmd
+	url string
+}
+
+func (p *relayProcess) start() {
+	p.t.Helper()
+	p.cmd = exec.Command(os.Args[0], "-test.run=^$")
+	p.cmd.Env = append(os.Environ(), p.env...)
+	p.cmd.Env = append(p.cmd.Env, mainChildEnv+"=1")
+	if testing.Verbose() {
+		p.cmd.Stderr = os.Stderr
+	}
+	if err := p.cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(p.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatal("relay process not ready")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (p *relayProcess) stop(sig syscall.Signal) {
+	p.t.Helper()
+	p.cmd.Process.Signal(sig)
+	err := p.cmd.Wait()
+	if sig == syscall.SIGTERM && err != nil {
+		p.t.Fatalf("relay did not stop cleanly on SIGTERM: %v", err)
+	}
+}
+
+// TestGapFreeAcrossRelayRestarts: the same promise when the relay process
+// itself is stopped (SIGTERM) and killed (SIGKILL) mid-run; its state lives
+// in the bbolt file and the embedded JetStream under the same data dir.
+func TestGapFreeAcrossRelayRestarts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: runs about 30 s")
+	}
+	c := newChat(t)
+	httpAddr, natsAddr := freePort(t), freePort(t)
+	p := &relayProcess{t: t, url: "http://" + httpAddr, env: []string{
+		"RELAY_CHATWOOT_URL=" + c.url,
+		"RELAY_HTTP_ADDR=" + httpAddr,
+		"RELAY_NATS_LISTEN=" + natsAddr,
+		"RELAY_DATA_DIR=" + t.TempDir(),
+		"RELAY_LOG_LEVEL=warn",
+		"RELAY_CABLE_BACKOFF_MIN=200ms",
+		"RELAY_CABLE_SUBSCRIBE_RATE=1000",
+		"RELAY_CHATWOOT_RATE_PER_MINUTE=600000",
+		"RELAY_CATCHUP_CONCURRENCY=8",
+	}}
+	p.start()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.stop(syscall.SIGKILL)
+		}
+	})
+	c.createContacts(p.url, 200)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { c.agents(ctx, 500) })
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		time.Sleep(3 * time.Second)
+		p.stop(sig)
+		time.Sleep(2 * time.Second) // agents keep replying while the relay is down
+		p.start()
+	}
+	time.Sleep(3 * time.Second)
+	cancel()
+	wg.Wait()
+	t.Logf("agent replies sent: %d", c.sent.Load())
+	want := c.created()
+	compare(t, want, streamIDs(t, "nats://"+natsAddr, want))
+	reportRelay(t, p.url)
+	p.stop(syscall.SIGTERM)
+}

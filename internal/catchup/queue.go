@@ -1,0 +1,295 @@
+package catchup
+
+import (
+	"container/heap"
+	"math/rand/v2"
+	"time"
+
+	"github.com/relayhq/relay/internal/registry"
+)
+
+type jobState uint8
+
+const (
+	jobQueued  jobState = iota + 1 // in the queue
+	jobRunning                     // an attempt is running
+	jobWaiting                     // backing off after a failed attempt
+)
+
+// job is the one pending catch-up of a subscription. Guarded by
+// Catchup.mu.
+type job struct {
+	id        string
+	meta      *registry.Meta
+	activity  time.Time // priority: most recent first
+	triggered time.Time // first trigger not yet served
+	epoch     uint64    // the subscription's epoch at the latest trigger
+	seq       uint64    // FIFO among equal activity
+	index     int       // position in the queue; -1 when not queued
+	state     jobState
+	rerun     bool // triggered again while running
+	attempts  int  // failed attempts since the latest trigger
+	timer     *time.Timer
+}
+
+// jobQueue is a heap of queued jobs, most recently active first.
+type jobQueue []*job
+
+func (q jobQueue) Len() int { return len(q) }
+
+func (q jobQueue) Less(i, j int) bool {
+	a, b := q[i], q[j]
+	if !a.activity.Equal(b.activity) {
+		return a.activity.After(b.activity)
+	}
+	return a.seq < b.seq
+}
+
+func (q jobQueue) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].index, q[j].index = i, j
+}
+
+func (q *jobQueue) Push(x any) {
+	j := x.(*job)
+	j.index = len(*q)
+	*q = append(*q, j)
+}
+
+func (q *jobQueue) Pop() any {
+	old := *q
+	j := old[len(old)-1]
+	old[len(old)-1] = nil
+	*q = old[:len(old)-1]
+	j.index = -1
+	return j
+}
+
+// Trigger asks for a catch-up of the subscription: call it on every
+// confirm, the first one included. lastActivity orders a backlog (most
+// recent first). A subscription without catch-up data (registered by token
+// only) is counted as skipped. A subscription has at most one pending
+// catch-up: a trigger while one is queued updates it, a trigger while one
+// runs makes it run once more afterwards.
+func (c *Catchup) Trigger(meta *registry.Meta, lastActivity time.Time) {
+	if meta == nil || meta.ID == "" {
+		return
+	}
+	if !meta.CatchUp() {
+		c.skip(meta.ID)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	st := c.subLocked(meta.ID)
+	st.noCatchUp = false
+	c.requestLocked(st, meta, lastActivity)
+}
+
+// Gap reports that a confirmed subscription missed a broadcast (the
+// delivery queue overflowed): its cursors freeze and a catch-up is queued
+// right away, since no confirm will follow.
+func (c *Catchup) Gap(meta *registry.Meta, lastActivity time.Time) {
+	if meta == nil || meta.ID == "" {
+		return
+	}
+	c.Lost(meta.ID)
+	c.Trigger(meta, lastActivity)
+}
+
+// Lost reports that the subscription's stream went away: its cursors stop
+// following live events until a catch-up that started after the next
+// confirm completes. What was seen live while frozen is kept: it was
+// published, and the catch-up still starts from the frozen cursors.
+func (c *Catchup) Lost(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.subLocked(id)
+	st.epoch++
+	st.frozen = true
+}
+
+// Forget drops everything known about a removed or invalid subscription
+// and cancels its pending catch-up. A running attempt finishes without
+// effect.
+func (c *Catchup) Forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.subs[id]
+	if st == nil {
+		return
+	}
+	if j := st.job; j != nil {
+		c.dropJobLocked(j)
+	}
+	delete(c.subs, id)
+	for k := range c.dirty {
+		if k.sub == id {
+			delete(c.dirty, k)
+		}
+	}
+}
+
+func (c *Catchup) skip(id string) {
+	c.m.runs[resultSkipped].Inc()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.subLocked(id)
+	st.noCatchUp, st.pending = true, nil
+}
+
+// requestLocked creates or updates the subscription's job.
+func (c *Catchup) requestLocked(st *sub, meta *registry.Meta, activity time.Time) {
+	j := st.job
+	if j == nil {
+		j = &job{id: meta.ID, index: -1, triggered: c.now()}
+		st.job = j
+	}
+	j.meta, j.epoch = meta, st.epoch
+	if activity.After(j.activity) {
+		j.activity = activity
+	}
+	switch j.state {
+	case jobQueued:
+		heap.Fix(&c.queue, j.index)
+	case jobRunning:
+		if !j.rerun {
+			j.rerun, j.triggered = true, c.now()
+		}
+	case jobWaiting: // a fresh confirm: try again now
+		c.stopTimerLocked(j)
+		j.attempts = 0
+		c.enqueueLocked(j)
+	default:
+		c.enqueueLocked(j)
+	}
+}
+
+func (c *Catchup) enqueueLocked(j *job) {
+	c.seq++
+	j.seq, j.state = c.seq, jobQueued
+	heap.Push(&c.queue, j)
+	c.m.queued.Set(float64(c.queue.Len()))
+	c.signal()
+}
+
+func (c *Catchup) dropJobLocked(j *job) {
+	switch j.state {
+	case jobQueued:
+		heap.Remove(&c.queue, j.index)
+		c.m.queued.Set(float64(c.queue.Len()))
+	case jobWaiting:
+		c.stopTimerLocked(j)
+	}
+}
+
+func (c *Catchup) stopTimerLocked(j *job) {
+	if j.timer != nil {
+		j.timer.Stop()
+		j.timer = nil
+		c.waiting--
+		c.m.backoff.Set(float64(c.waiting))
+	}
+}
+
+func (c *Catchup) stopTimersLocked() {
+	for _, st := range c.subs {
+		if j := st.job; j != nil && j.state == jobWaiting {
+			c.stopTimerLocked(j)
+		}
+	}
+}
+
+// signal wakes one idle worker.
+func (c *Catchup) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// retryLocked schedules the next attempt of j after a backoff.
+func (c *Catchup) retryLocked(j *job) time.Duration {
+	d := c.backoff(j.attempts)
+	j.state = jobWaiting
+	c.waiting++
+	c.m.backoff.Set(float64(c.waiting))
+	j.timer = time.AfterFunc(d, func() { c.retryDue(j) })
+	return d
+}
+
+func (c *Catchup) retryDue(j *job) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if j.state != jobWaiting || j.timer == nil || c.closed {
+		return // re-triggered, forgotten or closed meanwhile
+	}
+	j.timer = nil
+	c.waiting--
+	c.m.backoff.Set(float64(c.waiting))
+	c.enqueueLocked(j)
+}
+
+// backoff returns the wait after the n-th failed attempt: exponential from
+// RetryMin, capped at RetryMax, with jitter in [d/2, d].
+func (c *Catchup) backoff(n int) time.Duration {
+	d := c.opts.RetryMin
+	for i := 1; i < n && d < c.opts.RetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, c.opts.RetryMax)
+	return d/2 + rand.N(d/2+1)
+}
+
+// worker runs queued catch-ups until Close.
+func (c *Catchup) worker() {
+	defer c.wg.Done()
+	for {
+		a, ok := c.next()
+		if !ok {
+			return
+		}
+		c.execute(a)
+	}
+}
+
+// next waits for the highest-priority queued job and marks it running.
+func (c *Catchup) next() (*attempt, bool) {
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return nil, false
+		}
+		if c.queue.Len() > 0 {
+			a := c.startLocked(heap.Pop(&c.queue).(*job))
+			if c.queue.Len() > 0 {
+				c.signal() // pass the wake-up on to another idle worker
+			}
+			c.mu.Unlock()
+			return a, true
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.wake:
+		case <-c.done:
+			return nil, false
+		}
+	}
+}
+
+// startLocked turns a popped job into an attempt.
+func (c *Catchup) startLocked(j *job) *attempt {
+	j.state, j.rerun = jobRunning, false
+	c.running++
+	c.m.queued.Set(float64(c.queue.Len()))
+	c.m.running.Set(float64(c.running))
+	j.attempts++
+	return &attempt{
+		job: j, st: c.subs[j.id], id: j.id, meta: j.meta, epoch: j.epoch,
+		triggered: j.triggered, n: j.attempts,
+	}
+}

@@ -1,0 +1,385 @@
+package catchup
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/relayhq/relay/internal/chatwoot"
+	"github.com/relayhq/relay/internal/fanout"
+	"github.com/relayhq/relay/internal/registry"
+	"github.com/relayhq/relay/internal/store"
+)
+
+// Events catch-up publishes (and the live ones it follows).
+const (
+	evMessageCreated      = "message.created"
+	evConversationCreated = "conversation.created"
+	evStatusChanged       = "conversation.status_changed"
+)
+
+// attempt is one run of a job, with what it captured when it started.
+type attempt struct {
+	job       *job
+	st        *sub
+	id        string
+	meta      *registry.Meta
+	epoch     uint64
+	triggered time.Time
+	n         int // 1 for the first attempt since the latest trigger
+}
+
+func (a *attempt) contactInbox() chatwoot.ContactInbox {
+	return chatwoot.ContactInbox{Inbox: a.meta.InboxIdentifier, SourceID: a.meta.SourceID}
+}
+
+// result sums up an attempt.
+type result struct {
+	conversations int
+	replayed      int
+	hints         fanout.Hints // of the first conversation, for catchup.done
+}
+
+// start is the frozen state an attempt starts from.
+type start struct {
+	synced  bool
+	cursors map[string]cursor
+}
+
+// mode says how a conversation is caught up.
+type mode uint8
+
+const (
+	modeCursor   mode = iota // known conversation: replay what is past its cursor
+	modeBaseline             // first sync: replay what was created since registration
+	modeNew                  // new since the last sync: replay it whole
+)
+
+// plan is how one conversation is caught up.
+type plan struct {
+	conv      string
+	mode      mode
+	from      cursor
+	threshold int64 // modeBaseline: messages created at or after it were missed
+	hints     fanout.Hints
+}
+
+// catchUp runs one attempt: list the conversations, replay what each
+// missed, advance its cursor, and mark the subscription synced.
+func (c *Catchup) catchUp(ctx context.Context, a *attempt) (result, error) {
+	var res result
+	if a.st == nil {
+		return res, errRemoved
+	}
+	from, err := c.startFrom(ctx, a)
+	if err != nil {
+		return res, fmt.Errorf("catchup: load cursors: %w", err)
+	}
+	convs, err := c.opts.Source.ListConversations(ctx, a.contactInbox())
+	if err != nil {
+		return res, fmt.Errorf("catchup: list conversations: %w", err)
+	}
+	res.conversations = len(convs)
+	for i := range convs {
+		p := c.plan(a, from, &convs[i])
+		if i == 0 {
+			res.hints = p.hints
+		}
+		n, err := c.conversation(ctx, a, p, &convs[i])
+		res.replayed += n
+		if err != nil {
+			return res, err
+		}
+	}
+	if !from.synced {
+		return res, c.markSynced(ctx, a)
+	}
+	return res, nil
+}
+
+// startFrom loads the subscription's cursors and copies them: the frozen
+// starting point of this attempt.
+func (c *Catchup) startFrom(ctx context.Context, a *attempt) (start, error) {
+	if err := c.load(ctx, a.id, a.st); err != nil {
+		return start{}, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := start{synced: a.st.synced, cursors: make(map[string]cursor, len(a.st.cursors))}
+	for conv, cur := range a.st.cursors {
+		s.cursors[conv] = *cur
+	}
+	return s, nil
+}
+
+func (c *Catchup) plan(a *attempt, from start, cv *chatwoot.Conversation) plan {
+	p := plan{conv: strconv.FormatInt(cv.ID, 10), hints: hintsOf(cv, a.meta)}
+	cur, ok := from.cursors[p.conv]
+	switch {
+	case ok:
+		p.mode, p.from = modeCursor, cur
+	case from.synced:
+		p.mode = modeNew
+	default:
+		p.mode = modeBaseline
+		if !a.meta.CreatedAt.IsZero() {
+			p.threshold = a.meta.CreatedAt.Unix() - 1
+		}
+	}
+	return p
+}
+
+// conversation catches up one conversation and returns how many events it
+// replayed. A conversation that disappeared meanwhile (404) is skipped.
+func (c *Catchup) conversation(ctx context.Context, a *attempt, p plan, cv *chatwoot.Conversation) (int, error) {
+	missed, newest, err := c.missed(ctx, a, p, cv)
+	if errors.Is(err, chatwoot.ErrNotFound) {
+		c.log.Debug("catchup: conversation gone", "subscription", a.id, "conversation", p.conv)
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("catchup: list messages: %w", err)
+	}
+	n := c.replay(a, p, cv, missed)
+	return n, c.advance(ctx, a, p, cv.Status, newest)
+}
+
+// missed pages back through the conversation's messages as far as its plan
+// needs and returns the missed ones in ascending id order, and the newest
+// message id known.
+func (c *Catchup) missed(ctx context.Context, a *attempt, p plan, cv *chatwoot.Conversation) ([]chatwoot.Message, int64, error) {
+	newest := newestID(cv.Messages)
+	var keep func(m *chatwoot.Message) bool
+	var reached func(oldest *chatwoot.Message) bool
+	switch p.mode {
+	case modeCursor:
+		if newest <= p.from.lastID {
+			return nil, newest, nil
+		}
+		keep = func(m *chatwoot.Message) bool { return m.ID > p.from.lastID }
+		reached = func(o *chatwoot.Message) bool { return o.ID <= p.from.lastID }
+	case modeBaseline:
+		if p.threshold <= 0 || (len(cv.Messages) > 0 && newestCreated(cv.Messages) < p.threshold) {
+			return nil, newest, nil // only history: record the baseline
+		}
+		keep = func(m *chatwoot.Message) bool { return m.CreatedAt >= p.threshold }
+		reached = func(o *chatwoot.Message) bool { return !keep(o) }
+	case modeNew:
+		keep = func(*chatwoot.Message) bool { return true }
+		reached = func(*chatwoot.Message) bool { return false }
+	}
+	all, err := c.pageBack(ctx, a, cv.ID, reached)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]chatwoot.Message, 0, len(all))
+	for i := range all {
+		newest = max(newest, all[i].ID)
+		if keep(&all[i]) {
+			out = append(out, all[i])
+		}
+	}
+	slices.SortFunc(out, func(x, y chatwoot.Message) int { return cmp.Compare(x.ID, y.ID) })
+	out = slices.CompactFunc(out, func(x, y chatwoot.Message) bool { return x.ID == y.ID })
+	return out, newest, nil
+}
+
+// pageBack reads pages of messages, newest first, until a page's oldest
+// message is reached, a page is short (the conversation's first), or
+// MaxPages were read.
+func (c *Catchup) pageBack(ctx context.Context, a *attempt, convID int64, reached func(*chatwoot.Message) bool) ([]chatwoot.Message, error) {
+	var all []chatwoot.Message
+	before := int64(0)
+	for range c.opts.MaxPages {
+		page, err := c.opts.Source.ListMessages(ctx, a.contactInbox(), convID, before)
+		if err != nil {
+			return nil, err
+		}
+		c.m.pages.Inc()
+		all = append(all, page...)
+		oldest := oldestMessage(page)
+		if len(page) < PageSize || reached(oldest) || (before > 0 && oldest.ID >= before) {
+			return all, nil
+		}
+		before = oldest.ID
+	}
+	c.m.truncated.Inc()
+	c.log.Warn("catchup: conversation has more missed messages than MaxPages; older ones are not replayed",
+		"subscription", a.id, "conversation", convID, "pages", c.opts.MaxPages)
+	return all, nil
+}
+
+// replay publishes the conversation's missed events: conversation.created
+// for a new conversation, its missed messages in id order, then a status
+// change. What was published live during the freeze is left out.
+func (c *Catchup) replay(a *attempt, p plan, cv *chatwoot.Conversation, missed []chatwoot.Message) int {
+	live, missed := c.pendingOf(a.st, p.conv, missed)
+	n := 0
+	if p.mode == modeNew && !live.created {
+		c.emit(a, p.hints, evConversationCreated, rawOf(cv.Raw, cv))
+		n++
+	}
+	for i := range missed {
+		c.emit(a, p.hints, evMessageCreated, rawOf(missed[i].Raw, &missed[i]))
+		n++
+	}
+	if p.mode == modeCursor && statusMissed(p.from.status, cv.Status, live, a.epoch) {
+		c.emit(a, p.hints, evStatusChanged, rawOf(cv.Raw, cv))
+		n++
+	}
+	return n
+}
+
+// statusMissed reports whether a conversation's status change was missed:
+// the REST status differs from the last one published (the cursor's, or
+// one seen live during the freeze). A status seen live since the latest
+// confirm is at least as fresh as the REST read, so nothing was missed.
+func statusMissed(cursor, rest string, live seen, epoch uint64) bool {
+	prev := cursor
+	if live.status != "" {
+		if live.statusE == epoch {
+			return false
+		}
+		prev = live.status
+	}
+	return prev != "" && rest != "" && rest != prev
+}
+
+// emit hands one replayed event to the sink:
+// {"event":<event>,"data":<REST object>,"replayed":true}.
+func (c *Catchup) emit(a *attempt, h fanout.Hints, event string, data []byte) {
+	body := make([]byte, 0, len(data)+len(event)+40)
+	body = append(body, `{"event":"`...)
+	body = append(body, event...)
+	body = append(body, `","data":`...)
+	body = append(body, data...)
+	body = append(body, `,"replayed":true}`...)
+	c.opts.Sink.Handle(fanout.Event{SubID: a.id, Hints: h, Message: body, ReceivedAt: c.now(), Replayed: true})
+	c.m.replayed.WithLabelValues(event).Inc()
+}
+
+// advance moves the conversation's cursor to what the attempt has covered
+// and writes it to the store.
+func (c *Catchup) advance(ctx context.Context, a *attempt, p plan, status string, newest int64) error {
+	k := cursorKey{a.id, p.conv}
+	c.mu.Lock()
+	if c.subs[a.id] != a.st {
+		c.mu.Unlock()
+		return errRemoved
+	}
+	cur := a.st.cursorLocked(p.conv)
+	cur.lastID = max(cur.lastID, newest, p.from.lastID)
+	if status != "" {
+		cur.status = status
+	}
+	cur.gen++
+	c.dirty[k] = struct{}{}
+	c.mu.Unlock()
+	if err := c.persist(ctx, k); err != nil {
+		if !errors.Is(err, errRemoved) {
+			c.m.storeErrors[opWrite].Inc()
+		}
+		return fmt.Errorf("catchup: store cursor: %w", err)
+	}
+	return nil
+}
+
+// markSynced writes the SyncMarker cursor after the first complete
+// catch-up, so that later conversations without a cursor are known to be
+// new.
+func (c *Catchup) markSynced(ctx context.Context, a *attempt) error {
+	_, err := c.opts.Cursors.PutCursor(ctx, store.Cursor{SubscriptionID: a.id, ConversationID: SyncMarker})
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return errRemoved
+		}
+		c.m.storeErrors[opWrite].Inc()
+		return fmt.Errorf("catchup: store sync marker: %w", err)
+	}
+	c.mu.Lock()
+	a.st.synced = true
+	c.mu.Unlock()
+	return nil
+}
+
+// hintsOf returns the routing ids of a conversation's events: the REST
+// conversation's own (contact.account_id, inbox_id, contact.id), else the
+// subscription's.
+func hintsOf(cv *chatwoot.Conversation, m *registry.Meta) fanout.Hints {
+	h := fanout.Hints{AccountID: m.AccountID, InboxID: m.InboxID, ContactID: m.ContactID}
+	if acc := accountOf(cv.Raw); acc != "" {
+		h.AccountID = acc
+	}
+	if cv.InboxID > 0 {
+		h.InboxID = strconv.FormatInt(cv.InboxID, 10)
+	}
+	if cv.Contact.ID > 0 {
+		h.ContactID = strconv.FormatInt(cv.Contact.ID, 10)
+	}
+	return h
+}
+
+// accountOf reads contact.account_id from a raw REST conversation.
+func accountOf(raw []byte) string {
+	var v struct {
+		Contact struct {
+			AccountID json.Number `json:"account_id"`
+		} `json:"contact"`
+	}
+	if json.Unmarshal(raw, &v) != nil {
+		return ""
+	}
+	if id, err := v.Contact.AccountID.Int64(); err == nil && id > 0 {
+		return v.Contact.AccountID.String()
+	}
+	return ""
+}
+
+// rawOf returns the exact bytes Chatwoot sent, or an encoding of v for an
+// object built in code.
+func rawOf(raw json.RawMessage, v any) []byte {
+	if len(raw) > 0 {
+		return raw
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return []byte("null")
+	}
+	return b
+}
+
+func newestID(ms []chatwoot.Message) int64 {
+	var id int64
+	for i := range ms {
+		id = max(id, ms[i].ID)
+	}
+	return id
+}
+
+func newestCreated(ms []chatwoot.Message) int64 {
+	var at int64
+	for i := range ms {
+		at = max(at, ms[i].CreatedAt)
+	}
+	return at
+}
+
+// oldestMessage returns the message with the lowest id, or a zero message
+// for an empty page.
+func oldestMessage(page []chatwoot.Message) *chatwoot.Message {
+	if len(page) == 0 {
+		return &chatwoot.Message{}
+	}
+	o := &page[0]
+	for i := range page {
+		if page[i].ID < o.ID {
+			o = &page[i]
+		}
+	}
+	return o
+}

@@ -1,0 +1,46 @@
+package storetest
+
+import (
+	"strconv"
+	"testing"
+
+	"github.com/relayhq/relay/internal/store"
+)
+
+// RunBenchmarks measures the hot paths of a backend: a subscription put and
+// get, and a cursor advance. open returns a fresh, empty store.
+func RunBenchmarks(b *testing.B, open func(b *testing.B) store.Store) {
+	b.Run("SubscriptionPutGet", func(b *testing.B) {
+		s := open(b)
+		defer s.Close()
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			sub := sampleSubscription("bench-" + strconv.Itoa(i%1000))
+			if _, _, err := s.PutSubscription(b.Context(), sub); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := s.GetSubscription(b.Context(), sub.ID); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.Run("CursorPut", func(b *testing.B) {
+		s := open(b)
+		defer s.Close()
+		if _, _, err := s.PutSubscription(b.Context(), sampleSubscription("bench")); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		var i int64
+		for b.Loop() {
+			c := store.Cursor{SubscriptionID: "bench", ConversationID: strconv.FormatInt(i%50, 10),
+				LastMessageID: i, Status: "open", UpdatedAt: strconv.FormatInt(1700000000+i, 10)}
+			if _, err := s.PutCursor(b.Context(), c); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+}
