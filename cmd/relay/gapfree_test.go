@@ -33,7 +33,8 @@ const mainChildEnv = "RELAY_TEST_RUN_MAIN"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(mainChildEnv) == "1" {
-		main() // the test binary doubles as the relay binary for the restart tests
+		os.Args = os.Args[:1] // the test binary doubles as the relay binary for the restart tests
+		main()
 		return
 	}
 	os.Exit(m.Run())
