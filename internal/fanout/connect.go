@@ -136,6 +136,9 @@ func handlers(logger *slog.Logger, reconnects, disconnects prometheus.Counter) [
 			logger.Info("fanout: NATS connected", "url", nc.ConnectedUrlRedacted())
 		}),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if nc.IsClosed() {
+				return // our own Close, not an outage
+			}
 			disconnects.Inc()
 			logger.Warn("fanout: NATS disconnected", "err", err)
 		}),
