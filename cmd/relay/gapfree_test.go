@@ -155,6 +155,25 @@ func streamIDs(t *testing.T, natsURL string, want map[int64]bool) map[int64]int 
 		t.Fatal(err)
 	}
 	got := map[int64]int{}
+	// fetch reads one batch into got and reports how many it read.
+	fetch := func(wait time.Duration) int {
+		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(wait))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			var ev struct {
+				Data struct {
+					ID int64 `json:"id"`
+				} `json:"data"`
+			}
+			json.Unmarshal(m.Data(), &ev)
+			got[ev.Data.ID]++
+		}
+		return n
+	}
 	missing := func() int {
 		n := 0
 		for id := range want {
@@ -165,49 +184,15 @@ func streamIDs(t *testing.T, natsURL string, want map[int64]bool) map[int64]int 
 		return n
 	}
 	for missing() > 0 {
-		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			var ev struct {
-				Data struct {
-					ID int64 `json:"id"`
-				} `json:"data"`
-			}
-			json.Unmarshal(m.Data(), &ev)
-			got[ev.Data.ID]++
-		}
-		if n == 0 && ctx.Err() != nil {
-			break
-		}
+		fetch(2 * time.Second)
 		if ctx.Err() != nil {
 			t.Fatalf("stream still misses %d of %d messages", missing(), len(want))
 		}
 	}
 	// Everything expected arrived; read what else the stream holds.
-	for {
-		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			var ev struct {
-				Data struct {
-					ID int64 `json:"id"`
-				} `json:"data"`
-			}
-			json.Unmarshal(m.Data(), &ev)
-			got[ev.Data.ID]++
-		}
-		if n == 0 {
-			return got
-		}
+	for fetch(time.Second) > 0 {
 	}
+	return got
 }
 
 // compare reports the figures and fails on a missing or duplicated message.
