@@ -118,7 +118,7 @@ func (a *app) openFanout(context.Context) error {
 			MaxBytes: c.NATSStreamMaxBytes, Duplicates: c.NATSDupWindow},
 	}, fanout.Options{
 		Prefix: c.NATSSubjectPrefix, ForwardTokens: c.ForwardTokens, BufferBytes: c.NATSBufferBytes,
-		Observe: a.observe, Logger: a.log.With("component", "fanout"), Registerer: a.metrics,
+		Observe: a.observe, Published: a.published, Logger: a.log.With("component", "fanout"), Registerer: a.metrics,
 	})
 	if err != nil {
 		return fmt.Errorf("NATS: %w", err)
@@ -275,17 +275,23 @@ func (a *app) deliver(d cable.Delivery) {
 	a.fanout.Handle(ev)
 }
 
-// observe sees every routed event: it learns ids for the registry, moves
-// catch-up cursors and releases callers waiting for their message's echo.
+// observe sees every routed event as it arrives: it learns ids for the
+// registry and releases callers waiting for their message's echo.
 func (a *app) observe(subID string, r fanout.Route) {
 	if r.Replayed {
 		return
 	}
 	a.registry.Learn(context.Background(), subID, fanout.Hints{AccountID: r.AccountID, InboxID: r.InboxID, ContactID: r.ContactID})
-	a.catchup.ObserveLive(subID, r)
 	if r.EchoID != "" {
 		a.echoes.Observe(r.EchoID)
 	}
+}
+
+// published sees every event once NATS holds it: only then may catch-up
+// cursors move past it, or a relay dying with events still buffered would
+// skip them on its next catch-up.
+func (a *app) published(subID string, r fanout.Route) {
+	a.catchup.ObserveLive(subID, r)
 }
 
 // onState publishes lifecycle events and drives catch-up.

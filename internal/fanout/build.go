@@ -51,6 +51,9 @@ type item struct {
 	ack  Ack
 	// attempts counts failed publications the server answered with an error.
 	attempts int
+	// sub and route are kept for Options.Published.
+	sub   string
+	route Route
 }
 
 // setHeaders builds msg.Header from hv; empty values are left out.

@@ -66,6 +66,13 @@ type Options struct {
 	// Observe, if set, is called synchronously from Handle with every routed
 	// event (live or replayed, before filtering and dedup). Must not block.
 	Observe func(subID string, r Route)
+	// Published, if set, is called once an event of a subscription is in
+	// NATS: from the publishing goroutine when NATS accepted it (JetStream:
+	// acknowledged it), or at once from Handle when it was dropped as a
+	// duplicate of an event already accepted. Progress recorded from it
+	// (catch-up cursors) never runs ahead of what consumers can read, even
+	// if the relay dies with events still buffered. Must not block.
+	Published func(subID string, r Route)
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Registerer for the relay_fanout_* metrics; nil means a private registry.
@@ -183,9 +190,15 @@ func (f *Fanout) Handle(ev Event) {
 	}
 	if !f.dedup.admit(r.DedupKey, time.Now().UnixNano(), f.ttl(r.Kind)) {
 		f.m.dropped[dropDuplicate].Inc()
+		if f.opts.Published != nil {
+			f.opts.Published(ev.SubID, r)
+		}
 		return
 	}
 	it.key = r.DedupKey
+	if f.opts.Published != nil {
+		it.sub, it.route = ev.SubID, r
+	}
 	f.enqueue(it, ev.SubID)
 }
 

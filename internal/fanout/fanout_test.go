@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -488,6 +489,43 @@ func TestNoStallWhileAwaitingAck(t *testing.T) {
 		p.resolve(2, nil)
 		synctest.Wait()
 		wantIDs(t, storedIDs(t, p), 1, 2)
+		_ = closeNow(f)
+	})
+}
+
+// TestPublishedOnlyAfterAck: progress is reported when NATS holds the
+// event, not when it was handed over, so a relay that dies with events
+// buffered never records them as delivered.
+func TestPublishedOnlyAfterAck(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newFakePub(true)
+		p.manual = true
+		var mu sync.Mutex
+		var published []string
+		f := newTestFanout(t, p, Options{Published: func(sub string, r Route) {
+			mu.Lock()
+			published = append(published, sub+":"+r.MessageID)
+			mu.Unlock()
+		}})
+		reply := fixtureMessage(t, "03_message.created.agent_reply.json")
+		f.Handle(Event{SubID: "a", Message: reply})
+		synctest.Wait()
+		mu.Lock()
+		if len(published) != 0 {
+			t.Fatalf("reported before the ack: %v", published)
+		}
+		mu.Unlock()
+		// The same message through a second token of the contact: a duplicate
+		// of an accepted event is reported at once.
+		f.Handle(Event{SubID: "b", Message: fixtureMessage(t, "03_message.created.agent_reply.json")})
+		p.resolve(1, nil)
+		synctest.Wait()
+		mu.Lock()
+		got := fmt.Sprint(published)
+		mu.Unlock()
+		if got != "[b:2 a:2]" {
+			t.Fatalf("published = %s, want [b:2 a:2]", got)
+		}
 		_ = closeNow(f)
 	})
 }

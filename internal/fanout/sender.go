@@ -166,6 +166,9 @@ func (f *Fanout) acked() {
 	it := f.popInflight()
 	f.m.published[it.kind].Inc()
 	f.m.latency.Observe(time.Since(it.enq).Seconds())
+	if it.sub != "" {
+		f.opts.Published(it.sub, it.route)
+	}
 	f.q.release(it)
 	if !f.rewinding {
 		f.failures = 0
