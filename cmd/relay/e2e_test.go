@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/relayhq/relay/internal/chatwoottest"
 )
@@ -27,6 +28,10 @@ type e2e struct {
 	app   *app
 	nc    *nats.Conn
 	msgs  chan *nats.Msg
+	// stopConsume ends the stream consumer.
+	stopConsume func()
+	// noConsumer starts the relay without the test's consumer.
+	noConsumer bool
 }
 
 func newE2E(t *testing.T, extra map[string]string) *e2e {
@@ -74,15 +79,37 @@ func (e *e2e) start() {
 		e.t.Fatal(err)
 	}
 	e.msgs = make(chan *nats.Msg, 10000)
-	if _, err := e.nc.ChanSubscribe("chatwoot.>", e.msgs); err != nil {
+	if e.noConsumer {
+		return
+	}
+	if e.env["RELAY_NATS_JETSTREAM"] == "false" {
+		if _, err := e.nc.ChanSubscribe("chatwoot.>", e.msgs); err != nil {
+			e.t.Fatal(err)
+		}
+		return
+	}
+	// Read the stream from its start: events published before this consumer
+	// existed (a catch-up right after start) are there too.
+	js, _ := jetstream.New(e.nc)
+	cons, err := js.OrderedConsumer(context.Background(), "CHATWOOT", jetstream.OrderedConsumerConfig{})
+	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.nc.Flush()
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		e.msgs <- &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.stopConsume = cc.Stop
 }
 
 func (e *e2e) stop() {
 	if e.app == nil {
 		return
+	}
+	if e.stopConsume != nil {
+		e.stopConsume()
 	}
 	e.nc.Close()
 	if err := e.app.shutdown(); err != nil {

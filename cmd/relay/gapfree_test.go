@@ -277,7 +277,7 @@ func TestGapFreeAcrossDropsAndStall(t *testing.T) {
 		t.Skip("long: runs about 30 s")
 	}
 	c := newChat(t)
-	e := &e2e{t: t, fake: c.fake, env: map[string]string{
+	e := &e2e{t: t, fake: c.fake, noConsumer: true, env: map[string]string{
 		"RELAY_CHATWOOT_URL":             c.url,
 		"RELAY_HTTP_ADDR":                "127.0.0.1:0",
 		"RELAY_NATS_LISTEN":              "127.0.0.1:-1",
