@@ -70,7 +70,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (a *app, err error
 			return a, err
 		}
 	}
-	log.Info("relay started", "http", a.httpAddr.String(), "nats", a.natsURL)
+	log.Info("relay started", "http", a.httpAddr.String(), "nats", fanout.RedactURL(a.natsURL))
 	return a, nil
 }
 

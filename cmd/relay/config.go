@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/relayhq/relay/internal/fanout"
 )
 
 const envPrefix = "RELAY_"
@@ -25,7 +27,7 @@ type Config struct {
 	APITokens   []string `env:"API_TOKENS" secret:"true" desc:"comma-separated bearer tokens; empty = loopback only"`
 	LogLevel    string   `env:"LOG_LEVEL" envDefault:"info" desc:"debug, info, warn or error"`
 
-	NATSURL            string        `env:"NATS_URL" desc:"external NATS; empty runs an embedded server"`
+	NATSURL            string        `env:"NATS_URL" url:"true" desc:"external NATS; empty runs an embedded server"`
 	NATSListen         string        `env:"NATS_LISTEN" envDefault:"127.0.0.1:4222" desc:"where the embedded NATS listens"`
 	NATSJetStream      bool          `env:"NATS_JETSTREAM" envDefault:"true" desc:"publish to a JetStream stream (durable) or core NATS"`
 	NATSSubjectPrefix  string        `env:"NATS_SUBJECT_PREFIX" envDefault:"chatwoot" desc:"first subject token"`
@@ -74,9 +76,33 @@ type Config struct {
 func loadConfig(environ map[string]string, demo bool) (Config, error) {
 	var c Config
 	if err := env.ParseWithOptions(&c, env.Options{Prefix: envPrefix, Environment: environ}); err != nil {
-		return c, err
+		return c, scrubSecrets(err, environ)
 	}
 	return c, c.validate(demo)
+}
+
+// scrubSecrets removes the values of secret variables from a parse error:
+// the env library quotes offending values, and an HMAC token in a
+// malformed RELAY_INBOX_HMAC_TOKENS must not reach the terminal or logs.
+func scrubSecrets(err error, environ map[string]string) error {
+	msg := err.Error()
+	forEachField(func(f reflect.StructField, _ reflect.Value) {
+		if f.Tag.Get("secret") != "true" && f.Tag.Get("url") != "true" {
+			return
+		}
+		raw := environ[envPrefix+f.Tag.Get("env")]
+		pieces := []string{raw}
+		for _, item := range strings.Split(raw, ",") {
+			pieces = append(pieces, item)
+			pieces = append(pieces, strings.FieldsFunc(item, func(r rune) bool { return r == '=' || r == ':' })...)
+		}
+		for _, p := range pieces {
+			if len(p) >= 3 { // short pieces (a port, "a") say nothing and would mangle the message
+				msg = strings.ReplaceAll(msg, p, "REDACTED")
+			}
+		}
+	}, Config{})
+	return errors.New(msg)
 }
 
 func (c *Config) validate(demo bool) error {
@@ -89,7 +115,7 @@ func (c *Config) validate(demo bool) error {
 		bad("CHATWOOT_URL", "required (or run with -demo)")
 	case c.ChatwootURL == "":
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		bad("CHATWOOT_URL", "want an http(s) URL, got %q", c.ChatwootURL)
+		bad("CHATWOOT_URL", "want an http(s) URL, got %q", fanout.RedactURL(c.ChatwootURL))
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		bad("HTTP_ADDR", "%v", err)
@@ -176,8 +202,11 @@ func (c Config) LogValue() slog.Value {
 	forEachField(func(f reflect.StructField, v reflect.Value) {
 		key := envPrefix + f.Tag.Get("env")
 		val := fmt.Sprint(v.Interface())
-		if f.Tag.Get("secret") == "true" && !v.IsZero() {
+		switch {
+		case f.Tag.Get("secret") == "true" && !v.IsZero():
 			val = "REDACTED"
+		case f.Tag.Get("url") == "true":
+			val = fanout.RedactURL(val)
 		}
 		attrs = append(attrs, slog.String(key, val))
 	}, c)

@@ -64,6 +64,7 @@ func TestConfigLogRedactsSecrets(t *testing.T) {
 		"RELAY_INBOX_HMAC_TOKENS":  "inbox1=hmac-secret",
 		"RELAY_NATS_PASSWORD":      "nats-secret",
 		"RELAY_REDIS_URL":          "redis://:redis-secret@localhost:6379/0",
+		"RELAY_NATS_URL":           "nats://user:natsurl-secret@nats:4222",
 		"RELAY_SUBSCRIPTIONS_FILE": "/etc/relay/subs",
 	}, false)
 	if err != nil {
@@ -72,7 +73,7 @@ func TestConfigLogRedactsSecrets(t *testing.T) {
 	var buf bytes.Buffer
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "config", c)
 	out := buf.String()
-	for _, secret := range []string{"api-secret", "hmac-secret", "nats-secret", "redis-secret"} {
+	for _, secret := range []string{"api-secret", "hmac-secret", "nats-secret", "redis-secret", "natsurl-secret"} {
 		if strings.Contains(out, secret) {
 			t.Errorf("log shows %s: %s", secret, out)
 		}
@@ -147,4 +148,23 @@ func TestReadmeDocumentsEveryVariable(t *testing.T) {
 			t.Errorf("README does not document %s", name)
 		}
 	}, Config{})
+}
+
+// TestConfigParseErrorHidesSecrets: a malformed secret variable is named,
+// its value is not shown.
+func TestConfigParseErrorHidesSecrets(t *testing.T) {
+	_, err := loadConfig(map[string]string{
+		"RELAY_CHATWOOT_URL":      "https://chat.example.com",
+		"RELAY_INBOX_HMAC_TOKENS": "inboxA:hmacsecret123",
+	}, false)
+	if err == nil {
+		t.Fatal("malformed map accepted")
+	}
+	if strings.Contains(err.Error(), "hmacsecret123") || !strings.Contains(err.Error(), "InboxHMACTokens") {
+		t.Fatalf("error = %v", err)
+	}
+	_, err = loadConfig(map[string]string{"RELAY_CHATWOOT_URL": "ftp://user:urlsecret99@x"}, false)
+	if err == nil || strings.Contains(err.Error(), "urlsecret99") {
+		t.Fatalf("error = %v", err)
+	}
 }

@@ -339,6 +339,14 @@ func (p *relayProcess) start() {
 	if testing.Verbose() {
 		p.cmd.Stderr = os.Stderr
 	}
+	if path := os.Getenv("RELAY_TEST_CHILD_LOG"); path != "" { // debugging aid: keep the relay's logs
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		defer f.Close()
+		p.cmd.Stderr = f
+	}
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}

@@ -55,7 +55,7 @@ func (c NATSConfig) LogValue() slog.Value {
 		return "REDACTED"
 	}
 	return slog.GroupValue(
-		slog.String("url", redactURL(c.URL)),
+		slog.String("url", RedactURL(c.URL)),
 		slog.String("name", c.Name),
 		slog.String("creds_file", c.CredsFile),
 		slog.String("user", c.User),
@@ -67,8 +67,8 @@ func (c NATSConfig) LogValue() slog.Value {
 	)
 }
 
-// redactURL hides passwords in a comma-separated list of server URLs.
-func redactURL(raw string) string {
+// RedactURL hides passwords in a comma-separated list of server URLs.
+func RedactURL(raw string) string {
 	parts := strings.Split(raw, ",")
 	for i, p := range parts {
 		u, err := url.Parse(strings.TrimSpace(p))
@@ -196,7 +196,7 @@ func Connect(cfg NATSConfig, logger *slog.Logger, reg prometheus.Registerer) (*n
 	}
 	nc, err := nats.Connect(u, cfg.options(logger, reconnects, disconnects)...)
 	if err != nil {
-		return nil, fmt.Errorf("fanout: NATS connect %s: %w", redactURL(u), err)
+		return nil, fmt.Errorf("fanout: NATS connect %s: %w", RedactURL(u), err)
 	}
 	return nc, nil
 }
