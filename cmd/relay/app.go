@@ -281,7 +281,7 @@ func (a *app) observe(subID string, r fanout.Route) {
 	if r.Replayed {
 		return
 	}
-	a.registry.Learn(context.Background(), subID, fanout.Hints{AccountID: r.AccountID, InboxID: r.InboxID, ContactID: r.ContactID})
+	a.registry.Learn(subID, fanout.Hints{AccountID: r.AccountID, InboxID: r.InboxID, ContactID: r.ContactID})
 	if r.EchoID != "" {
 		a.echoes.Observe(r.EchoID)
 	}
@@ -379,6 +379,9 @@ func (a *app) shutdown() error {
 	}
 	if a.pool != nil {
 		a.pool.Close()
+	}
+	if a.registry != nil {
+		a.registry.Close()
 	}
 	if a.catchup != nil {
 		errs = append(errs, a.catchup.Close(ctx))

@@ -123,6 +123,9 @@ func (p *Pool) Add(token string, meta any) (string, error) {
 	return id, nil
 }
 
+// ValidToken reports whether Add accepts t as a pubsub token.
+func ValidToken(t string) bool { return validToken(t) }
+
 func validToken(t string) bool {
 	if t == "" || len(t) > 256 {
 		return false

@@ -81,6 +81,13 @@ type Registry struct {
 
 	pool Pool // set by Attach before use
 
+	// writeMu serialises read-modify-write of records (Register, learned ids).
+	writeMu sync.Mutex
+
+	learned chan string // subscription ids with newly learned ids
+	cancel  context.CancelFunc
+	done    chan struct{}
+
 	mu      sync.Mutex
 	entries map[string]*Entry
 }
@@ -92,7 +99,17 @@ func New(st store.Store, log *slog.Logger) *Registry {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Registry{store: st, log: log, entries: make(map[string]*Entry)}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Registry{store: st, log: log, entries: make(map[string]*Entry),
+		learned: make(chan string, 4096), cancel: cancel, done: make(chan struct{})}
+	go r.persistLearned(ctx)
+	return r
+}
+
+// Close stops the background writer.
+func (r *Registry) Close() {
+	r.cancel()
+	<-r.done
 }
 
 // Attach sets the pool. The pool's callbacks usually need the registry,
@@ -105,8 +122,13 @@ func (r *Registry) Register(ctx context.Context, reg api.Registration) (api.Subs
 	if reg.Token == "" {
 		return api.Subscription{}, false, fmt.Errorf("%w: pubsub_token is required", api.ErrInvalid)
 	}
+	if !cable.ValidToken(reg.Token) {
+		return api.Subscription{}, false, fmt.Errorf("%w: %v", api.ErrInvalid, cable.ErrBadToken)
+	}
 	id := cable.SubscriptionID(reg.Token)
 	rec := store.Subscription{ID: id, Token: reg.Token, Origin: reg.Origin}
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
 	if old, err := r.store.GetSubscription(ctx, id); err == nil {
 		rec = old
 	} else if !errors.Is(err, store.ErrNotFound) {
@@ -115,6 +137,12 @@ func (r *Registry) Register(ctx context.Context, reg api.Registration) (api.Subs
 	fill(&rec.InboxIdentifier, reg.InboxIdentifier)
 	fill(&rec.SourceID, reg.SourceID)
 	fill(&rec.ContactID, reg.ContactID)
+	if e := r.Entry(id); e != nil { // ids learned from events, maybe not written yet
+		m := e.Meta()
+		fillEmpty(&rec.AccountID, m.AccountID)
+		fillEmpty(&rec.InboxID, m.InboxID)
+		fillEmpty(&rec.ContactID, m.ContactID)
+	}
 	stored, created, err := r.store.PutSubscription(ctx, rec)
 	if err != nil {
 		return api.Subscription{}, false, err
@@ -234,32 +262,102 @@ func (r *Registry) Load(ctx context.Context) (int, error) {
 }
 
 // Learn records routing ids seen in a live event for subscription id, when
-// the record lacks them. It is cheap when nothing is new, so it can run for
-// every event; a write to the store happens once per learned fact.
-func (r *Registry) Learn(ctx context.Context, id string, h fanout.Hints) {
+// the record lacks them. It runs for every event, on the delivery path: the
+// live Meta is updated at once (only empty fields are filled, so nothing a
+// registration set is lost), and the record is written by a background
+// worker, so a slow store never stalls delivery.
+func (r *Registry) Learn(id string, h fanout.Hints) {
 	r.mu.Lock()
 	e := r.entries[id]
 	r.mu.Unlock()
 	if e == nil {
 		return
 	}
-	m := e.Meta()
-	if !(news(m.AccountID, h.AccountID) || news(m.InboxID, h.InboxID) || news(m.ContactID, h.ContactID)) {
-		return
+	for {
+		old := e.Meta()
+		if !(news(old.AccountID, h.AccountID) || news(old.InboxID, h.InboxID) || news(old.ContactID, h.ContactID)) {
+			return
+		}
+		m := *old
+		fillEmpty(&m.AccountID, known(h.AccountID))
+		fillEmpty(&m.InboxID, known(h.InboxID))
+		fillEmpty(&m.ContactID, known(h.ContactID))
+		if e.meta.CompareAndSwap(old, &m) {
+			break
+		}
 	}
+	select {
+	case r.learned <- id:
+	default: // the worker is behind; the ids stay in memory and are written with the next fact
+	}
+}
+
+// persistLearned writes learned ids to the store until ctx ends.
+func (r *Registry) persistLearned(ctx context.Context) {
+	defer close(r.done)
+	for {
+		select {
+		case <-ctx.Done():
+			r.drainLearned()
+			return
+		case id := <-r.learned:
+			// Not derived from ctx: a write under way at Close completes.
+			wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := r.storeLearned(wctx, id); err != nil {
+				r.log.Warn("learned ids not stored", "subscription", id, "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// drainLearned writes what is still queued at Close, briefly.
+func (r *Registry) drainLearned() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for {
+		select {
+		case id := <-r.learned:
+			if err := r.storeLearned(ctx, id); err != nil {
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
+// storeLearned fills the record's empty ids from the live Meta. It holds
+// writeMu so a concurrent Register cannot be overwritten.
+func (r *Registry) storeLearned(ctx context.Context, id string) error {
+	e := r.Entry(id)
+	if e == nil {
+		return nil
+	}
+	m := e.Meta()
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
 	rec, err := r.store.GetSubscription(ctx, id)
 	if err != nil {
-		return // removed meanwhile
+		if errors.Is(err, store.ErrNotFound) {
+			return nil // removed meanwhile
+		}
+		return err
 	}
-	fill(&rec.AccountID, known(h.AccountID))
-	fill(&rec.InboxID, known(h.InboxID))
-	fill(&rec.ContactID, known(h.ContactID))
-	stored, _, err := r.store.PutSubscription(ctx, rec)
-	if err != nil {
-		r.log.Warn("learned ids not stored", "subscription", id, "err", err)
-		return
+	if rec.AccountID != "" && rec.InboxID != "" && rec.ContactID != "" {
+		return nil
 	}
-	e.meta.Store(metaOf(stored))
+	fillEmpty(&rec.AccountID, m.AccountID)
+	fillEmpty(&rec.InboxID, m.InboxID)
+	fillEmpty(&rec.ContactID, m.ContactID)
+	_, _, err = r.store.PutSubscription(ctx, rec)
+	return err
+}
+
+func fillEmpty(dst *string, v string) {
+	if *dst == "" {
+		*dst = v
+	}
 }
 
 // news reports whether v is a known id the record does not have yet.

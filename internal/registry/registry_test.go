@@ -1,0 +1,183 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/relayhq/relay/internal/api"
+	"github.com/relayhq/relay/internal/cable"
+	"github.com/relayhq/relay/internal/fanout"
+	"github.com/relayhq/relay/internal/store"
+	"github.com/relayhq/relay/internal/store/bolt"
+)
+
+// fakePool records what the registry asks of the cable pool.
+type fakePool struct {
+	mu    sync.Mutex
+	subs  map[string]any // id → meta
+	state map[string]cable.State
+}
+
+func newFakePool() *fakePool {
+	return &fakePool{subs: map[string]any{}, state: map[string]cable.State{}}
+}
+
+func (p *fakePool) Add(token string, meta any) (string, error) {
+	if !cable.ValidToken(token) {
+		return "", cable.ErrBadToken
+	}
+	id := cable.SubscriptionID(token)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.subs[id] = meta
+	return id, nil
+}
+
+func (p *fakePool) Remove(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.subs[id]
+	delete(p.subs, id)
+	return ok
+}
+
+func (p *fakePool) Get(id string) (cable.Info, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.subs[id]; !ok {
+		return cable.Info{}, false
+	}
+	return cable.Info{ID: id, State: p.state[id]}, true
+}
+
+func newTestRegistry(t *testing.T) (*Registry, *fakePool, store.Store) {
+	t.Helper()
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "relay.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	r := New(st, nil)
+	p := newFakePool()
+	r.Attach(p)
+	t.Cleanup(r.Close)
+	return r, p, st
+}
+
+func TestRegisterIsIdempotentAndMerges(t *testing.T) {
+	r, p, st := newTestRegistry(t)
+	ctx := context.Background()
+	sub, created, err := r.Register(ctx, api.Registration{Token: "tok-1", Origin: api.OriginAPI})
+	if err != nil || !created || sub.ID != cable.SubscriptionID("tok-1") || sub.CatchUp {
+		t.Fatalf("first register: %+v %v %v", sub, created, err)
+	}
+	sub, created, err = r.Register(ctx, api.Registration{Token: "tok-1", InboxIdentifier: "inbox", SourceID: "src", ContactID: "7", Origin: api.OriginProxy})
+	if err != nil || created || !sub.CatchUp || sub.ContactID != "7" || sub.Origin != api.OriginAPI {
+		t.Fatalf("second register: %+v %v %v", sub, created, err)
+	}
+	rec, _ := st.GetSubscription(ctx, sub.ID)
+	if rec.SourceID != "src" || rec.InboxIdentifier != "inbox" || rec.Token != "tok-1" {
+		t.Fatalf("stored %v", rec)
+	}
+	if m := MetaOf(p.subs[sub.ID]); m == nil || m.SourceID != "src" || !m.CatchUp() {
+		t.Fatalf("pool meta %+v", m)
+	}
+}
+
+func TestRegisterRejectsBadTokenWithoutStoring(t *testing.T) {
+	r, _, st := newTestRegistry(t)
+	for _, tok := range []string{"", "bad\ntoken"} {
+		if _, _, err := r.Register(context.Background(), api.Registration{Token: tok}); !errors.Is(err, api.ErrInvalid) {
+			t.Errorf("Register(%q) = %v", tok, err)
+		}
+	}
+	if n, _ := st.CountSubscriptions(context.Background()); n != 0 {
+		t.Fatalf("%d records stored", n)
+	}
+}
+
+// TestLearnFillsWithoutLosingRegistration: ids learned from events land in
+// the live meta at once and in the record in the background, and never
+// erase what a registration wrote meanwhile.
+func TestLearnFillsWithoutLosingRegistration(t *testing.T) {
+	r, p, st := newTestRegistry(t)
+	ctx := context.Background()
+	sub, _, _ := r.Register(ctx, api.Registration{Token: "tok-2"})
+	r.Learn(sub.ID, fanout.Hints{AccountID: "1", InboxID: "3", ContactID: fanout.Unknown})
+	r.Register(ctx, api.Registration{Token: "tok-2", InboxIdentifier: "inbox", SourceID: "src"})
+	m := MetaOf(p.subs[sub.ID])
+	if m.AccountID != "1" || m.InboxID != "3" || m.ContactID != "" || m.SourceID != "src" {
+		t.Fatalf("meta %+v", m)
+	}
+	r.Learn(sub.ID, fanout.Hints{AccountID: "9", ContactID: "42"}) // account known: only the contact is new
+	r.Close()                                                      // writes what is queued
+	rec, err := st.GetSubscription(ctx, sub.ID)
+	if err != nil || rec.AccountID != "1" || rec.InboxID != "3" || rec.ContactID != "42" || rec.SourceID != "src" {
+		t.Fatalf("stored %v, %v", rec, err)
+	}
+}
+
+func TestListFiltersByStateAndPages(t *testing.T) {
+	r, p, _ := newTestRegistry(t)
+	ctx := context.Background()
+	var ids []string
+	for i := range 7 {
+		sub, _, _ := r.Register(ctx, api.Registration{Token: "tok-list-" + string(rune('a'+i))})
+		ids = append(ids, sub.ID)
+	}
+	p.mu.Lock()
+	for _, id := range ids[:4] {
+		p.state[id] = cable.StateConfirmed
+	}
+	p.mu.Unlock()
+	var got []string
+	cursor := ""
+	for {
+		page, next, err := r.List(ctx, api.StateConfirmed, cursor, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range page {
+			if s.State != api.StateConfirmed {
+				t.Fatalf("state filter let %+v through", s)
+			}
+			got = append(got, s.ID)
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if len(got) != 4 {
+		t.Fatalf("confirmed = %d, want 4", len(got))
+	}
+}
+
+func TestLoadAndRemove(t *testing.T) {
+	r, _, st := newTestRegistry(t)
+	ctx := context.Background()
+	sub, _, _ := r.Register(ctx, api.Registration{Token: "tok-3", InboxIdentifier: "i", SourceID: "s"})
+	// A new process: a fresh registry over the same store.
+	r2 := New(st, nil)
+	defer r2.Close()
+	p2 := newFakePool()
+	r2.Attach(p2)
+	if n, err := r2.Load(ctx); err != nil || n != 1 {
+		t.Fatalf("Load = %d, %v", n, err)
+	}
+	if m := MetaOf(p2.subs[sub.ID]); m == nil || m.SourceID != "s" || m.CreatedAt.IsZero() {
+		t.Fatalf("restored meta %+v", m)
+	}
+	if err := r2.Remove(ctx, sub.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := p2.subs[sub.ID]; ok {
+		t.Fatal("still in the pool")
+	}
+	if err := r2.Remove(ctx, sub.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("second remove = %v", err)
+	}
+}
