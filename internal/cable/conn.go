@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -24,10 +25,11 @@ type conn struct {
 	deliveries *deliveryQueue
 
 	// Guarded by Pool.mu.
-	gen     uint64      // current session; incremented on every dial
-	ready   bool        // the current session got its welcome
-	out     chan []byte // the current session's writer queue; nil between sessions
-	retired bool
+	unsubscribed map[string]time.Time // identifier key → when its unsubscribe was sent
+	gen          uint64               // current session; incremented on every dial
+	ready        bool                 // the current session got its welcome
+	out          chan []byte          // the current session's writer queue; nil between sessions
+	retired      bool
 
 	// Owned by run.
 	state string
@@ -144,8 +146,11 @@ func (c *conn) run() {
 	defer c.setState("")
 	attempt := 0
 	for c.ctx.Err() == nil {
+		start := time.Now()
 		res := c.session()
-		if res.welcomed {
+		// Only a session that proved useful resets the backoff: a server that
+		// welcomes and drops at once must not get a reconnect loop.
+		if res.welcomed && (res.confirmed || time.Since(start) >= c.p.cfg.StaleAfter) {
 			attempt = 0
 		}
 		if c.ctx.Err() != nil {
@@ -178,6 +183,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 type sessionResult struct {
 	welcomed    bool
+	confirmed   bool   // at least one subscription was confirmed
 	reason      string // why it ended: a reconnect reason label
 	noReconnect bool   // the server said disconnect with reconnect:false
 }
@@ -246,7 +252,6 @@ func (c *conn) dial() (*websocket.Conn, error) {
 		ws.Close()
 		return nil, fmt.Errorf("cable: server chose subprotocol %q", p)
 	}
-	ws.SetReadLimit(cfg.ReadLimit)
 	return ws, nil
 }
 
@@ -278,7 +283,11 @@ func (c *conn) read(ws *websocket.Conn, gen uint64) sessionResult {
 		if c.p.cfg.StaleAfter > 0 {
 			ws.SetReadDeadline(time.Now().Add(c.p.cfg.StaleAfter))
 		}
-		err := readFrame(ws, &buf)
+		err := readFrame(ws, &buf, c.p.cfg.ReadLimit)
+		if errors.Is(err, errOversized) {
+			c.oversized(buf.Bytes())
+			continue
+		}
 		if err != nil {
 			res.reason = c.readFailure(err)
 			return res
@@ -293,14 +302,60 @@ func (c *conn) read(ws *websocket.Conn, gen uint64) sessionResult {
 	}
 }
 
-func readFrame(ws *websocket.Conn, buf *bytes.Buffer) error {
+var errOversized = errors.New("cable: frame above the read limit")
+
+// readFrame reads one frame into buf. A frame above limit is not kept: its
+// first limit bytes stay in buf, the rest is read and discarded, and
+// errOversized is returned; the connection lives on.
+func readFrame(ws *websocket.Conn, buf *bytes.Buffer, limit int64) error {
 	_, r, err := ws.NextReader()
 	if err != nil {
 		return err
 	}
 	buf.Reset()
-	_, err = buf.ReadFrom(r)
-	return err
+	n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
+	if err != nil {
+		return err
+	}
+	if n > limit {
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return err
+		}
+		buf.Truncate(int(limit))
+		return errOversized
+	}
+	return nil
+}
+
+// oversized counts a refused frame and, when its prefix names one of this
+// connection's subscriptions, reports the gap so catch-up can fill it.
+func (c *conn) oversized(prefix []byte) {
+	c.p.m.drops.WithLabelValues(dropOversized).Inc()
+	c.p.log.Warn("cable frame above the read limit skipped", "conn", c.n, "limit", c.p.cfg.ReadLimit)
+	if s := c.route(leadingIdentifier(prefix)); s != nil {
+		c.p.reportGap(s, time.Now(), dropOversized)
+	}
+}
+
+// leadingIdentifier returns the identifier of a frame that starts with its
+// "identifier" field (as ActionCable writes broadcasts), or nil.
+func leadingIdentifier(b []byte) []byte {
+	s := scanner{b: b}
+	s.space()
+	if !s.consume('{') {
+		return nil
+	}
+	s.space()
+	if key, ok := s.str(); !ok || string(key) != "identifier" {
+		return nil
+	}
+	s.space()
+	if !s.consume(':') {
+		return nil
+	}
+	s.space()
+	v, _ := s.str()
+	return v
 }
 
 func (c *conn) readFailure(err error) string {
@@ -308,10 +363,6 @@ func (c *conn) readFailure(err error) string {
 	switch {
 	case c.ctx.Err() != nil:
 		return "closed"
-	case errors.Is(err, websocket.ErrReadLimit):
-		c.p.m.drops.WithLabelValues(dropOversized).Inc()
-		c.p.log.Warn("cable frame above the read limit", "conn", c.n, "limit", c.p.cfg.ReadLimit)
-		return "oversized"
 	case errors.As(err, &ne) && ne.Timeout():
 		return "stale"
 	default:
@@ -342,7 +393,7 @@ func (c *conn) handle(b []byte, f *Frame, gen uint64, res *sessionResult) error 
 		res.welcomed = true
 		c.welcome(gen)
 	case FrameConfirm:
-		c.confirm(f)
+		res.confirmed = c.confirm(f) || res.confirmed
 	case FrameReject:
 		c.reject(f)
 	case FrameDisconnect:
@@ -367,10 +418,7 @@ func (c *conn) broadcast(f *Frame) {
 	if !c.deliveries.push(Delivery{ID: s.id, Meta: s.getMeta(), Message: msg, ReceivedAt: now}) {
 		s.dropped.Add(1)
 		c.p.m.drops.WithLabelValues(dropQueueFull).Inc()
-		c.p.mu.Lock()
-		ev := c.p.change(s, ChangeGap, dropQueueFull)
-		c.p.mu.Unlock()
-		c.p.cfg.OnState(ev)
+		c.p.reportGap(s, now, dropQueueFull)
 	}
 }
 
@@ -393,11 +441,11 @@ func (c *conn) welcome(gen uint64) {
 	p.log.Info("cable connected", "conn", c.n, "subscriptions", len(c.routes))
 }
 
-func (c *conn) confirm(f *Frame) {
+func (c *conn) confirm(f *Frame) bool {
 	s := c.route(f.Identifier)
 	if s == nil {
 		c.p.m.drops.WithLabelValues(dropUnknownSub).Inc()
-		return
+		return false
 	}
 	c.p.mu.Lock()
 	ev, ok := c.p.confirmed(c, s, time.Now())
@@ -406,6 +454,7 @@ func (c *conn) confirm(f *Frame) {
 		c.p.log.Debug("subscription confirmed", "subscription", s.id, "confirms", ev.Confirms)
 		c.p.cfg.OnState(ev)
 	}
+	return ok
 }
 
 func (c *conn) reject(f *Frame) {

@@ -64,6 +64,23 @@ type sub struct {
 	// Updated by the connection's reader.
 	events, dropped atomic.Uint64
 	lastEvent       atomic.Int64 // unix nanoseconds
+	lastGap         atomic.Int64 // unix nanoseconds of the last ChangeGap
+}
+
+// gapEvery bounds ChangeGap reports to one per subscription per interval:
+// a sustained overflow is one gap to fill, not thousands.
+const gapEvery = time.Second
+
+// reportGap tells OnState that broadcasts of s were dropped.
+func (p *Pool) reportGap(s *sub, now time.Time, reason string) {
+	last := s.lastGap.Load()
+	if now.UnixNano()-last < int64(gapEvery) || !s.lastGap.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	p.mu.Lock()
+	ev := p.change(s, ChangeGap, reason)
+	p.mu.Unlock()
+	p.cfg.OnState(ev)
 }
 
 type metaBox struct{ v any }
@@ -264,7 +281,61 @@ func (p *Pool) place(s *sub) {
 	}
 	c.setRoute(s.ident.Key, s)
 	s.conn = c
+	if wait := c.resubscribeWait(s.ident.Key); wait > 0 {
+		// Rails runs commands of one socket on a worker pool: an unsubscribe
+		// and a subscribe of the same identifier sent back to back can run
+		// in either order, and the subscribe be lost (protocol §1.5).
+		p.arm(s, wait, p.requeue)
+		return
+	}
 	if c.ready {
+		p.enqueue(s)
+	}
+}
+
+// unsubscribeGap is the least time between an unsubscribe and a subscribe
+// of the same identifier on one connection. Confirm-timeout retries wait
+// at least as long by their backoff.
+const unsubscribeGap = 500 * time.Millisecond
+
+// noteUnsubscribe records an unsubscribe sent for key. Caller holds Pool.mu.
+func (c *conn) noteUnsubscribe(key string, now time.Time) {
+	if c.unsubscribed == nil {
+		c.unsubscribed = make(map[string]time.Time)
+	}
+	if len(c.unsubscribed) > 256 {
+		for k, at := range c.unsubscribed {
+			if now.Sub(at) >= unsubscribeGap {
+				delete(c.unsubscribed, k)
+			}
+		}
+	}
+	c.unsubscribed[key] = now
+}
+
+// resubscribeWait is how long a subscribe of key must still wait on c.
+// Caller holds Pool.mu.
+func (c *conn) resubscribeWait(key string) time.Duration {
+	at, ok := c.unsubscribed[key]
+	if !ok {
+		return 0
+	}
+	wait := unsubscribeGap - time.Since(at)
+	if wait <= 0 {
+		delete(c.unsubscribed, key)
+	}
+	return wait
+}
+
+// requeue queues s for its subscribe once a wait is over.
+func (p *Pool) requeue(s *sub, seq uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s.tseq != seq || s.state != StatePending || s.conn == nil {
+		return
+	}
+	s.timer = nil
+	if s.conn.ready {
 		p.enqueue(s)
 	}
 }
@@ -278,6 +349,7 @@ func (p *Pool) unassign(s *sub) {
 	}
 	if c.ready && (s.sentGen != 0 || s.state == StateConfirmed) {
 		c.send(s.ident.Unsubscribe())
+		c.noteUnsubscribe(s.ident.Key, time.Now())
 	}
 	c.delRoute(s.ident.Key)
 	s.conn, s.sentGen = nil, 0
@@ -434,6 +506,7 @@ func (p *Pool) confirmTimeout(s *sub, seq uint64) {
 	p.m.confirmMisses.Inc()
 	if s.conn.gen == s.sentGen {
 		s.conn.send(s.ident.Unsubscribe())
+		s.conn.noteUnsubscribe(s.ident.Key, time.Now())
 	}
 	s.sentGen = 0
 	p.setState(s, StateRetrying)

@@ -506,15 +506,30 @@ func TestPoolSlowHandlerDoesNotFreezeReader(t *testing.T) {
 				gmu.Unlock()
 			}
 		})
+		released := false
+		defer func() {
+			if !released {
+				close(release) // a failed check must not leave Close waiting for the handler
+			}
+		}()
 		h.add(1)
 		synctest.Wait()
-		for i := range 10 {
+		// The first broadcast reaches the handler and blocks it; only then
+		// do the others come, so exactly 4 fit in the queue whichever way
+		// the reader and the delivery goroutine are scheduled.
+		broadcast := func(i int) {
 			h.srv.Broadcast(token(0), fmt.Appendf(nil, `{"event":"message.created","data":{"id":%d}}`, i))
+		}
+		broadcast(0)
+		synctest.Wait()
+		for i := 1; i < 10; i++ {
+			broadcast(i)
 		}
 		time.Sleep(20 * time.Second)
 		synctest.Wait()
-		if gaps := h.changesOf(ChangeGap); len(gaps) != 5 {
-			t.Fatalf("gaps = %d, want 5 (1 in the handler, 4 queued)", len(gaps))
+		// 1 in the handler, 4 queued, 5 dropped: one gap reported for them.
+		if gaps := h.changesOf(ChangeGap); len(gaps) != 1 || gaps[0].Reason != "queue_full" {
+			t.Fatalf("gaps = %+v, want one", gaps)
 		}
 		if n := h.counter("relay_cable_dropped_total", "reason", "queue_full"); n != 5 {
 			t.Fatalf("queue_full drops = %v", n)
@@ -523,6 +538,7 @@ func TestPoolSlowHandlerDoesNotFreezeReader(t *testing.T) {
 			t.Fatalf("connection lost while the handler was slow")
 		}
 		close(release)
+		released = true
 		synctest.Wait()
 		gmu.Lock()
 		defer gmu.Unlock()
@@ -664,4 +680,57 @@ func TestCableURL(t *testing.T) {
 	if _, err := CableURL("ftp://x"); err == nil {
 		t.Error("ftp accepted")
 	}
+}
+
+// TestPoolReaddWaitsAfterUnsubscribe: removing and adding a token again
+// never sends its subscribe right behind the unsubscribe on one socket.
+func TestPoolReaddWaitsAfterUnsubscribe(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, chatwoottest.Options{}, nil)
+		ids := h.add(2)
+		synctest.Wait()
+		removedAt := h.since()
+		h.pool.Remove(ids[1])
+		h.pool.Add(token(1), 1)
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		times := h.subscribeTimes()
+		if len(times) != 3 || times[2]-removedAt != unsubscribeGap {
+			t.Fatalf("subscribes at %v, want the third %v after the remove at %v", times, unsubscribeGap, removedAt)
+		}
+		if in, _ := h.pool.Get(ids[1]); in.State != StateConfirmed {
+			t.Fatalf("re-added: %+v", in)
+		}
+		h.assertNoDuplicates()
+	})
+}
+
+// TestPoolOversizedFrameSkipped: a frame above the read limit is refused and
+// reported as a gap of its subscription; the connection and the frames
+// after it live on.
+func TestPoolOversizedFrameSkipped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, chatwoottest.Options{}, func(c *Config) { c.ReadLimit = 4096 })
+		h.add(1)
+		synctest.Wait()
+		big := fmt.Appendf(nil, `{"event":"message.created","data":{"content":"%s"}}`, strings.Repeat("x", 8000))
+		h.srv.Broadcast(token(0), big)
+		h.srv.Broadcast(token(0), []byte(`{"event":"message.created","data":{"id":2}}`))
+		synctest.Wait()
+		if n := h.counter("relay_cable_dropped_total", "reason", "oversized"); n != 1 {
+			t.Fatalf("oversized drops = %v", n)
+		}
+		if gaps := h.changesOf(ChangeGap); len(gaps) != 1 || gaps[0].Reason != "oversized" {
+			t.Fatalf("gaps = %+v", gaps)
+		}
+		if n := len(h.changesOf(ChangeLost)); n != 0 {
+			t.Fatal("the connection was dropped")
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		last := h.deliveries[len(h.deliveries)-1]
+		if string(last.Message) != `{"event":"message.created","data":{"id":2}}` {
+			t.Fatalf("last delivery %s", last.Message)
+		}
+	})
 }
