@@ -221,7 +221,13 @@ func (a *app) serveHTTP(context.Context) error {
 		return fmt.Errorf("HTTP listener: %w", err)
 	}
 	a.httpAddr = ln.Addr()
-	a.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	a.http = &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       5 * time.Minute, // attachments up to RELAY_MULTIPART_LIMIT on slow links
+		WriteTimeout:      5 * time.Minute, // above the API's request timeout plus the echo wait
+		IdleTimeout:       2 * time.Minute,
+	}
 	go func() {
 		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("HTTP server stopped", "err", err)
@@ -368,14 +374,22 @@ func (a *app) ready() error {
 	return nil
 }
 
-// shutdown stops in order: API, pool, catch-up (flushing cursors), NATS
-// drain, embedded NATS, store — bounded by ShutdownTimeout.
+// shutdown stops in order: the HTTP API, the websockets, the NATS publisher
+// (draining its buffer), catch-up (writing the cursors of what NATS
+// acknowledged meanwhile), the embedded NATS and the store. The whole is
+// bounded by ShutdownTimeout: the HTTP API gets a third of it and is then
+// closed hard, so slow proxied requests cannot starve the drain.
 func (a *app) shutdown() error {
-	ctx, cancel := shutdownContext(a.cfg.ShutdownTimeout)
-	defer cancel()
+	start := time.Now()
+	deadline := start.Add(a.cfg.ShutdownTimeout)
 	var errs []error
 	if a.http != nil {
-		errs = append(errs, a.http.Shutdown(ctx))
+		ctx, cancel := context.WithDeadline(context.Background(), start.Add(a.cfg.ShutdownTimeout/3))
+		if err := a.http.Shutdown(ctx); err != nil {
+			a.log.Warn("HTTP requests cut off at shutdown", "err", err)
+			a.http.Close()
+		}
+		cancel()
 	}
 	if a.pool != nil {
 		a.pool.Close()
@@ -383,11 +397,16 @@ func (a *app) shutdown() error {
 	if a.registry != nil {
 		a.registry.Close()
 	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if a.fanout != nil {
+		// Keep a moment for the cursors after the drain.
+		drain, cancelDrain := context.WithDeadline(ctx, deadline.Add(-a.cfg.ShutdownTimeout/10))
+		errs = append(errs, a.fanout.Close(drain))
+		cancelDrain()
+	}
 	if a.catchup != nil {
 		errs = append(errs, a.catchup.Close(ctx))
-	}
-	if a.fanout != nil {
-		errs = append(errs, a.fanout.Close(ctx))
 	}
 	if a.nats != nil {
 		a.nats.Shutdown()
@@ -396,7 +415,7 @@ func (a *app) shutdown() error {
 		errs = append(errs, a.store.Close())
 	}
 	err := errors.Join(errs...)
-	a.log.Info("relay stopped", "clean", err == nil)
+	a.log.Info("relay stopped", "clean", err == nil, "took", time.Since(start).String())
 	return err
 }
 
