@@ -346,6 +346,7 @@ func (p *relayProcess) start() {
 		}
 		defer f.Close()
 		p.cmd.Stderr = f
+		p.cmd.Env = append(p.cmd.Env, "RELAY_LOG_LEVEL=debug")
 	}
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)

@@ -49,6 +49,14 @@
 //     after VerifyAfter misses in a row the Verifier is asked, and
 //     VerdictInvalid makes the subscription invalid;
 //   - reject_subscription → invalid;
+//   - a subscribe never follows an unsubscribe of the same identifier on one
+//     socket within 500 ms: Rails runs a socket's commands on a worker pool,
+//     so back-to-back commands may run out of order;
+//   - a frame above ReadLimit is read to its end and dropped (counted, and
+//     reported as a gap of its subscription); the connection lives on;
+//   - the backoff resets only after a session that confirmed something or
+//     lasted StaleAfter, so a server that welcomes and drops at once does not
+//     get a reconnect loop;
 //   - optional update_presence heartbeat per confirmed subscription.
 //
 // # Delivery policy
@@ -56,8 +64,8 @@
 // The reader never waits for Handler: broadcasts go through a bounded
 // queue per connection (DeliveryQueue). When it is full the broadcast is
 // dropped, counted as relay_cable_dropped_total{reason="queue_full"}, and
-// reported as ChangeGap so the relay can catch the subscription up through
-// the REST API. Blocking the reader instead would stop pings from being
+// reported as ChangeGap (at most once a second per subscription) so the
+// relay can catch the subscription up through the REST API. Blocking the reader instead would stop pings from being
 // read, mark a healthy connection stale and lose more.
 //
 // State changes (confirmed, lost, invalid, removed, gap) go to OnState; a
