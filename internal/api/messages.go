@@ -208,7 +208,7 @@ func (res *sendResult) setResponse(resp *http.Response, err error, limit int64) 
 // notSent reports errors after which Chatwoot cannot have run the request.
 func notSent(err error) bool {
 	var oe *net.OpError
-	return errors.Is(err, chatwoot.ErrArgument) || (errors.As(err, &oe) && oe.Op == "dial")
+	return errors.Is(err, chatwoot.ErrArgument) || errors.Is(err, chatwoot.ErrNotSent) || (errors.As(err, &oe) && oe.Op == "dial")
 }
 
 // settle completes or releases the idempotency key (none: key is "").

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"strconv"
@@ -38,6 +39,11 @@ var (
 	// ErrArgument: the call was rejected before sending (empty identifier,
 	// path outside the public API, ...). Not an *APIError.
 	ErrArgument = errors.New("chatwoot: invalid argument")
+	// ErrNotSent wraps a timeout that happened while the request waited for
+	// the rate limiter or for a retry: this attempt never left the relay, and
+	// an earlier one was only made if Chatwoot refused it unexecuted (429) or
+	// it could not connect. Matched together with ErrTimeout.
+	ErrNotSent = errors.New("chatwoot: request not sent")
 )
 
 // Kind classifies an *APIError. Its values are fixed and used as metric
@@ -217,7 +223,7 @@ func waitError(rt route, err error, parent context.Context) *APIError {
 	if errors.Is(parent.Err(), context.Canceled) {
 		return &APIError{Kind: KindCanceled, Route: rt.name(), Err: context.Canceled}
 	}
-	return &APIError{Kind: KindTimeout, Route: rt.name(), Err: err}
+	return &APIError{Kind: KindTimeout, Route: rt.name(), Err: fmt.Errorf("%w: %w", ErrNotSent, err)}
 }
 
 func isTimeout(err error) bool {

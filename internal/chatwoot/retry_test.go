@@ -249,7 +249,7 @@ func TestLimiterWaitBoundedByDeadline(t *testing.T) {
 		ctx, cancel := context.WithTimeout(bg, time.Second)
 		defer cancel()
 		_, err := c.GetInbox(ctx, "i")
-		if !errors.Is(err, ErrTimeout) || len(ft.attempts()) != 1 {
+		if !errors.Is(err, ErrTimeout) || !errors.Is(err, ErrNotSent) || len(ft.attempts()) != 1 {
 			t.Fatalf("err = %v after %d attempts", err, len(ft.attempts()))
 		}
 	})
