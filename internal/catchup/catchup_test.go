@@ -860,3 +860,29 @@ func TestGapTriggersCatchup(t *testing.T) {
 		}
 	})
 }
+
+// TestCursorWaitsForPublication: a replayed event that never reached NATS
+// keeps the cursor where it was; the retry replays it.
+func TestCursorWaitsForPublication(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, Options{RetryMin: time.Second}, "a")
+		e.synced("a", "1", 10, "open")
+		e.src.conv(1, "open")
+		e.src.add(1, 1, 13, time.Now().Unix())
+		e.sink.mu.Lock()
+		e.sink.drop = 1 // message 11 is dropped by the fan-out
+		e.sink.mu.Unlock()
+
+		done := e.run(meta("a", time.Now()))
+
+		if got := messageIDs(t, e.sink.take()); !slices.Equal(got, []int64{11, 12, 13, 11, 12, 13}) {
+			t.Fatalf("replayed %v, want 11-13 twice (the retry)", got)
+		}
+		if c := e.cursor("a", "1"); c.LastMessageID != 13 || done.Reason != "" {
+			t.Fatalf("cursor %+v, done %+v", c, done)
+		}
+		if got := testutil.ToFloat64(e.c.m.retries); got != 1 {
+			t.Fatalf("retries = %v", got)
+		}
+	})
+}

@@ -12,10 +12,14 @@
 // # Cursors
 //
 // Per subscription and conversation (display_id) a cursor holds the last
-// message id and the last known conversation status. Live events move
-// cursors in memory (ObserveLive, hooked to fanout's Observe); dirty ones
-// are written to the store every FlushInterval and on Close. Catch-up
-// writes a conversation's cursor as soon as that conversation is done.
+// message id and the last known conversation status. A cursor never moves
+// past an event that is not in NATS yet, so a relay that dies with events
+// buffered replays them on its next start: live events move cursors in
+// memory once NATS acknowledged them (ObserveLive, hooked to fanout's
+// Published), and dirty cursors are written to the store every
+// FlushInterval and on Close; catch-up writes a conversation's cursor when
+// every event it replayed for it is in NATS (fanout.Event.Done), and
+// retries the attempt when one was dropped.
 //
 // # Why cursors freeze
 //
@@ -49,7 +53,7 @@
 //	                            are history: only the baseline is recorded
 //	      new since the sync -> replay conversation.created, then every message
 //	      status differs     -> replay conversation.status_changed
-//	      store the cursor
+//	      wait until NATS holds the replays, then store the cursor
 //	    │
 //	catchup.done lifecycle event (subscription id, conversations, replayed)
 //

@@ -244,6 +244,7 @@ func (f *fakeSource) callsOf(op string) []call {
 // recSink records what catch-up publishes.
 type recSink struct {
 	mu     sync.Mutex
+	drop   int // the next drop replayed events are reported as not published
 	events []fanout.Event
 	life   []fanout.LifecycleEvent
 	done   chan fanout.LifecycleEvent
@@ -253,8 +254,15 @@ func newRecSink() *recSink { return &recSink{done: make(chan fanout.LifecycleEve
 
 func (s *recSink) Handle(ev fanout.Event) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.events = append(s.events, ev)
+	ok := s.drop == 0
+	if !ok {
+		s.drop--
+	}
+	s.mu.Unlock()
+	if ev.Done != nil {
+		ev.Done(ok) // recorded is published, unless told to drop
+	}
 }
 
 func (s *recSink) Lifecycle(ev fanout.LifecycleEvent) error {

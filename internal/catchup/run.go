@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/relayhq/relay/internal/chatwoot"
@@ -145,8 +147,48 @@ func (c *Catchup) conversation(ctx context.Context, a *attempt, p plan, cv *chat
 	if err != nil {
 		return 0, fmt.Errorf("catchup: list messages: %w", err)
 	}
-	n := c.replay(a, p, cv, missed)
+	var acks published
+	n := c.replay(a, p, cv, missed, &acks)
+	if err := acks.wait(ctx); err != nil {
+		return n, err
+	}
 	return n, c.advance(ctx, a, p, cv.Status, newest)
+}
+
+// errNotPublished: a replayed event was dropped before reaching NATS; the
+// attempt is retried and the cursor stays where it was.
+var errNotPublished = errors.New("catchup: a replayed event did not reach NATS")
+
+// published waits for the replayed events of one conversation to be in
+// NATS, so that its cursor is never stored past an event that a relay
+// dying now would lose.
+type published struct {
+	wg     sync.WaitGroup
+	failed atomic.Bool
+}
+
+func (p *published) track() func(bool) {
+	p.wg.Add(1)
+	return func(ok bool) {
+		if !ok {
+			p.failed.Store(true)
+		}
+		p.wg.Done()
+	}
+}
+
+func (p *published) wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }() // ends when fanout settles every event, at the latest at its Close
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if p.failed.Load() {
+		return errNotPublished
+	}
+	return nil
 }
 
 // missed pages back through the conversation's messages as far as its plan
@@ -217,19 +259,19 @@ func (c *Catchup) pageBack(ctx context.Context, a *attempt, convID int64, reache
 // replay publishes the conversation's missed events: conversation.created
 // for a new conversation, its missed messages in id order, then a status
 // change. What was published live during the freeze is left out.
-func (c *Catchup) replay(a *attempt, p plan, cv *chatwoot.Conversation, missed []chatwoot.Message) int {
+func (c *Catchup) replay(a *attempt, p plan, cv *chatwoot.Conversation, missed []chatwoot.Message, acks *published) int {
 	live, missed := c.pendingOf(a.st, p.conv, missed)
 	n := 0
 	if p.mode == modeNew && !live.created {
-		c.emit(a, p.hints, evConversationCreated, rawOf(cv.Raw, cv))
+		c.emit(a, p.hints, evConversationCreated, rawOf(cv.Raw, cv), acks)
 		n++
 	}
 	for i := range missed {
-		c.emit(a, p.hints, evMessageCreated, rawOf(missed[i].Raw, &missed[i]))
+		c.emit(a, p.hints, evMessageCreated, rawOf(missed[i].Raw, &missed[i]), acks)
 		n++
 	}
 	if p.mode == modeCursor && statusMissed(p.from.status, cv.Status, live, a.epoch) {
-		c.emit(a, p.hints, evStatusChanged, rawOf(cv.Raw, cv))
+		c.emit(a, p.hints, evStatusChanged, rawOf(cv.Raw, cv), acks)
 		n++
 	}
 	return n
@@ -252,14 +294,14 @@ func statusMissed(cursor, rest string, live seen, epoch uint64) bool {
 
 // emit hands one replayed event to the sink:
 // {"event":<event>,"data":<REST object>,"replayed":true}.
-func (c *Catchup) emit(a *attempt, h fanout.Hints, event string, data []byte) {
+func (c *Catchup) emit(a *attempt, h fanout.Hints, event string, data []byte, acks *published) {
 	body := make([]byte, 0, len(data)+len(event)+40)
 	body = append(body, `{"event":"`...)
 	body = append(body, event...)
 	body = append(body, `","data":`...)
 	body = append(body, data...)
 	body = append(body, `,"replayed":true}`...)
-	c.opts.Sink.Handle(fanout.Event{SubID: a.id, Hints: h, Message: body, ReceivedAt: c.now(), Replayed: true})
+	c.opts.Sink.Handle(fanout.Event{SubID: a.id, Hints: h, Message: body, ReceivedAt: c.now(), Replayed: true, Done: acks.track()})
 	c.m.replayed.WithLabelValues(event).Inc()
 }
 

@@ -54,6 +54,15 @@ type item struct {
 	// sub and route are kept for Options.Published.
 	sub   string
 	route Route
+	done  func(bool) // Event.Done
+}
+
+// finish reports the event's fate to its Event.Done.
+func (it *item) finish(ok bool) {
+	if it.done != nil {
+		it.done(ok)
+		it.done = nil
+	}
 }
 
 // setHeaders builds msg.Header from hv; empty values are left out.

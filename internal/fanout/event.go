@@ -25,6 +25,11 @@ type Event struct {
 	ReceivedAt time.Time
 	// Replayed marks events produced by catch-up through the REST API.
 	Replayed bool
+	// Done, if set, is called once with true when the event is in NATS
+	// (published, or not needed: a duplicate of an accepted event, a
+	// filtered one) and with false when it never will be (dropped). It runs
+	// on a fanout goroutine or inside Handle and must not block.
+	Done func(ok bool)
 }
 
 // Kind is the class of a Chatwoot event; it is the fixed label set of the

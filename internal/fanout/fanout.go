@@ -179,6 +179,7 @@ func (f *Fanout) Handle(ev Event) {
 	it, r, err := f.b.build(&ev)
 	if err != nil {
 		f.rejected(ev.SubID, err)
+		finish(ev.Done, false)
 		return
 	}
 	if f.opts.Observe != nil {
@@ -186,6 +187,7 @@ func (f *Fanout) Handle(ev Event) {
 	}
 	if r.Private {
 		f.m.dropped[dropFiltered].Inc()
+		finish(ev.Done, true)
 		return
 	}
 	if !f.dedup.admit(r.DedupKey, time.Now().UnixNano(), f.ttl(r.Kind)) {
@@ -193,13 +195,20 @@ func (f *Fanout) Handle(ev Event) {
 		if f.opts.Published != nil {
 			f.opts.Published(ev.SubID, r)
 		}
+		finish(ev.Done, true)
 		return
 	}
-	it.key = r.DedupKey
+	it.key, it.done = r.DedupKey, ev.Done
 	if f.opts.Published != nil {
 		it.sub, it.route = ev.SubID, r
 	}
 	f.enqueue(it, ev.SubID)
+}
+
+func finish(done func(bool), ok bool) {
+	if done != nil {
+		done(ok)
+	}
 }
 
 func (f *Fanout) ttl(k Kind) int64 {
@@ -228,6 +237,7 @@ func (f *Fanout) enqueue(it *item, subID string) error {
 		return nil
 	}
 	f.dedup.forget(it.key)
+	it.finish(false)
 	reason, err := dropBufferFull, ErrBufferFull
 	switch res {
 	case pushTooLarge:

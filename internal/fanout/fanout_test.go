@@ -529,3 +529,35 @@ func TestPublishedOnlyAfterAck(t *testing.T) {
 		_ = closeNow(f)
 	})
 }
+
+// TestEventDone: an event's Done reports whether it reached NATS.
+func TestEventDone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newFakePub(true)
+		p.manual = true
+		f := newTestFanout(t, p, Options{BufferEvents: 1})
+		var mu sync.Mutex
+		var got []string
+		done := func(name string) func(bool) {
+			return func(ok bool) {
+				mu.Lock()
+				got = append(got, fmt.Sprint(name, "=", ok))
+				mu.Unlock()
+			}
+		}
+		reply := func() []byte { return fixtureMessage(t, "03_message.created.agent_reply.json") }
+		f.Handle(Event{SubID: "a", Message: reply(), Done: done("first")})
+		f.Handle(Event{SubID: "b", Message: reply(), Done: done("duplicate")})
+		f.Handle(Event{SubID: "a", Message: fixtureMessage(t, "08_message.updated.json"), Done: done("overflow")})
+		f.Handle(Event{SubID: "a", Message: []byte(`{"event":"message.created","data":{"account_id":"a b"}}`), Done: done("unroutable")})
+		synctest.Wait()
+		p.resolve(1, nil)
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if fmt.Sprint(got) != "[duplicate=true overflow=false unroutable=false first=true]" {
+			t.Fatalf("done = %v", got)
+		}
+		_ = closeNow(f)
+	})
+}

@@ -10,19 +10,22 @@ import (
 // stream, so fanout blanks every "pubsub_token":"<value>" value in place:
 // the value becomes "" and every other byte stays as it was.
 
-const tokenKey = `"pubsub_token"`
+// tokenName is the key without its opening quote: searching for a
+// pattern that starts with a rare byte lets bytes.Index skip ahead with
+// its vector search, where '"' would stop it at every key of the document.
+const tokenName = `pubsub_token"`
 
 // nextToken finds the next pubsub_token string value at or after from and
 // returns the span of its content (between the quotes).
 func nextToken(b []byte, from int) (start, end int, ok bool) {
 	for from < len(b) {
-		j := bytes.Index(b[from:], []byte(tokenKey))
+		j := bytes.Index(b[from:], []byte(tokenName))
 		if j < 0 {
 			return 0, 0, false
 		}
-		k := from + j
-		from = k + len(tokenKey)
-		if !keyPosition(b, k) {
+		k := from + j - 1 // the key's opening quote
+		from += j + len(tokenName)
+		if k < 0 || b[k] != '"' || !keyPosition(b, k) {
 			continue
 		}
 		i := skipSpace(b, from)

@@ -77,6 +77,7 @@ func (v value) text() []byte {
 
 type fields [numSlots]value
 
+// node is the field tree as written below; compile turns it into tables.
 type node map[string]entry
 
 type entry struct {
@@ -87,6 +88,50 @@ type entry struct {
 func leaf(s slot) entry      { return entry{slot: s} }
 func sub(n node) entry       { return entry{slot: noSlot, child: n} }
 func senderNode(s slot) node { return node{"id": leaf(s)} }
+
+// keyTable finds a key of one object level by length first: every key of a
+// message is looked up, most of them are not wanted, and comparing a few
+// strings of equal length is cheaper than hashing each key.
+type keyTable struct {
+	byLen [][]tableEntry // indexed by key length
+}
+
+type tableEntry struct {
+	key   string
+	slot  slot
+	child *keyTable
+}
+
+func compile(n node) *keyTable {
+	t := &keyTable{}
+	for k, e := range n {
+		for len(t.byLen) <= len(k) {
+			t.byLen = append(t.byLen, nil)
+		}
+		te := tableEntry{key: k, slot: e.slot}
+		if e.child != nil {
+			te.child = compile(e.child)
+		}
+		t.byLen[len(k)] = append(t.byLen[len(k)], te)
+	}
+	return t
+}
+
+// find returns the entry for key, or nil.
+func (t *keyTable) find(key []byte) *tableEntry {
+	if len(key) >= len(t.byLen) {
+		return nil
+	}
+	bucket := t.byLen[len(key)]
+	for i := range bucket {
+		if bucket[i].key == string(key) {
+			return &bucket[i]
+		}
+	}
+	return nil
+}
+
+var rootTable = compile(rootNode)
 
 var rootNode = node{
 	"event": leaf(slotEvent),
@@ -129,7 +174,7 @@ func scanMessage(b []byte, f *fields) error {
 	if s.peek() != '{' {
 		return errNotObject
 	}
-	if err := s.object(rootNode, f); err != nil {
+	if err := s.object(rootTable, f); err != nil {
 		return err
 	}
 	s.skipWS()
@@ -172,8 +217,8 @@ func (s *scanner) expect(c byte) error {
 	return nil
 }
 
-// object scans an object whose '{' is at s.i, capturing the fields of n.
-func (s *scanner) object(n node, f *fields) error {
+// object scans an object whose '{' is at s.i, capturing the fields of t.
+func (s *scanner) object(t *keyTable, f *fields) error {
 	s.i++
 	s.skipWS()
 	if s.peek() == '}' {
@@ -181,7 +226,7 @@ func (s *scanner) object(n node, f *fields) error {
 		return nil
 	}
 	for {
-		if err := s.member(n, f); err != nil {
+		if err := s.member(t, f); err != nil {
 			return err
 		}
 		s.skipWS()
@@ -198,7 +243,7 @@ func (s *scanner) object(n node, f *fields) error {
 }
 
 // member scans `"key": value`.
-func (s *scanner) member(n node, f *fields) error {
+func (s *scanner) member(t *keyTable, f *fields) error {
 	s.skipWS()
 	start, end, esc, err := s.str()
 	if err != nil {
@@ -212,8 +257,8 @@ func (s *scanner) member(n node, f *fields) error {
 	if esc {
 		key = value{raw: key, kind: kindEscaped}.text() // rare: allocates
 	}
-	e, ok := n[string(key)]
-	if !ok {
+	e := t.find(key)
+	if e == nil {
 		return s.skip()
 	}
 	if e.child != nil {

@@ -169,6 +169,7 @@ func (f *Fanout) acked() {
 	if it.sub != "" {
 		f.opts.Published(it.sub, it.route)
 	}
+	it.finish(true)
 	f.q.release(it)
 	if !f.rewinding {
 		f.failures = 0
@@ -219,6 +220,7 @@ func (f *Fanout) backOff() {
 func (f *Fanout) drop(it *item, reason dropReason, err error) {
 	f.q.release(it)
 	f.dedup.forget(it.key)
+	it.finish(false)
 	f.m.dropped[reason].Inc()
 	if reason == dropShutdown {
 		f.shutdownN.Add(1)
@@ -241,6 +243,7 @@ func (f *Fanout) dropRemaining() {
 	for _, it := range f.q.drain() {
 		f.m.dropped[dropShutdown].Inc()
 		f.dedup.forget(it.key)
+		it.finish(false)
 		f.shutdownN.Add(1)
 	}
 }
