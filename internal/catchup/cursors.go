@@ -62,8 +62,8 @@ func (c *Catchup) subLocked(id string) *sub {
 	return st
 }
 
-// ObserveLive records a routed live event of a subscription: hook it to
-// fanout's Observe. It is cheap and never blocks on I/O. While the
+// ObserveLive records a routed live event of a subscription once NATS holds
+// it: hook it to fanout's Published. It is cheap and never blocks on I/O. While the
 // subscription is not frozen the event moves its cursors (written to the
 // store every FlushInterval); while frozen it is only remembered for the
 // end of the next catch-up. Replayed events are ignored.
