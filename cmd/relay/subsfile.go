@@ -82,7 +82,8 @@ func parseSubscriptionLine(line string) (api.Registration, error) {
 }
 
 // reload registers everything in the file and removes file subscriptions
-// that left it. A file with errors changes nothing.
+// that left it. A file with syntax errors changes nothing; a registration
+// failure (store down) stops the reload before anything is removed.
 func (s *staticSubscriptions) reload(ctx context.Context) error {
 	data, err := os.ReadFile(s.path)
 	if err != nil {
@@ -95,7 +96,9 @@ func (s *staticSubscriptions) reload(ctx context.Context) error {
 	keep := make(map[string]bool, len(regs))
 	for _, reg := range regs {
 		if _, _, err := s.registry.Register(ctx, reg); err != nil {
-			return fmt.Errorf("subscriptions file: registering %s: %w", cable.SubscriptionID(reg.Token), err)
+			// Lines before this one are registered; none is removed. The
+			// next reload (or SIGHUP) completes the work.
+			return fmt.Errorf("subscriptions file: registering %s stopped the reload: %w", cable.SubscriptionID(reg.Token), err)
 		}
 		keep[cable.SubscriptionID(reg.Token)] = true
 	}
