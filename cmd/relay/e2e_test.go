@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/relayhq/relay/internal/cable"
 	"github.com/relayhq/relay/internal/chatwoottest"
 )
 
@@ -261,5 +263,37 @@ func TestDemo(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestSubscriptionsFile: static subscriptions are registered at start and
+// kept in step with the file on reload (what SIGHUP does).
+func TestSubscriptionsFile(t *testing.T) {
+	file := t.TempDir() + "/subscriptions"
+	os.WriteFile(file, []byte("# static\nstatic-token-1\n{\"pubsub_token\":\"static-token-2\"}\n"), 0o600)
+	e := newE2E(t, map[string]string{"RELAY_SUBSCRIPTIONS_FILE": file})
+	e.fake.AddToken("static-token-1", 1)
+	e.fake.AddToken("static-token-2", 1)
+	list := func() string {
+		_, body := e.do("GET", "/v1/subscriptions", nil, nil)
+		return string(body)
+	}
+	id1, id2 := cable.SubscriptionID("static-token-1"), cable.SubscriptionID("static-token-2")
+	if l := list(); !strings.Contains(l, id1) || !strings.Contains(l, id2) || !strings.Contains(l, `"origin":"file"`) {
+		t.Fatalf("subscriptions: %s", l)
+	}
+	os.WriteFile(file, []byte("static-token-1\n"), 0o600)
+	if err := e.app.static.reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if l := list(); !strings.Contains(l, id1) || strings.Contains(l, id2) {
+		t.Fatalf("after reload: %s", l)
+	}
+	os.WriteFile(file, []byte("static-token-1\nbad token line\n"), 0o600)
+	if err := e.app.static.reload(context.Background()); err == nil || strings.Contains(err.Error(), "bad token") {
+		t.Fatalf("reload of a bad file: %v", err)
+	}
+	if l := list(); !strings.Contains(l, id1) {
+		t.Fatalf("a bad file changed the subscriptions: %s", l)
 	}
 }
