@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -93,7 +94,15 @@ func (e *e2e) start() {
 	// Read the stream from its start: events published before this consumer
 	// existed (a catch-up right after start) are there too.
 	js, _ := jetstream.New(e.nc)
-	cons, err := js.OrderedConsumer(context.Background(), "CHATWOOT", jetstream.OrderedConsumerConfig{})
+	// The relay creates the stream when its NATS connection is up, which
+	// can come a moment after start returns.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cons, err := js.OrderedConsumer(ctx, "CHATWOOT", jetstream.OrderedConsumerConfig{})
+	for errors.Is(err, jetstream.ErrStreamNotFound) && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+		cons, err = js.OrderedConsumer(ctx, "CHATWOOT", jetstream.OrderedConsumerConfig{})
+	}
 	if err != nil {
 		e.t.Fatal(err)
 	}
