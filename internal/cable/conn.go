@@ -230,6 +230,7 @@ func (c *conn) dial() (*websocket.Conn, error) {
 		NetDialContext:   cfg.NetDialContext,
 		TLSClientConfig:  cfg.TLSConfig,
 		HandshakeTimeout: cfg.HandshakeTimeout,
+		WriteBufferPool:  &c.p.wbufs, // most sockets write rarely: no buffer each
 		Subprotocols:     []string{Protocol},
 		Proxy:            http.ProxyFromEnvironment,
 	}
@@ -385,6 +386,7 @@ func (c *conn) handle(b []byte, f *Frame, gen uint64, res *sessionResult) error 
 		return nil
 	case FramePing:
 		c.p.m.framePing.Inc()
+		c.deliveries.trim()
 		return nil
 	}
 	c.p.m.frames.WithLabelValues(f.Type.String()).Inc()

@@ -30,6 +30,7 @@ type Pool struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	wake    chan struct{} // nudges the scheduler; capacity 1
+	wbufs   sync.Pool     // websocket write buffers, held only while a frame is written
 
 	// Guarded by mu.
 	mu       sync.Mutex

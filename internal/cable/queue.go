@@ -4,7 +4,9 @@ import "sync"
 
 // deliveryQueue is a bounded FIFO of broadcasts between a connection's
 // reader and its delivery goroutine. Unlike a buffered channel it takes
-// memory only while broadcasts wait: 500 idle connections cost nothing.
+// memory only while broadcasts wait: 500 idle connections cost nothing,
+// even after a burst (such as the presence.update Chatwoot sends for each
+// subscribe) grew their arrays.
 type deliveryQueue struct {
 	max  int
 	wake chan struct{} // capacity 1: something was pushed, or the queue closed
@@ -95,6 +97,24 @@ func (q *deliveryQueue) recycle(batch []Delivery) {
 		q.spare = batch[:0]
 	}
 	q.mu.Unlock()
+}
+
+// idleKeep is the largest array an empty queue keeps for the next
+// broadcasts.
+const idleKeep = 16
+
+// trim gives back what a burst grew, if the queue is empty now. The reader
+// calls it on every ping (every 3 s), so an idle connection holds nothing
+// for long and a busy one is not made to regrow its arrays batch by batch.
+func (q *deliveryQueue) trim() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) == 0 && cap(q.items) > idleKeep {
+		q.items = nil
+	}
+	if cap(q.spare) > idleKeep {
+		q.spare = nil
+	}
 }
 
 func (q *deliveryQueue) len() int {

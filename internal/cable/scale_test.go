@@ -125,6 +125,10 @@ func BenchmarkPoolScale(b *testing.B) {
 			b.Fatalf("confirmed %d of %d", confirms.Load(), n)
 		}
 		elapsed := time.Since(start)
+		// Steady state: one ping interval later every connection has
+		// trimmed the delivery arrays the subscribe burst grew (Chatwoot
+		// answers each subscribe with a presence.update).
+		time.Sleep(chatwoottest.DefaultPingInterval + 500*time.Millisecond)
 		heap := heapInUse() - baseHeap
 		res := rss(b) - baseRSS
 		st := p.Stats()

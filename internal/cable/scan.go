@@ -1,5 +1,7 @@
 package cable
 
+import "encoding/binary"
+
 // maxDepth bounds nesting so hostile input cannot exhaust the stack.
 const maxDepth = 64
 
@@ -36,6 +38,10 @@ func (s *scanner) str() ([]byte, bool) {
 	}
 	start := s.i
 	for s.i < len(s.b) {
+		s.i += plainRun(s.b[s.i:])
+		if s.i >= len(s.b) {
+			break
+		}
 		c := s.b[s.i]
 		switch {
 		case c == '"':
@@ -52,6 +58,36 @@ func (s *scanner) str() ([]byte, bool) {
 		}
 	}
 	return nil, false
+}
+
+// Word-at-a-time scanning of string content: a string's bytes need
+// attention only at '"', '\\' and control characters, and most of a
+// broadcast is long runs of plain text.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// plainRun returns how many leading bytes of b are plain string content.
+func plainRun(b []byte) int {
+	n := 0
+	for ; len(b)-n >= 8; n += 8 {
+		if special(binary.LittleEndian.Uint64(b[n:])) {
+			break
+		}
+	}
+	for n < len(b) && b[n] >= 0x20 && b[n] != '"' && b[n] != '\\' {
+		n++
+	}
+	return n
+}
+
+// special reports whether any byte of w is '"', '\\' or below 0x20. Each
+// test is exact about whether such a byte exists (not which one it is).
+func special(w uint64) bool {
+	q := w ^ (ones * '"')
+	bs := w ^ (ones * '\\')
+	return ((q-ones)&^q|(bs-ones)&^bs|(w-ones*0x20)&^w)&highs != 0
 }
 
 func (s *scanner) escape() bool {
