@@ -1,0 +1,189 @@
+// Command relay-bench measures the relay binary end to end against the
+// fake Chatwoot and an in-process nats-server: throughput, latency, memory
+// and sockets at scale, and a reconnect storm, each next to the physical
+// limit of the same machine (simple pass-through clients run in the same
+// process, interleaved with the relay's rounds).
+//
+//	go run ./cmd/relay-bench [-scenario all|throughput|latency|scale|storm] [-quick] [-out DIR]
+//
+// Every scenario prints a one-line summary and its JSON result; all
+// results go to DIR/relay-bench-results.json and a plot to DIR/relay-bench.png.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "relay-bench:", err)
+			os.Exit(1)
+		}
+	}
+}
+
+// Scenario names.
+const (
+	scenarioAll        = "all"
+	scenarioThroughput = "throughput"
+	scenarioLatency    = "latency"
+	scenarioScale      = "scale"
+	scenarioStorm      = "storm"
+)
+
+var scenarios = []string{scenarioThroughput, scenarioLatency, scenarioScale, scenarioStorm}
+
+// options are the command-line flags.
+type options struct {
+	scenario string
+	quick    bool
+	out      string
+	relayBin string
+	rounds   int
+	events   int
+	subs     int
+	verbose  bool
+	relayLog bool
+	replot   string
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("relay-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.scenario, "scenario", scenarioAll, "all, throughput, latency, scale or storm")
+	fs.BoolVar(&o.quick, "quick", false, "small sizes and short rounds (a smoke test, not a measurement)")
+	fs.StringVar(&o.out, "out", "bench-results", "directory for the results file and the plot")
+	fs.StringVar(&o.relayBin, "relay", "", "relay binary to run (default: go build ./cmd/relay)")
+	fs.IntVar(&o.rounds, "rounds", 0, "interleaved rounds for throughput and latency (0 = default)")
+	fs.IntVar(&o.events, "events", 0, "events per throughput run (0 = default)")
+	fs.IntVar(&o.subs, "subscriptions", 0, "subscriptions held in the scale and storm scenarios (0 = default)")
+	fs.BoolVar(&o.verbose, "v", false, "copy the relays' warnings and errors to stderr")
+	fs.BoolVar(&o.relayLog, "relay-log", false, "copy the relays' whole stderr (log, GODEBUG output) to stderr")
+	fs.StringVar(&o.replot, "replot", "", "draw the plot of an existing results file into -out and exit")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if o.scenario != scenarioAll && !slices.Contains(scenarios, o.scenario) {
+		return o, fmt.Errorf("unknown scenario %q (want %s or %s)", o.scenario, scenarioAll, strings.Join(scenarios, ", "))
+	}
+	if o.rounds < 0 || o.events < 0 || o.subs < 0 {
+		return o, errors.New("-rounds, -events and -subscriptions must not be negative")
+	}
+	return o, nil
+}
+
+// run is the whole command; tests call it directly.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	if o.replot != "" {
+		return replot(o.replot, o.out, stdout)
+	}
+	p := defaultParams(o.quick)
+	p.override(o.rounds, o.events, o.subs)
+	b, err := newBench(ctx, p, o, stderr)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	res := &Results{Machine: describeMachine(), Started: time.Now().UTC(), Quick: o.quick, Params: p}
+	for _, name := range selected(o.scenario) {
+		if err := b.runScenario(ctx, name, res, stdout); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	res.Machine.LoadAvgEnd = loadAvg()
+	return writeOutputs(o.out, res, stdout)
+}
+
+func selected(s string) []string {
+	if s == scenarioAll {
+		return scenarios
+	}
+	return []string{s}
+}
+
+// runScenario runs one scenario, prints its summary line and JSON, and
+// stores the result.
+func (b *bench) runScenario(ctx context.Context, name string, res *Results, stdout io.Writer) error {
+	b.progress("scenario %s", name)
+	if name == scenarioScale || name == scenarioStorm {
+		b.releaseModes() // measure on a quiet machine
+	}
+	var r summarizer
+	var err error
+	switch name {
+	case scenarioThroughput:
+		res.Throughput, err = b.throughput(ctx)
+		r = res.Throughput
+	case scenarioLatency:
+		res.Latency, err = b.latency(ctx)
+		r = res.Latency
+	case scenarioScale:
+		res.Scale, err = b.scale(ctx)
+		r = res.Scale
+	case scenarioStorm:
+		res.Storm, err = b.storm(ctx)
+		r = res.Storm
+	}
+	if err != nil {
+		return err
+	}
+	return printResult(stdout, name, r)
+}
+
+// replot draws the plot of a results file written earlier.
+func replot(file, dir string, stdout io.Writer) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	var res Results
+	if err := json.Unmarshal(b, &res); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	png := filepath.Join(dir, "relay-bench.png")
+	if err := writePlot(png, &res); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "plot: %s\n", png)
+	return nil
+}
+
+// writeOutputs writes the results file and the plot.
+func writeOutputs(dir string, res *Results, stdout io.Writer) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	file := filepath.Join(dir, "relay-bench-results.json")
+	if err := writeJSON(file, res); err != nil {
+		return err
+	}
+	png := filepath.Join(dir, "relay-bench.png")
+	if err := writePlot(png, res); err != nil {
+		return fmt.Errorf("plot: %w", err)
+	}
+	fmt.Fprintf(stdout, "results: %s\nplot: %s\n", file, png)
+	return nil
+}

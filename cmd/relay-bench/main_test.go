@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestQuickThroughput runs the real command: it builds the relay, starts
+// two relays and three floors against the fake and pushes a few thousand
+// events through each.
+func TestQuickThroughput(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the relay binary")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	args := []string{"-scenario", "throughput", "-quick", "-rounds", "1", "-events", "4000", "-out", out}
+	if err := run(ctx, args, &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "throughput: relay-core ") {
+		t.Fatalf("no summary line:\n%s", stdout.String())
+	}
+	var res Results
+	b, err := os.ReadFile(filepath.Join(out, "relay-bench-results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	checkThroughput(t, res.Throughput)
+	checkPNG(t, filepath.Join(out, "relay-bench.png"))
+
+	again := t.TempDir()
+	if err := run(ctx, []string{"-replot", filepath.Join(out, "relay-bench-results.json"), "-out", again}, &stdout, &stderr); err != nil {
+		t.Fatalf("replot: %v", err)
+	}
+	checkPNG(t, filepath.Join(again, "relay-bench.png"))
+}
+
+func checkThroughput(t *testing.T, r *ThroughputResult) {
+	t.Helper()
+	if r == nil || len(r.Modes) != 5 || len(r.Ratios) != 3 || len(r.Targets) != 4 {
+		t.Fatalf("incomplete result: %+v", r)
+	}
+	for _, m := range r.Modes {
+		if len(m.Runs) != 1 {
+			t.Fatalf("%s: %d runs, want 1", m.Mode, len(m.Runs))
+		}
+		run := m.Runs[0]
+		// A few thousand events fit every buffer: nothing may be lost.
+		if run.Sent != 4000 || run.Received != run.Sent || run.EventsPerSec <= 0 || m.EventsPerSec <= 0 {
+			t.Errorf("%s: %+v", m.Mode, run)
+		}
+		if strings.HasPrefix(m.Mode, "relay") != (run.RelayCPU > 0) {
+			t.Errorf("%s: relay CPU %v", m.Mode, run.RelayCPU)
+		}
+	}
+}
+
+func checkPNG(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := img.Bounds(); b.Dx() != plotW || b.Dy() != plotH {
+		t.Fatalf("plot is %v", b)
+	}
+}
+
+func TestTemplateStampsAndIDs(t *testing.T) {
+	set, err := newTokenSet("test", 3, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set.tokens[2]) != 24 || set.tokens[0] == set.tokens[1] {
+		t.Fatalf("tokens %q", set.tokens)
+	}
+	buf := set.tmpl[2].fill(nil, idBase+42, 123456789)
+	if len(buf) != 1024 {
+		t.Fatalf("message is %d bytes, want 1024", len(buf))
+	}
+	var m struct {
+		Event string `json:"event"`
+		Data  struct {
+			ID             int64  `json:"id"`
+			ConversationID int64  `json:"conversation_id"`
+			Content        string `json:"content"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(buf, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Event != "message.created" || m.Data.ID != idBase+42 || m.Data.ConversationID != convBase+2 ||
+		!strings.HasPrefix(m.Data.Content, "T0000000000123456789x") {
+		t.Fatalf("patched message: %+v", m)
+	}
+	if ts, ok := sentAt(buf); !ok || ts != 123456789 {
+		t.Fatalf("sentAt = %d, %v", ts, ok)
+	}
+	frame := append(append([]byte(`{"identifier":"x","message":`), buf...), '}')
+	if ts, ok := sentAt(frame); !ok || ts != 123456789 {
+		t.Fatalf("sentAt(frame) = %d, %v", ts, ok)
+	}
+	if _, ok := sentAt(set.tmpl[0].msg); ok {
+		t.Fatal("unstamped template has a send time")
+	}
+}
+
+func TestStatistics(t *testing.T) {
+	if got := median([]float64{5, 1, 3}); got != 3 {
+		t.Errorf("median odd = %v", got)
+	}
+	if got := median([]float64{4, 1, 3, 2}); got != 2.5 {
+		t.Errorf("median even = %v", got)
+	}
+	sorted := make([]int64, 1000)
+	for i := range sorted {
+		sorted[i] = int64(i+1) * 1000 // 1..1000 µs
+	}
+	for _, tt := range []struct{ q, want float64 }{{0.5, 500}, {0.99, 990}, {0.999, 999}, {1, 1000}, {0, 1}} {
+		if got := quantile(sorted, tt.q); got != tt.want {
+			t.Errorf("quantile(%v) = %v, want %v", tt.q, got, tt.want)
+		}
+	}
+	for _, tt := range []struct{ in, want float64 }{{0.9, 1}, {1.2, 1.5}, {2100, 3000}, {87_000, 100_000}, {9.9, 10}} {
+		if got := niceCeil(tt.in); got != tt.want {
+			t.Errorf("niceCeil(%v) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestParseMetrics(t *testing.T) {
+	text := `# HELP relay_cable_subscriptions Subscriptions by state.
+# TYPE relay_cable_subscriptions gauge
+relay_cable_subscriptions{state="confirmed"} 99999
+relay_cable_subscriptions{state="pending"} 1
+go_memstats_heap_inuse_bytes 1.2345e+07
+`
+	m, err := parseMetrics(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m[confirmedSeries] != 99999 || m["go_memstats_heap_inuse_bytes"] != 12345000 || len(m) != 3 {
+		t.Fatalf("parsed %v", m)
+	}
+	drops := dropsBetween(metricSet{`relay_cable_dropped_total{reason="queue_full"}`: 5},
+		metricSet{`relay_cable_dropped_total{reason="queue_full"}`: 12, `relay_fanout_events_dropped_total{reason="duplicate"}`: 0})
+	if len(drops) != 1 || drops[`cable_dropped_total{reason="queue_full"}`] != 7 {
+		t.Fatalf("drops %v", drops)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	var stderr bytes.Buffer
+	if _, err := parseFlags([]string{"-scenario", "nope"}, &stderr); err == nil {
+		t.Fatal("unknown scenario accepted")
+	}
+	o, err := parseFlags([]string{"-scenario", "storm", "-quick"}, &stderr)
+	if err != nil || o.scenario != scenarioStorm || !o.quick {
+		t.Fatalf("parsed %+v, %v", o, err)
+	}
+	p := defaultParams(true)
+	p.override(3, 777, 0)
+	if p.Rounds != 3 || p.Events != 777 || p.ScaleSubscriptions != 10_000 {
+		t.Fatalf("quick params %+v", p)
+	}
+	if full := defaultParams(false); full.ScaleSubscriptions != 100_000 || full.Subscriptions != 1000 || full.LatencyRate != 10_000 {
+		t.Fatalf("full params %+v", full)
+	}
+}

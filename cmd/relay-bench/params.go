@@ -1,0 +1,79 @@
+package main
+
+import "time"
+
+// Params size every scenario. They are part of the results file, so a
+// number is never read without the setup that produced it.
+type Params struct {
+	// Throughput and latency.
+	Subscriptions int `json:"subscriptions"`       // per mode (relay or floor)
+	PerConn       int `json:"per_conn"`            // subscriptions per websocket, relay and floors alike
+	MessageBytes  int `json:"message_bytes"`       // size of each message.created object
+	Events        int `json:"events_per_run"`      // throughput: events pushed per run
+	Rounds        int `json:"rounds"`              // interleaved rounds (throughput and latency)
+	Pushers       int `json:"pushers"`             // goroutines calling the fake's Broadcast
+	LatencyRate   int `json:"latency_rate"`        // events/s in the latency scenario
+	LatencyRun    Dur `json:"latency_run"`         // duration of one latency run
+	ProbeRun      Dur `json:"probe_run"`           // duration of one paced throughput probe
+	SettleQuiet   Dur `json:"settle_quiet"`        // a run ends when nothing arrived for this long
+	Pause         Dur `json:"pause"`               // between runs
+	FastSubscribe int `json:"fast_subscribe_rate"` // RELAY_CABLE_SUBSCRIBE_RATE outside the storm
+
+	// Scale and storm.
+	ScaleSubscriptions int     `json:"scale_subscriptions"`
+	IdleWindow         Dur     `json:"idle_window"` // idle CPU measured over this window
+	WaitGC             Dur     `json:"wait_gc"`     // wait this long at most for a GC before reading the heap
+	StormRate          float64 `json:"storm_rate"`  // RELAY_CABLE_SUBSCRIBE_RATE in the storm
+	StormBurst         int     `json:"storm_burst"` // RELAY_CABLE_SUBSCRIBE_BURST in the storm
+	StormSlack         float64 `json:"storm_slack"` // allowed overrun of subscriptions/rate (0.10 = 10 %)
+	ConfirmTimeout     Dur     `json:"confirm_timeout"`
+}
+
+// Dur is a time.Duration that reads as "1.5s" in JSON.
+type Dur time.Duration
+
+// MarshalText formats d like time.Duration.String.
+func (d Dur) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText parses a time.Duration string.
+func (d *Dur) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	*d = Dur(v)
+	return err
+}
+
+// D returns d as a time.Duration.
+func (d Dur) D() time.Duration { return time.Duration(d) }
+
+func defaultParams(quick bool) Params {
+	p := Params{
+		Subscriptions: 1000, PerConn: 200, MessageBytes: 1024,
+		Events: 300_000, Rounds: 5, Pushers: 4,
+		LatencyRate: 10_000, LatencyRun: Dur(5 * time.Second), ProbeRun: Dur(3 * time.Second),
+		Pause: Dur(time.Second), SettleQuiet: Dur(3 * time.Second),
+		FastSubscribe:      100_000,
+		ScaleSubscriptions: 100_000, IdleWindow: Dur(10 * time.Second), WaitGC: Dur(150 * time.Second),
+		StormRate: 2000, StormBurst: 5, StormSlack: 0.10,
+		ConfirmTimeout: Dur(10 * time.Minute),
+	}
+	if quick {
+		p.Events, p.Rounds = 20_000, 1
+		p.LatencyRun, p.ProbeRun, p.SettleQuiet = Dur(time.Second), Dur(time.Second), Dur(2*time.Second)
+		p.Pause = Dur(100 * time.Millisecond)
+		p.ScaleSubscriptions, p.IdleWindow, p.WaitGC = 10_000, Dur(2*time.Second), 0
+		p.ConfirmTimeout = Dur(2 * time.Minute)
+	}
+	return p
+}
+
+func (p *Params) override(rounds, events, subs int) {
+	if subs > 0 {
+		p.ScaleSubscriptions = subs
+	}
+	if rounds > 0 {
+		p.Rounds = rounds
+	}
+	if events > 0 {
+		p.Events = events
+	}
+}
