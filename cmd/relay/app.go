@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -48,6 +49,7 @@ type app struct {
 	echoes   *api.EchoTracker
 	http     *http.Server
 	httpAddr net.Addr
+	pprof    *http.Server // nil unless RELAY_PPROF_ADDR
 	static   *staticSubscriptions
 }
 
@@ -63,7 +65,8 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (a *app, err error
 		}
 	}()
 	steps := []func(context.Context) error{
-		a.openStore, a.startNATS, a.openFanout, a.newClient, a.newCatchup, a.newPool, a.serveHTTP, a.loadSubscriptions,
+		a.openStore, a.startNATS, a.openFanout, a.newClient, a.newCatchup, a.newPool, a.serveHTTP, a.servePprof,
+		a.loadSubscriptions,
 	}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
@@ -236,6 +239,28 @@ func (a *app) serveHTTP(context.Context) error {
 	return nil
 }
 
+// servePprof serves Go's profiles on RELAY_PPROF_ADDR (loopback only), apart
+// from the API so they are never exposed with it.
+func (a *app) servePprof(context.Context) error {
+	if a.cfg.PprofAddr == "" {
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ln, err := net.Listen("tcp", a.cfg.PprofAddr)
+	if err != nil {
+		return fmt.Errorf("pprof listener: %w", err)
+	}
+	a.pprof = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go a.pprof.Serve(ln)
+	a.log.Info("profiles served", "addr", ln.Addr().String())
+	return nil
+}
+
 // loadSubscriptions resubscribes everything in the store, then the static file.
 func (a *app) loadSubscriptions(ctx context.Context) error {
 	n, err := a.registry.Load(ctx)
@@ -390,6 +415,9 @@ func (a *app) shutdown() error {
 			a.http.Close()
 		}
 		cancel()
+	}
+	if a.pprof != nil {
+		a.pprof.Close()
 	}
 	if a.pool != nil {
 		a.pool.Close()

@@ -69,6 +69,7 @@ type Config struct {
 	CatchupConcurrency    int           `env:"CATCHUP_CONCURRENCY" envDefault:"4" desc:"catch-ups running at once"`
 
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s" desc:"bound on the ordered shutdown"`
+	PprofAddr       string        `env:"PPROF_ADDR" desc:"loopback address serving Go's /debug/pprof profiles; empty = off"`
 }
 
 // loadConfig reads the configuration from environ (KEY=VALUE pairs) and
@@ -121,6 +122,9 @@ func (c *Config) validate(demo bool) error {
 		bad("HTTP_ADDR", "%v", err)
 	} else if len(c.APITokens) == 0 && !loopbackAddr(c.HTTPAddr) {
 		bad("API_TOKENS", "required when HTTP_ADDR %q is not a loopback address", c.HTTPAddr)
+	}
+	if c.PprofAddr != "" && !loopbackAddr(c.PprofAddr) {
+		bad("PPROF_ADDR", "%q: profiles are served on loopback addresses only", c.PprofAddr)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		bad("LOG_LEVEL", "%v", err)

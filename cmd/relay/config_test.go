@@ -39,12 +39,13 @@ func TestConfigReportsEveryProblem(t *testing.T) {
 		"RELAY_CABLE_BACKOFF_MIN":     "1m",
 		"RELAY_LOG_LEVEL":             "loud",
 		"RELAY_CABLE_CONFIRM_TIMEOUT": "-1s",
+		"RELAY_PPROF_ADDR":            "0.0.0.0:6060",
 	}, false)
 	if err == nil {
 		t.Fatal("bad configuration accepted")
 	}
 	for _, name := range []string{"CHATWOOT_URL", "API_TOKENS", "NATS_SUBJECT_PREFIX", "CABLE_PER_CONN",
-		"CABLE_BACKOFF_MIN", "LOG_LEVEL", "CABLE_CONFIRM_TIMEOUT"} {
+		"CABLE_BACKOFF_MIN", "LOG_LEVEL", "CABLE_CONFIRM_TIMEOUT", "PPROF_ADDR"} {
 		if !strings.Contains(err.Error(), "RELAY_"+name) {
 			t.Errorf("error does not mention RELAY_%s:\n%v", name, err)
 		}
