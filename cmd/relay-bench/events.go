@@ -141,43 +141,7 @@ type pushStats struct {
 // fake's backpressure allows, from several goroutines. Goroutine g owns the
 // tokens i with i%pushers == g, so each token's events go out in id order.
 func (b *bench) pushAll(ctx context.Context, set *tokenSet, total int) pushStats {
-	st := pushStats{start: b.since()}
-	pushers := min(b.p.Pushers, len(set.tokens))
-	var unrouted atomic.Int64
-	var wg sync.WaitGroup
-	for g := range pushers {
-		share := total / pushers
-		if g < total%pushers {
-			share++
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			unrouted.Add(b.pushOwned(ctx, set, g, pushers, share))
-		}()
-	}
-	wg.Wait()
-	st.pushed, st.unrouted, st.end = int64(total), unrouted.Load(), b.since()
-	return st
-}
-
-// pushOwned sends count events round-robin over tokens g, g+step, ...
-func (b *bench) pushOwned(ctx context.Context, set *tokenSet, g, step, count int) (unrouted int64) {
-	buf := make([]byte, 0, b.p.MessageBytes)
-	i := g
-	for k := range count {
-		if k%1024 == 0 && ctx.Err() != nil {
-			return unrouted
-		}
-		buf = set.tmpl[i].fill(buf, b.nextID(), b.since())
-		if b.fake.Broadcast(set.tokens[i], buf) == 0 {
-			unrouted++
-		}
-		if i += step; i >= len(set.tokens) {
-			i = g
-		}
-	}
-	return unrouted
+	return b.push(ctx, set, total, min(b.p.Pushers, len(set.tokens)), 0)
 }
 
 // pushPaced broadcasts at a fixed total rate for d from the given number of
@@ -187,7 +151,13 @@ func (b *bench) pushOwned(ctx context.Context, set *tokenSet, g, step, count int
 // to the fake.
 func (b *bench) pushPaced(ctx context.Context, set *tokenSet, rate float64, d time.Duration, pushers int) pushStats {
 	pushers = max(1, min(pushers, len(set.tokens)))
-	total := int(rate * d.Seconds())
+	interval := time.Duration(float64(time.Second) * float64(pushers) / rate)
+	return b.push(ctx, set, int(rate*d.Seconds()), pushers, interval)
+}
+
+// push splits total events over pushers goroutines, each sending its share
+// one interval apart (0: as fast as the fake takes them).
+func (b *bench) push(ctx context.Context, set *tokenSet, total, pushers int, interval time.Duration) pushStats {
 	st := pushStats{start: b.since()}
 	var unrouted atomic.Int64
 	var wg sync.WaitGroup
@@ -196,7 +166,6 @@ func (b *bench) pushPaced(ctx context.Context, set *tokenSet, rate float64, d ti
 		if g < total%pushers {
 			share++
 		}
-		interval := time.Duration(float64(time.Second) * float64(pushers) / rate)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -212,13 +181,16 @@ func (b *bench) pushPaced(ctx context.Context, set *tokenSet, rate float64, d ti
 // sleeps: sleeping for less is not precise anyway.
 const pacingSlack = 50 * time.Microsecond
 
+// pushOnSchedule sends count events round-robin over tokens g, g+step, ...
 func (b *bench) pushOnSchedule(ctx context.Context, set *tokenSet, g, step, count int, interval time.Duration) (unrouted int64) {
 	buf := make([]byte, 0, b.p.MessageBytes)
 	begin := time.Now()
 	i := g
 	for k := range count {
-		if ahead := time.Until(begin.Add(time.Duration(k) * interval)); ahead > pacingSlack {
-			time.Sleep(ahead)
+		if interval > 0 {
+			if ahead := time.Until(begin.Add(time.Duration(k) * interval)); ahead > pacingSlack {
+				time.Sleep(ahead)
+			}
 		}
 		if k%1024 == 0 && ctx.Err() != nil {
 			return unrouted
