@@ -28,7 +28,7 @@ type conn struct {
 	unsubscribed map[string]time.Time // identifier key → when its unsubscribe was sent
 	gen          uint64               // current session; incremented on every dial
 	ready        bool                 // the current session got its welcome
-	out          chan []byte          // the current session's writer queue; nil between sessions
+	out          chan command         // the current session's writer queue; nil between sessions
 	retired      bool
 
 	// Owned by run.
@@ -105,8 +105,21 @@ func (c *conn) route(wire []byte) *sub {
 	return c.routes[key]
 }
 
+// command is one frame for the session's writer. A paced command (a
+// subscribe) also waits for the pool's write limiter just before it is
+// written.
+type command struct {
+	data  []byte
+	paced bool
+}
+
 // send queues a command on the current session. Caller holds Pool.mu.
-func (c *conn) send(cmd []byte) bool {
+func (c *conn) send(cmd []byte) bool { return c.enqueue(command{data: cmd}) }
+
+// sendPaced queues a subscribe; see command.
+func (c *conn) sendPaced(cmd []byte) bool { return c.enqueue(command{data: cmd, paced: true}) }
+
+func (c *conn) enqueue(cmd command) bool {
 	if c.out == nil {
 		return false
 	}
@@ -202,7 +215,7 @@ func (c *conn) session() sessionResult {
 	ctx, cancel := context.WithCancel(c.ctx)
 	stop := context.AfterFunc(ctx, func() { ws.Close() })
 	defer stop()
-	out := make(chan []byte, c.p.cfg.SendQueue)
+	out := make(chan command, c.p.cfg.SendQueue)
 	c.p.mu.Lock()
 	c.gen++
 	gen := c.gen
@@ -256,14 +269,27 @@ func (c *conn) dial() (*websocket.Conn, error) {
 	return ws, nil
 }
 
-func (c *conn) write(ctx context.Context, ws *websocket.Conn, out <-chan []byte) {
+// write writes the session's commands. Subscribes wait for the pool's
+// write limiter here, at the socket: the scheduler already admits them at
+// the configured rate, but a writer that was descheduled (or a socket that
+// blocked) would otherwise send what queued meanwhile back to back, and
+// Chatwoot would see more than rate·t + burst in some window t.
+func (c *conn) write(ctx context.Context, ws *websocket.Conn, out <-chan command) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case cmd := <-out:
+			if cmd.paced {
+				if c.p.beforePacedWrite != nil {
+					c.p.beforePacedWrite(c.n)
+				}
+				if err := c.p.wlimiter.Wait(ctx); err != nil {
+					return
+				}
+			}
 			ws.SetWriteDeadline(time.Now().Add(c.p.cfg.WriteTimeout))
-			if err := ws.WriteMessage(websocket.TextMessage, cmd); err != nil {
+			if err := ws.WriteMessage(websocket.TextMessage, cmd.data); err != nil {
 				return
 			}
 		}

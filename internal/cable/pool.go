@@ -25,12 +25,19 @@ type Pool struct {
 	cfg     Config
 	log     *slog.Logger
 	m       *metrics
-	limiter *rate.Limiter
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	wake    chan struct{} // nudges the scheduler; capacity 1
-	wbufs   sync.Pool     // websocket write buffers, held only while a frame is written
+	limiter *rate.Limiter // admits queued subscribes, in FIFO order
+	// wlimiter paces the same subscribes again where they are written, so
+	// writer jitter cannot bunch them up (see conn.write). Both run at
+	// SubscribeRate, so it only waits for subscribes that were bunched.
+	wlimiter *rate.Limiter
+	// beforePacedWrite, if set (tests), runs in a writer before it waits
+	// for wlimiter; the argument is the connection number.
+	beforePacedWrite func(conn int)
+	ctx              context.Context
+	cancel           context.CancelFunc
+	wg               sync.WaitGroup
+	wake             chan struct{} // nudges the scheduler; capacity 1
+	wbufs            sync.Pool     // websocket write buffers, held only while a frame is written
 
 	// Guarded by mu.
 	mu       sync.Mutex
@@ -97,14 +104,15 @@ func New(cfg Config) (*Pool, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Pool{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		m:       newMetrics(cfg.Registerer),
-		limiter: rate.NewLimiter(rate.Limit(cfg.SubscribeRate), cfg.SubscribeBurst),
-		ctx:     ctx,
-		cancel:  cancel,
-		wake:    make(chan struct{}, 1),
-		subs:    make(map[string]*sub),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		m:        newMetrics(cfg.Registerer),
+		limiter:  rate.NewLimiter(rate.Limit(cfg.SubscribeRate), cfg.SubscribeBurst),
+		wlimiter: rate.NewLimiter(rate.Limit(cfg.SubscribeRate), cfg.SubscribeBurst),
+		ctx:      ctx,
+		cancel:   cancel,
+		wake:     make(chan struct{}, 1),
+		subs:     make(map[string]*sub),
 	}
 	p.wg.Add(1)
 	go p.schedule()
@@ -473,7 +481,7 @@ func (p *Pool) sendSubscribe(s *sub) {
 		return // its connection dropped or it was removed while waiting its turn
 	}
 	c := s.conn
-	c.send(s.ident.Subscribe()) // if the queue is full, the confirm timeout retries
+	c.sendPaced(s.ident.Subscribe()) // if the queue is full, the confirm timeout retries
 	s.sentGen, s.sentAt = c.gen, time.Now()
 	p.m.subscribes.Inc()
 	p.arm(s, p.cfg.ConfirmTimeout, p.confirmTimeout)

@@ -331,6 +331,41 @@ func TestPoolReconnectStormNeverExceedsRate(t *testing.T) {
 	})
 }
 
+// A writer that falls behind (descheduled, or a socket that blocked) must
+// not send the subscribes queued meanwhile back to back: the bound holds
+// where Chatwoot sees them, in every window, not only where they are
+// admitted.
+func TestPoolPacesAtTheSocket(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, chatwoottest.Options{}, func(c *Config) { c.PerConn = 25 })
+		var once sync.Once
+		h.pool.beforePacedWrite = func(conn int) {
+			if conn == 1 { // the first connection
+				once.Do(func() { time.Sleep(400 * time.Millisecond) })
+			}
+		}
+		h.add(50)
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		times := h.subscribeTimes()
+		if len(times) != 50 {
+			t.Fatalf("subscribes = %d, want 50", len(times))
+		}
+		// Token bucket bound at 50/s with a burst of 5: any n consecutive
+		// subscribes span at least (n-5)/50 s.
+		for i := range times {
+			for j := i + 5; j < len(times); j++ {
+				if min := time.Duration(j-i+1-5) * 20 * time.Millisecond; times[j]-times[i] < min {
+					t.Fatalf("subscribes %d..%d within %v, want at least %v", i, j, times[j]-times[i], min)
+				}
+			}
+		}
+		if n := len(h.changesOf(ChangeConfirmed)); n != 50 {
+			t.Fatalf("confirmed %d, want 50", n)
+		}
+	})
+}
+
 func TestPoolUnknownTokenRetriesThenVerifies(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var verified []time.Duration // guarded by vmu
