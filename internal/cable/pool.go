@@ -38,6 +38,7 @@ type Pool struct {
 	wg               sync.WaitGroup
 	wake             chan struct{} // nudges the scheduler; capacity 1
 	wbufs            sync.Pool     // websocket write buffers, held only while a frame is written
+	clock            time.Time     // monotonic origin of sub.sentAt
 
 	// Guarded by mu.
 	mu       sync.Mutex
@@ -55,19 +56,20 @@ type sub struct {
 	ident Identifier
 	meta  atomic.Value // metaBox; read on the hot path
 
-	// Guarded by Pool.mu.
-	state       State
+	// Guarded by Pool.mu. Ordered and sized to keep the struct small: a
+	// pool holds one per subscription.
 	conn        *conn
-	queued      bool   // waiting in the subscribe queue
-	sentGen     uint64 // generation of the session the subscribe went out on; 0 = not sent
-	sentAt      time.Time
-	confirms    int
-	misses      int
-	verifying   bool
+	timer       *time.Timer   // the one live timer: confirm timeout, retry or presence
+	tseq        uint64        // arms of timer; a firing with an older seq is stale
+	sentGen     uint64        // generation of the session the subscribe went out on; 0 = not sent
+	sentAt      time.Duration // when the subscribe was sent, on Pool.clock
+	confirmedAt int64         // unix nanoseconds of the latest confirm; 0 = never
 	latency     time.Duration
-	confirmedAt time.Time
-	timer       *time.Timer // the one live timer: confirm timeout, retry or presence
-	tseq        uint64      // arms of timer; a firing with an older seq is stale
+	confirms    int32
+	misses      int32
+	state       State
+	queued      bool // waiting in the subscribe queue
+	verifying   bool
 
 	// Updated by the connection's reader.
 	events, dropped atomic.Uint64
@@ -112,6 +114,7 @@ func New(cfg Config) (*Pool, error) {
 		ctx:      ctx,
 		cancel:   cancel,
 		wake:     make(chan struct{}, 1),
+		clock:    time.Now(),
 		subs:     make(map[string]*sub),
 	}
 	p.wg.Add(1)
@@ -241,9 +244,11 @@ func (p *Pool) Close() error {
 
 func (s *sub) info() Info {
 	in := Info{
-		ID: s.id, Meta: s.getMeta(), State: s.state, Confirms: s.confirms, Misses: s.misses,
-		ConfirmLatency: s.latency, ConfirmedAt: s.confirmedAt,
-		Events: s.events.Load(), Dropped: s.dropped.Load(),
+		ID: s.id, Meta: s.getMeta(), State: s.state, Confirms: int(s.confirms), Misses: int(s.misses),
+		ConfirmLatency: s.latency, Events: s.events.Load(), Dropped: s.dropped.Load(),
+	}
+	if s.confirmedAt != 0 {
+		in.ConfirmedAt = time.Unix(0, s.confirmedAt)
 	}
 	if s.conn != nil {
 		in.Conn = s.conn.n
@@ -266,7 +271,7 @@ func (p *Pool) setState(s *sub, st State) {
 
 // change builds a StateChange for s. Caller holds mu.
 func (p *Pool) change(s *sub, c Change, reason string) StateChange {
-	return StateChange{ID: s.id, Meta: s.getMeta(), Change: c, Confirms: s.confirms, Reason: reason, At: time.Now()}
+	return StateChange{ID: s.id, Meta: s.getMeta(), Change: c, Confirms: int(s.confirms), Reason: reason, At: time.Now()}
 }
 
 func (p *Pool) emit(evs []StateChange) {
@@ -482,7 +487,7 @@ func (p *Pool) sendSubscribe(s *sub) {
 	}
 	c := s.conn
 	c.sendPaced(s.ident.Subscribe()) // if the queue is full, the confirm timeout retries
-	s.sentGen, s.sentAt = c.gen, time.Now()
+	s.sentGen, s.sentAt = c.gen, time.Since(p.clock)
 	p.m.subscribes.Inc()
 	p.arm(s, p.cfg.ConfirmTimeout, p.confirmTimeout)
 }
@@ -519,8 +524,8 @@ func (p *Pool) confirmTimeout(s *sub, seq uint64) {
 	}
 	s.sentGen = 0
 	p.setState(s, StateRetrying)
-	p.arm(s, equalJitter(backoff(s.misses-1, p.cfg.BackoffMin, p.cfg.BackoffMax), p.cfg.Jitter()), p.retry)
-	verify := p.cfg.Verifier != nil && s.misses >= p.cfg.VerifyAfter && !s.verifying && !p.closed
+	p.arm(s, equalJitter(backoff(int(s.misses)-1, p.cfg.BackoffMin, p.cfg.BackoffMax), p.cfg.Jitter()), p.retry)
+	verify := p.cfg.Verifier != nil && int(s.misses) >= p.cfg.VerifyAfter && !s.verifying && !p.closed
 	if verify {
 		s.verifying = true
 		p.wg.Add(1) // under mu, so never concurrent with Close's Wait
@@ -595,7 +600,7 @@ func (p *Pool) confirmed(c *conn, s *sub, now time.Time) (StateChange, bool) {
 	p.setState(s, StateConfirmed)
 	s.confirms++
 	s.misses = 0
-	s.latency, s.confirmedAt = now.Sub(s.sentAt), now
+	s.latency, s.confirmedAt = now.Sub(p.clock)-s.sentAt, now.UnixNano()
 	p.m.confirmLatency.Observe(s.latency.Seconds())
 	if p.cfg.PresenceInterval > 0 {
 		p.arm(s, fullJitter(p.cfg.PresenceInterval, p.cfg.Jitter()), p.presenceTick)
