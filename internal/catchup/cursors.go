@@ -56,7 +56,7 @@ type observation struct {
 func (c *Catchup) subLocked(id string) *sub {
 	st := c.subs[id]
 	if st == nil {
-		st = &sub{frozen: true, cursors: make(map[string]*cursor)}
+		st = &sub{frozen: true} // cursors made on first use: most subscriptions idle
 		c.subs[id] = st
 	}
 	return st
@@ -155,6 +155,9 @@ func (c *Catchup) applyLocked(subID string, st *sub, o observation) {
 func (st *sub) cursorLocked(conv string) *cursor {
 	cur := st.cursors[conv]
 	if cur == nil {
+		if st.cursors == nil {
+			st.cursors = make(map[string]*cursor)
+		}
 		cur = &cursor{}
 		st.cursors[conv] = cur
 	}
