@@ -60,6 +60,21 @@ type options struct {
 	verbose  bool
 	relayLog bool
 	replot   string
+	relayEnv envList // extra KEY=VALUE for every relay, e.g. RELAY_PPROF_ADDR
+}
+
+// envList is a repeatable -relay-env flag.
+type envList []string
+
+func (e *envList) String() string { return strings.Join(*e, " ") }
+
+func (e *envList) Set(v string) error {
+	k, _, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want KEY=VALUE, got %q", v)
+	}
+	*e = append(*e, v)
+	return nil
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -75,6 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.subs, "subscriptions", 0, "subscriptions held in the scale and storm scenarios (0 = default)")
 	fs.BoolVar(&o.verbose, "v", false, "copy the relays' warnings and errors to stderr")
 	fs.BoolVar(&o.relayLog, "relay-log", false, "copy the relays' whole stderr (log, GODEBUG output) to stderr")
+	fs.Var(&o.relayEnv, "relay-env", "KEY=VALUE added to every relay's environment (repeatable), e.g. RELAY_PPROF_ADDR=127.0.0.1:6060 with -scenario scale")
 	fs.StringVar(&o.replot, "replot", "", "draw the plot of an existing results file into -out and exit")
 	if err := fs.Parse(args); err != nil {
 		return o, err

@@ -64,7 +64,7 @@ func (b *bench) relayEnv(rc relayConfig) []string {
 	for k, v := range set {
 		env = append(env, k+"="+v)
 	}
-	return env
+	return append(env, b.o.relayEnv...) // later entries win in os/exec
 }
 
 // startRelay runs the relay binary and waits until its API answers /readyz.

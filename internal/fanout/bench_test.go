@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,4 +90,49 @@ func benchmarkHandle(b *testing.B, core bool) {
 	if d := dropped(f, dropBufferFull) + dropped(f, dropDuplicate); d != 0 {
 		b.Fatalf("%d events dropped", d)
 	}
+}
+
+// BenchmarkWindowAdmit measures the dedup window at its default size of
+// 100,000 keys with presence-like keys: new keys that evict the oldest
+// (steady state of a full window), and duplicates. As in Handle, where each
+// event builds its own key string, a duplicate is a copy of the admitted
+// key, not the same string.
+func BenchmarkWindowAdmit(b *testing.B) {
+	const size = 100_000
+	const ttl = int64(time.Hour)
+	keys := make([]string, 1<<18) // more than size: a key recurs only after eviction
+	for i := range keys {
+		keys[i] = "i:1:2:" + strconv.Itoa(100_000+i) + ":" + strconv.Itoa(7_000+i%977) +
+			":presence.update:" + string(appendHex16(nil, uint64(i)*0x9e3779b97f4a7c15))
+	}
+	b.Run("new", func(b *testing.B) {
+		w := newWindow(size)
+		for i := range size {
+			w.admit(keys[i], int64(i), ttl)
+		}
+		n := size
+		b.ReportAllocs()
+		for b.Loop() {
+			if !w.admit(keys[n%len(keys)], int64(n), ttl) {
+				b.Fatal("new key refused")
+			}
+			n++
+		}
+	})
+	b.Run("duplicate", func(b *testing.B) {
+		w := newWindow(size)
+		dups := make([]string, size)
+		for i := range size {
+			w.admit(keys[i], 0, ttl)
+			dups[i] = strings.Clone(keys[i])
+		}
+		n := 0
+		b.ReportAllocs()
+		for b.Loop() {
+			if w.admit(dups[n%size], 1, ttl) {
+				b.Fatal("duplicate admitted")
+			}
+			n++
+		}
+	})
 }

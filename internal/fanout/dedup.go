@@ -1,6 +1,9 @@
 package fanout
 
-import "sync"
+import (
+	"hash/maphash"
+	"sync"
+)
 
 // window is the in-process dedup window: a map from key to its slot in a
 // fixed ring, evicted in insertion order when an entry has expired or the
@@ -9,16 +12,33 @@ import "sync"
 // Entries carry their own expiry, so short-lived "instant" keys (typing,
 // presence) and long-lived message keys share one ring; an expired entry
 // that has not reached the front yet is treated as absent.
+//
+// The window stores a 128-bit hash of each key, never the key itself: keys
+// are substrings of the per-event string built by builder.build, so keeping
+// one would keep the whole event string alive until the entry is evicted,
+// and the index and ring would be pointer-bearing memory the GC must scan.
+// With fixed-size, pointer-free keys the window's memory is independent of
+// key length and is allocated noscan.
 type window struct {
-	mu   sync.Mutex
-	idx  map[string]uint64 // key -> sequence number of its slot
-	ring []wslot
-	head uint64 // sequence number of the oldest slot
-	tail uint64 // sequence number of the next slot
+	seed0, seed1 maphash.Seed // random per window; see wkey
+	mu           sync.Mutex
+	idx          map[wkey]uint64 // key hash -> sequence number of its slot
+	ring         []wslot
+	head         uint64 // sequence number of the oldest slot
+	tail         uint64 // sequence number of the next slot
 }
 
+// wkey is the 128-bit hash of a dedup key: two maphash values of the key
+// under independent random seeds. Two distinct keys get the same wkey with
+// probability 2^-128, so among n keys held at once a collision occurs with
+// probability about n²/2^129: ~1.5e-29 for the default 100,000 keys. (A
+// collision would only make the window treat a new event as a duplicate of
+// an unrelated one.) The seeds are random per window and never exposed, so
+// colliding keys cannot be crafted either.
+type wkey struct{ h0, h1 uint64 }
+
 type wslot struct {
-	key string
+	key wkey
 	exp int64 // unix nanoseconds
 }
 
@@ -28,7 +48,18 @@ func newWindow(size int) *window {
 	if size <= 0 {
 		return nil
 	}
-	return &window{idx: make(map[string]uint64, size), ring: make([]wslot, size)}
+	return &window{
+		seed0: maphash.MakeSeed(),
+		seed1: maphash.MakeSeed(),
+		idx:   make(map[wkey]uint64, size),
+		ring:  make([]wslot, size),
+	}
+}
+
+// hash returns the window's 128-bit hash of key. It reads only the
+// immutable seeds, so callers compute it before taking mu.
+func (w *window) hash(key string) wkey {
+	return wkey{maphash.String(w.seed0, key), maphash.String(w.seed1, key)}
 }
 
 // admit records key and reports true, or reports false when key was
@@ -37,29 +68,31 @@ func (w *window) admit(key string, now, ttl int64) bool {
 	if w == nil || key == "" {
 		return true
 	}
+	k := w.hash(key)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.expire(now)
-	if seq, ok := w.idx[key]; ok && w.slot(seq).exp > now {
+	if seq, ok := w.idx[k]; ok && w.slot(seq).exp > now {
 		return false
 	}
 	if w.tail-w.head == uint64(len(w.ring)) {
 		w.pop()
 	}
-	*w.slot(w.tail) = wslot{key: key, exp: now + ttl}
-	w.idx[key] = w.tail
+	*w.slot(w.tail) = wslot{key: k, exp: now + ttl}
+	w.idx[k] = w.tail
 	w.tail++
 	return true
 }
 
 // seen reports whether key is in the window and not expired.
 func (w *window) seen(key string, now int64) bool {
-	if w == nil {
-		return false
+	if w == nil || key == "" {
+		return false // "" is never admitted
 	}
+	k := w.hash(key)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	seq, ok := w.idx[key]
+	seq, ok := w.idx[k]
 	return ok && w.slot(seq).exp > now
 }
 
@@ -69,9 +102,10 @@ func (w *window) forget(key string) {
 	if w == nil || key == "" {
 		return
 	}
+	k := w.hash(key)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	delete(w.idx, key)
+	delete(w.idx, k)
 }
 
 func (w *window) len() int {
