@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -98,7 +99,7 @@ func TestHelpListsVariables(t *testing.T) {
 }
 
 func TestSubscriptionsFileParse(t *testing.T) {
-	regs, err := parseSubscriptionsFile([]byte("# static\n\ntokenA\n" +
+	regs, lines, err := parseSubscriptionsFile([]byte("# static\n\ntokenA\n" +
 		`{"pubsub_token":"tokenB","inbox_identifier":"inbox1","contact_identifier":"src-1"}` + "\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +108,10 @@ func TestSubscriptionsFileParse(t *testing.T) {
 		regs[1].SourceID != "src-1" || regs[0].Origin != originFile {
 		t.Fatalf("regs = %+v", regs)
 	}
-	_, err = parseSubscriptionsFile([]byte("good\nsecret-token extra\n{\"pubsub_token\":\"\"}\n{\"token\":\"x\"}\n"))
+	if !slices.Equal(lines, []int{3, 4}) {
+		t.Fatalf("lines = %v, want [3 4]", lines)
+	}
+	_, _, err = parseSubscriptionsFile([]byte("good\nsecret-token extra\n{\"pubsub_token\":\"\"}\n{\"token\":\"x\"}\n"))
 	if err == nil {
 		t.Fatal("bad lines accepted")
 	}

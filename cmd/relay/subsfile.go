@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/relayhq/relay/internal/api"
-	"github.com/relayhq/relay/internal/cable"
 	"github.com/relayhq/relay/internal/registry"
 	"github.com/relayhq/relay/internal/store"
 )
@@ -30,10 +29,9 @@ type staticSubscriptions struct {
 	log      *slog.Logger
 }
 
-// parseSubscriptionsFile reads the file's registrations. Errors name the
-// line, never its content (it holds tokens).
-func parseSubscriptionsFile(data []byte) ([]api.Registration, error) {
-	var regs []api.Registration
+// parseSubscriptionsFile reads the file's registrations and the line number
+// of each. Errors name the line, never its content (it holds tokens).
+func parseSubscriptionsFile(data []byte) (regs []api.Registration, lines []int, err error) {
 	var errs []error
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -47,12 +45,12 @@ func parseSubscriptionsFile(data []byte) ([]api.Registration, error) {
 			errs = append(errs, fmt.Errorf("line %d: %w", n, err))
 			continue
 		}
-		regs = append(regs, reg)
+		regs, lines = append(regs, reg), append(lines, n)
 	}
 	if err := sc.Err(); err != nil {
 		errs = append(errs, err)
 	}
-	return regs, errors.Join(errs...)
+	return regs, lines, errors.Join(errs...)
 }
 
 func parseSubscriptionLine(line string) (api.Registration, error) {
@@ -81,29 +79,61 @@ func parseSubscriptionLine(line string) (api.Registration, error) {
 	return reg, nil
 }
 
+// maxLineErrors caps the rejected lines a reload error lists.
+const maxLineErrors = 20
+
 // reload registers everything in the file and removes file subscriptions
 // that left it. A file with syntax errors changes nothing; a registration
-// failure (store down) stops the reload before anything is removed.
+// failure (store down, or a line whose token the relay rejects) stops the
+// reload before anything is removed, after the other lines are registered.
+// Registrations are written in batches, and records the file does not
+// change are not written at all, so reloading an unchanged file (every
+// restart) costs reads only. One summary line is logged, not one per
+// subscription.
 func (s *staticSubscriptions) reload(ctx context.Context) error {
 	data, err := os.ReadFile(s.path)
 	if err != nil {
 		return fmt.Errorf("subscriptions file: %w", err)
 	}
-	regs, err := parseSubscriptionsFile(data)
+	regs, lines, err := parseSubscriptionsFile(data)
 	if err != nil {
 		return fmt.Errorf("subscriptions file %s (nothing changed):\n%w", s.path, err)
 	}
+	results, err := s.registry.RegisterBatch(ctx, regs)
+	sum := registry.Summarize(results)
+	if err != nil {
+		// Batches before the failure are registered; none is removed. The
+		// next reload (or SIGHUP) completes the work.
+		return fmt.Errorf("subscriptions file: registration stopped the reload (%d new, %d updated, %d unchanged before it; nothing removed): %w",
+			sum.Created, sum.Updated, sum.Unchanged, err)
+	}
 	keep := make(map[string]bool, len(regs))
-	for _, reg := range regs {
-		if _, _, err := s.registry.Register(ctx, reg); err != nil {
-			// Lines before this one are registered; none is removed. The
-			// next reload (or SIGHUP) completes the work.
-			return fmt.Errorf("subscriptions file: registering %s stopped the reload: %w", cable.SubscriptionID(reg.Token), err)
+	var errs []error
+	failed := 0
+	for i, res := range results {
+		if res.Err == nil {
+			keep[res.ID] = true
+			continue
 		}
-		keep[cable.SubscriptionID(reg.Token)] = true
+		if failed++; failed > maxLineErrors {
+			continue
+		}
+		cause := errors.Unwrap(res.Err) // the registry names the index; the line says more
+		if cause == nil {
+			cause = res.Err
+		}
+		errs = append(errs, fmt.Errorf("line %d: %w", lines[i], cause))
+	}
+	if failed > 0 {
+		if failed > maxLineErrors {
+			errs = append(errs, fmt.Errorf("and %d more", failed-maxLineErrors))
+		}
+		return fmt.Errorf("subscriptions file %s: %d line(s) not registered (%d new, %d updated, %d unchanged; nothing removed):\n%w",
+			s.path, failed, sum.Created, sum.Updated, sum.Unchanged, errors.Join(errs...))
 	}
 	removed, err := s.removeOthers(ctx, keep)
-	s.log.Info("subscriptions file loaded", "subscriptions", len(keep), "removed", removed)
+	s.log.Info("subscriptions file loaded", "subscriptions", len(keep), "new", sum.Created, "updated", sum.Updated,
+		"unchanged", sum.Unchanged, "removed", removed)
 	return err
 }
 

@@ -117,35 +117,28 @@ func (r *Registry) Close() {
 func (r *Registry) Attach(p Pool) { r.pool = p }
 
 // Register persists and subscribes a token, idempotently. Known facts are
-// kept; new non-empty ones are added.
+// kept; new non-empty ones are added. A registration that changes nothing
+// does not write the store: the stored record is subscribed again as it is.
 func (r *Registry) Register(ctx context.Context, reg api.Registration) (api.Subscription, bool, error) {
-	if reg.Token == "" {
-		return api.Subscription{}, false, fmt.Errorf("%w: pubsub_token is required", api.ErrInvalid)
-	}
-	if !cable.ValidToken(reg.Token) {
-		return api.Subscription{}, false, fmt.Errorf("%w: %v", api.ErrInvalid, cable.ErrBadToken)
+	if err := validate(reg); err != nil {
+		return api.Subscription{}, false, err
 	}
 	id := cable.SubscriptionID(reg.Token)
-	rec := store.Subscription{ID: id, Token: reg.Token, Origin: reg.Origin}
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
-	if old, err := r.store.GetSubscription(ctx, id); err == nil {
-		rec = old
-	} else if !errors.Is(err, store.ErrNotFound) {
+	old, err := r.store.GetSubscription(ctx, id)
+	found := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return api.Subscription{}, false, err
 	}
-	fill(&rec.InboxIdentifier, reg.InboxIdentifier)
-	fill(&rec.SourceID, reg.SourceID)
-	fill(&rec.ContactID, reg.ContactID)
-	if e := r.Entry(id); e != nil { // ids learned from events, maybe not written yet
-		m := e.Meta()
-		fillEmpty(&rec.AccountID, m.AccountID)
-		fillEmpty(&rec.InboxID, m.InboxID)
-		fillEmpty(&rec.ContactID, m.ContactID)
+	if !found {
+		old = store.Subscription{ID: id, Token: reg.Token, Origin: reg.Origin}
 	}
-	stored, created, err := r.store.PutSubscription(ctx, rec)
-	if err != nil {
-		return api.Subscription{}, false, err
+	stored, created := old, false
+	if rec := r.merge(old, reg); !found || rec != old {
+		if stored, created, err = r.store.PutSubscription(ctx, rec); err != nil {
+			return api.Subscription{}, false, err
+		}
 	}
 	if err := r.subscribe(stored); err != nil {
 		if errors.Is(err, cable.ErrBadToken) {
@@ -157,6 +150,203 @@ func (r *Registry) Register(ctx context.Context, reg api.Registration) (api.Subs
 		r.log.Info("subscription registered", "subscription", id, "origin", stored.Origin, "catch_up", stored.InboxIdentifier != "" && stored.SourceID != "")
 	}
 	return r.view(stored), created, nil
+}
+
+// validate checks a registration before anything is stored. The error
+// never holds the token.
+func validate(reg api.Registration) error {
+	if reg.Token == "" {
+		return fmt.Errorf("%w: pubsub_token is required", api.ErrInvalid)
+	}
+	if !cable.ValidToken(reg.Token) {
+		return fmt.Errorf("%w: %v", api.ErrInvalid, cable.ErrBadToken)
+	}
+	return nil
+}
+
+// merge returns rec with what reg and the live entry add: non-empty facts
+// of reg replace the record's, ids learned from events (maybe not written
+// yet) fill empty ones. The caller holds writeMu.
+func (r *Registry) merge(rec store.Subscription, reg api.Registration) store.Subscription {
+	fill(&rec.InboxIdentifier, reg.InboxIdentifier)
+	fill(&rec.SourceID, reg.SourceID)
+	fill(&rec.ContactID, reg.ContactID)
+	if e := r.Entry(rec.ID); e != nil {
+		m := e.Meta()
+		fillEmpty(&rec.AccountID, m.AccountID)
+		fillEmpty(&rec.InboxID, m.InboxID)
+		fillEmpty(&rec.ContactID, m.ContactID)
+	}
+	return rec
+}
+
+// BatchChunk is how many registrations RegisterBatch reads and writes per
+// store transaction.
+const BatchChunk = 1000
+
+// Outcome says what RegisterBatch did with one registration.
+type Outcome int
+
+// Outcomes of a registration in a batch.
+const (
+	NotRegistered Outcome = iota // invalid (Err says why), or the batch stopped before it
+	Created                      // a new record was stored
+	Updated                      // the record gained facts and was written
+	Unchanged                    // the record already held everything: nothing written
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Created:
+		return "created"
+	case Updated:
+		return "updated"
+	case Unchanged:
+		return "unchanged"
+	}
+	return "not_registered"
+}
+
+// BatchResult is the outcome of one registration of RegisterBatch.
+type BatchResult struct {
+	ID      string // subscription id; "" when the token is invalid
+	Outcome Outcome
+	// Err is why this registration failed: an invalid token (api.ErrInvalid)
+	// or a pool refusal. It names the registration's index in the batch,
+	// never its token.
+	Err error
+}
+
+// BatchSummary counts the outcomes of a batch.
+type BatchSummary struct{ Created, Updated, Unchanged, Failed int }
+
+// Summarize counts results by outcome; Failed counts those not registered.
+func Summarize(results []BatchResult) BatchSummary {
+	var s BatchSummary
+	for _, res := range results {
+		switch res.Outcome {
+		case Created:
+			s.Created++
+		case Updated:
+			s.Updated++
+		case Unchanged:
+			s.Unchanged++
+		default:
+			s.Failed++
+		}
+	}
+	return s
+}
+
+// RegisterBatch registers many tokens like Register, in order, but reads
+// and writes the store BatchChunk registrations at a time: records that
+// would not change are not written, the others are written in one
+// transaction per chunk, then all are subscribed. results[i] is the
+// outcome of regs[i]. An invalid registration fails alone (its result's
+// Err names its index); the valid ones are registered. A store failure
+// stops the batch and is returned: chunks before it are registered, the
+// registrations of the failed chunk and after it are NotRegistered.
+// Nothing is logged per registration.
+func (r *Registry) RegisterBatch(ctx context.Context, regs []api.Registration) ([]BatchResult, error) {
+	results := make([]BatchResult, len(regs))
+	valid := make([]int, 0, len(regs))
+	for i, reg := range regs {
+		if err := validate(reg); err != nil {
+			results[i].Err = fmt.Errorf("registration %d: %w", i, err)
+			continue
+		}
+		results[i].ID = cable.SubscriptionID(reg.Token)
+		valid = append(valid, i)
+	}
+	for start := 0; start < len(valid); start += BatchChunk {
+		chunk := valid[start:min(start+BatchChunk, len(valid))]
+		if err := r.registerChunk(ctx, regs, chunk, results); err != nil {
+			return results, fmt.Errorf("registering a batch stopped after %d of %d registrations: %w", start, len(valid), err)
+		}
+	}
+	return results, nil
+}
+
+// registerChunk registers regs[i] for i in idx, filling results.
+func (r *Registry) registerChunk(ctx context.Context, regs []api.Registration, idx []int, results []BatchResult) error {
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	ids := make([]string, 0, len(idx))
+	recs := make(map[string]*pending, len(idx))
+	for _, i := range idx {
+		if id := results[i].ID; recs[id] == nil {
+			ids = append(ids, id)
+			recs[id] = &pending{}
+		}
+	}
+	stored, err := r.store.GetSubscriptions(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, rec := range stored {
+		if p := recs[rec.ID]; p != nil {
+			p.rec, p.found = rec, true
+		}
+	}
+	// Merge in order, as Register one after the other would: a repeated id
+	// sees what the earlier registration added.
+	for _, i := range idx {
+		p, reg := recs[results[i].ID], regs[i]
+		isNew := !p.found && !p.seen
+		if isNew {
+			p.rec = store.Subscription{ID: results[i].ID, Token: reg.Token, Origin: reg.Origin}
+		}
+		p.seen = true
+		rec := r.merge(p.rec, reg)
+		switch {
+		case isNew:
+			results[i].Outcome, p.dirty = Created, true
+		case rec != p.rec:
+			results[i].Outcome, p.dirty = Updated, true
+		default:
+			results[i].Outcome = Unchanged
+		}
+		p.rec = rec
+	}
+	var writes []store.Subscription
+	for _, id := range ids {
+		if p := recs[id]; p.dirty {
+			writes = append(writes, p.rec)
+		}
+	}
+	if len(writes) > 0 {
+		put, err := r.store.PutSubscriptions(ctx, writes)
+		if err != nil {
+			for _, i := range idx {
+				results[i].Outcome = NotRegistered
+			}
+			return err
+		}
+		for _, res := range put {
+			recs[res.Stored.ID].rec = res.Stored
+		}
+	}
+	for _, id := range ids {
+		recs[id].err = r.subscribe(recs[id].rec)
+	}
+	for _, i := range idx {
+		if err := recs[results[i].ID].err; err != nil {
+			if errors.Is(err, cable.ErrBadToken) {
+				err = fmt.Errorf("%w: %v", api.ErrInvalid, err)
+			}
+			results[i].Outcome, results[i].Err = NotRegistered, fmt.Errorf("registration %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// pending is one subscription of a chunk being registered.
+type pending struct {
+	rec   store.Subscription
+	found bool  // rec was read from the store
+	seen  bool  // a registration of the chunk was merged into rec
+	dirty bool  // rec must be written
+	err   error // the pool refused it
 }
 
 func fill(dst *string, v string) {
@@ -347,9 +537,13 @@ func (r *Registry) storeLearned(ctx context.Context, id string) error {
 	if rec.AccountID != "" && rec.InboxID != "" && rec.ContactID != "" {
 		return nil
 	}
+	old := rec
 	fillEmpty(&rec.AccountID, m.AccountID)
 	fillEmpty(&rec.InboxID, m.InboxID)
 	fillEmpty(&rec.ContactID, m.ContactID)
+	if rec == old {
+		return nil // the live meta has nothing the record lacks
+	}
 	_, _, err = r.store.PutSubscription(ctx, rec)
 	return err
 }

@@ -47,6 +47,19 @@ type Subscriptions interface {
 	// from the first put (s.CreatedAt, or now when zero); UpdatedAt is set to
 	// now; LastActivityAt never moves backwards.
 	PutSubscription(ctx context.Context, s Subscription) (stored Subscription, created bool, err error)
+	// PutSubscriptions puts many subscriptions in one transaction (bbolt) or
+	// one atomic script (Redis): one fsync or round trip for the batch.
+	// Each record gets exactly the PutSubscription semantics, applied in
+	// order, so a later record with the same id sees the earlier one.
+	// results[i] is the outcome of subs[i]. An invalid record (empty id)
+	// rejects the batch with ErrInvalid, naming its index, before anything
+	// is written. An empty batch does nothing. Puts are idempotent: after
+	// an error, put the batch again. Keep batches to a few thousand records
+	// (a Redis script blocks the server while it runs).
+	PutSubscriptions(ctx context.Context, subs []Subscription) (results []PutResult, err error)
+	// GetSubscriptions returns, in one read, the subscriptions with the
+	// given ids that exist, in the order of ids; missing ids are skipped.
+	GetSubscriptions(ctx context.Context, ids []string) ([]Subscription, error)
 	// GetSubscription returns the subscription or ErrNotFound.
 	GetSubscription(ctx context.Context, id string) (Subscription, error)
 	// DeleteSubscription removes the subscription and all its cursors, or

@@ -27,6 +27,13 @@ type Subscription struct {
 	LastActivityAt  time.Time // orders catch-up, most recently active first
 }
 
+// PutResult is the outcome of one record of PutSubscriptions: the record as
+// stored and whether it was created.
+type PutResult struct {
+	Stored  Subscription
+	Created bool
+}
+
 // Origins of a subscription.
 const (
 	OriginAPI   = "api"

@@ -38,6 +38,41 @@ func (s *Store) PutSubscription(ctx context.Context, sub store.Subscription) (st
 	return sub, created, nil
 }
 
+// PutSubscriptions implements store.Subscriptions: one write transaction
+// (one fsync) for the whole batch.
+func (s *Store) PutSubscriptions(ctx context.Context, subs []store.Subscription) ([]store.PutResult, error) {
+	if len(subs) == 0 {
+		return nil, nil
+	}
+	out, err := record.NewSubscriptions(subs, s.now())
+	if err != nil {
+		return nil, fmt.Errorf("store/bolt: put subscriptions: %w", err)
+	}
+	err = s.update(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketSubscriptions)
+		for i := range out {
+			sub := &out[i].Stored
+			old, found, err := getSubscription(b, sub.ID)
+			if err != nil {
+				return fmt.Errorf("subscription %s: %w", sub.ID, err)
+			}
+			out[i].Created = !found
+			if found {
+				sub.CreatedAt = old.CreatedAt
+				sub.LastActivityAt = later(old.LastActivityAt, sub.LastActivityAt)
+			}
+			if err := putSubscription(b, *sub); err != nil {
+				return fmt.Errorf("subscription %s: %w", sub.ID, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store/bolt: put %d subscriptions: %w", len(subs), err)
+	}
+	return out, nil
+}
+
 // GetSubscription implements store.Subscriptions.
 func (s *Store) GetSubscription(ctx context.Context, id string) (store.Subscription, error) {
 	var sub store.Subscription
@@ -54,6 +89,32 @@ func (s *Store) GetSubscription(ctx context.Context, id string) (store.Subscript
 		return store.Subscription{}, fmt.Errorf("store/bolt: get subscription %s: %w", id, err)
 	}
 	return sub, nil
+}
+
+// GetSubscriptions implements store.Subscriptions: one read transaction.
+func (s *Store) GetSubscriptions(ctx context.Context, ids []string) ([]store.Subscription, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var subs []store.Subscription
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		subs = make([]store.Subscription, 0, len(ids))
+		b := tx.Bucket(bucketSubscriptions)
+		for _, id := range ids {
+			sub, found, err := getSubscription(b, id)
+			if err != nil {
+				return fmt.Errorf("subscription %s: %w", id, err)
+			}
+			if found {
+				subs = append(subs, sub)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store/bolt: get %d subscriptions: %w", len(ids), err)
+	}
+	return subs, nil
 }
 
 // DeleteSubscription implements store.Subscriptions.

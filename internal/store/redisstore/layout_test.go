@@ -188,3 +188,35 @@ func TestNewTakesClient(t *testing.T) {
 		t.Fatalf("client not closed by Close: %v", err)
 	}
 }
+
+// TestBatchKeyLayout: PutSubscriptions writes exactly the keys and fields
+// PutSubscription writes.
+func TestBatchKeyLayout(t *testing.T) {
+	m := miniredis.RunT(t)
+	now := time.Date(2025, 1, 2, 3, 4, 5, 6000, time.UTC)
+	opts := redisstore.Options{Now: func() time.Time { return now }}
+	single := redisstore.New(redis.NewClient(&redis.Options{Addr: m.Addr()}), withPrefix(opts, "one:"))
+	batch := redisstore.New(redis.NewClient(&redis.Options{Addr: m.Addr()}), withPrefix(opts, "many:"))
+	defer single.Close()
+	defer batch.Close()
+	sub := store.Subscription{ID: "sid", Token: "tok", ContactID: "5", LastActivityAt: now.Add(-time.Second)}
+	if _, _, err := single.PutSubscription(t.Context(), sub); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := batch.PutSubscriptions(t.Context(), []store.Subscription{sub}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"d", "c", "a"} {
+		if one, many := m.HGet("one:sub:sid", f), m.HGet("many:sub:sid", f); one != many || one == "" {
+			t.Errorf("field %s: single %q, batch %q", f, one, many)
+		}
+	}
+	if ids, _ := m.ZMembers("many:subs"); !slices.Equal(ids, []string{"sid"}) {
+		t.Errorf("index = %v", ids)
+	}
+}
+
+func withPrefix(o redisstore.Options, p string) redisstore.Options {
+	o.Prefix = p
+	return o
+}

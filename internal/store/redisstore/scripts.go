@@ -17,6 +17,29 @@ redis.call('ZADD', KEYS[2], 0, ARGV[1])
 return {created, c, a}
 `)
 
+// putSubscriptions is putSubscription for a batch, record after record.
+// KEYS: one sub hash per record, then the index zset. ARGV: per record id,
+// json, created µs, activity µs. Returns {created, created µs, activity µs}
+// per record, flattened.
+var putSubscriptionsScript = redis.NewScript(`
+local idx = KEYS[#KEYS]
+local out = {}
+for i = 1, #KEYS - 1 do
+  local j = (i - 1) * 4
+  local c = redis.call('HGET', KEYS[i], 'c')
+  local created = 0
+  if not c then c = ARGV[j + 3]; created = 1 end
+  local a = redis.call('HGET', KEYS[i], 'a')
+  if (not a) or tonumber(ARGV[j + 4]) > tonumber(a) then a = ARGV[j + 4] end
+  redis.call('HSET', KEYS[i], 'd', ARGV[j + 2], 'c', c, 'a', a)
+  redis.call('ZADD', idx, 0, ARGV[j + 1])
+  out[#out + 1] = created
+  out[#out + 1] = c
+  out[#out + 1] = a
+end
+return out
+`)
+
 // touchSubscription moves last_activity_at forward.
 // KEYS: sub hash. ARGV: activity µs. Returns 0 when the subscription is absent.
 var touchSubscriptionScript = redis.NewScript(`

@@ -37,6 +37,46 @@ func (s *Store) PutSubscription(ctx context.Context, sub store.Subscription) (st
 	return sub, created, nil
 }
 
+// PutSubscriptions implements store.Subscriptions: one script, so one
+// round trip and atomic for other clients.
+func (s *Store) PutSubscriptions(ctx context.Context, subs []store.Subscription) ([]store.PutResult, error) {
+	if len(subs) == 0 {
+		return nil, nil
+	}
+	op := fmt.Sprintf("put %d subscriptions", len(subs))
+	out, err := record.NewSubscriptions(subs, s.now())
+	if err != nil {
+		return nil, wrap("put subscriptions", err)
+	}
+	keys := make([]string, 0, len(out)+1)
+	args := make([]any, 0, 4*len(out))
+	for _, r := range out {
+		data, err := encodeData(r.Stored)
+		if err != nil {
+			return nil, wrap(op, fmt.Errorf("subscription %s: %w", r.Stored.ID, err))
+		}
+		keys = append(keys, s.keys.sub(r.Stored.ID))
+		args = append(args, r.Stored.ID, data, record.Micros(r.Stored.CreatedAt), record.Micros(r.Stored.LastActivityAt))
+	}
+	keys = append(keys, s.keys.subs())
+	res, err := putSubscriptionsScript.Run(ctx, s.rdb, keys, args...).Slice()
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	if len(res) != 3*len(out) {
+		return nil, wrap(op, fmt.Errorf("unexpected script reply of %d values", len(res)))
+	}
+	for i := range out {
+		created, stamps, err := parsePutReply(res[3*i : 3*i+3])
+		if err != nil {
+			return nil, wrap(op, err)
+		}
+		out[i].Created = created
+		out[i].Stored.CreatedAt, out[i].Stored.LastActivityAt = stamps[0], stamps[1]
+	}
+	return out, nil
+}
+
 func parsePutReply(res []any) (bool, [2]time.Time, error) {
 	var stamps [2]time.Time
 	if len(res) != 3 {
@@ -67,6 +107,18 @@ func (s *Store) GetSubscription(ctx context.Context, id string) (store.Subscript
 		return store.Subscription{}, wrap("get subscription "+id, err)
 	}
 	return sub, nil
+}
+
+// GetSubscriptions implements store.Subscriptions: one pipelined round trip.
+func (s *Store) GetSubscriptions(ctx context.Context, ids []string) ([]store.Subscription, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	subs, err := s.getMany(ctx, ids)
+	if err != nil {
+		return nil, wrap(fmt.Sprintf("get %d subscriptions", len(ids)), err)
+	}
+	return subs, nil
 }
 
 // DeleteSubscription implements store.Subscriptions.

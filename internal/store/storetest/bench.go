@@ -8,7 +8,7 @@ import (
 )
 
 // RunBenchmarks measures the hot paths of a backend: a subscription put and
-// get, and a cursor advance. open returns a fresh, empty store.
+// get, a batch of 1,000 subscription puts, and a cursor advance. open returns a fresh, empty store.
 func RunBenchmarks(b *testing.B, open func(b *testing.B) store.Store) {
 	b.Run("SubscriptionPutGet", func(b *testing.B) {
 		s := open(b)
@@ -25,6 +25,21 @@ func RunBenchmarks(b *testing.B, open func(b *testing.B) store.Store) {
 			}
 			i++
 		}
+	})
+	b.Run("SubscriptionPutBatch1000", func(b *testing.B) {
+		s := open(b)
+		defer s.Close()
+		subs := make([]store.Subscription, 1000)
+		for i := range subs {
+			subs[i] = sampleSubscription("bench-" + strconv.Itoa(i))
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.PutSubscriptions(b.Context(), subs); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(subs)), "ns/record")
 	})
 	b.Run("CursorPut", func(b *testing.B) {
 		s := open(b)

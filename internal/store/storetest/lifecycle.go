@@ -59,6 +59,10 @@ func testPingAndClose(t *testing.T, b *Backend) {
 	wantErr(t, err, store.ErrClosed, "Get after Close")
 	_, _, err = s.PutSubscription(ctx(t), sampleSubscription("x"))
 	wantErr(t, err, store.ErrClosed, "Put after Close")
+	_, err = s.PutSubscriptions(ctx(t), []store.Subscription{sampleSubscription("x")})
+	wantErr(t, err, store.ErrClosed, "batch Put after Close")
+	_, err = s.GetSubscriptions(ctx(t), []string{"x"})
+	wantErr(t, err, store.ErrClosed, "batch Get after Close")
 }
 
 func testCanceledContext(t *testing.T, b *Backend) {
@@ -70,6 +74,10 @@ func testCanceledContext(t *testing.T, b *Backend) {
 	wantErr(t, err, context.Canceled, "Get with canceled context")
 	_, _, err = s.PutSubscription(c, sampleSubscription("y"))
 	wantErr(t, err, context.Canceled, "Put with canceled context")
+	_, err = s.PutSubscriptions(c, []store.Subscription{sampleSubscription("y")})
+	wantErr(t, err, context.Canceled, "batch Put with canceled context")
+	_, err = s.GetSubscriptions(c, []string{"x"})
+	wantErr(t, err, context.Canceled, "batch Get with canceled context")
 	_, err = s.AcquireLease(c, "l", "h", time.Minute)
 	wantErr(t, err, context.Canceled, "AcquireLease with canceled context")
 	if _, err := s.GetSubscription(ctx(t), "y"); err == nil {

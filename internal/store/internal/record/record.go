@@ -81,6 +81,20 @@ func NewSubscription(s store.Subscription, now time.Time) store.Subscription {
 	return s
 }
 
+// NewSubscriptions validates a PutSubscriptions batch and prepares each
+// record with NewSubscription. The error names the index of the first
+// invalid record, never its content.
+func NewSubscriptions(subs []store.Subscription, now time.Time) ([]store.PutResult, error) {
+	out := make([]store.PutResult, len(subs))
+	for i, s := range subs {
+		if err := s.Validate(); err != nil {
+			return nil, fmt.Errorf("record %d of %d: %w", i, len(subs), err)
+		}
+		out[i].Stored = NewSubscription(s, now)
+	}
+	return out, nil
+}
+
 // Limit applies the ListSubscriptions page size rules.
 func Limit(limit int) int {
 	if limit <= 0 {
