@@ -14,9 +14,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unique"
 
 	"github.com/relayhq/relay/internal/api"
 	"github.com/relayhq/relay/internal/cable"
@@ -469,9 +471,9 @@ func (r *Registry) Learn(id string, h fanout.Hints) {
 			return
 		}
 		m := *old
-		fillEmpty(&m.AccountID, known(h.AccountID))
-		fillEmpty(&m.InboxID, known(h.InboxID))
-		fillEmpty(&m.ContactID, known(h.ContactID))
+		fillEmpty(&m.AccountID, own(known(h.AccountID), true))
+		fillEmpty(&m.InboxID, own(known(h.InboxID), true))
+		fillEmpty(&m.ContactID, own(known(h.ContactID), false))
 		if e.meta.CompareAndSwap(old, &m) {
 			break
 		}
@@ -551,6 +553,23 @@ func (r *Registry) storeLearned(ctx context.Context, id string) error {
 func fillEmpty(dst *string, v string) {
 	if *dst == "" {
 		*dst = v
+	}
+}
+
+// own returns a copy of v that shares no memory with the event it came
+// from: hints are substrings of the event's routing string, and a Meta
+// kept for the subscription's life would keep that whole string alive (one
+// per subscription, from the presence.update every subscribe brings).
+// Account and inbox ids repeat across subscriptions: shared is true to
+// intern them.
+func own(v string, shared bool) string {
+	switch {
+	case v == "":
+		return ""
+	case shared:
+		return unique.Make(v).Value()
+	default:
+		return strings.Clone(v)
 	}
 }
 

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/relayhq/relay/internal/api"
 	"github.com/relayhq/relay/internal/cable"
@@ -117,6 +119,26 @@ func TestLearnFillsWithoutLosingRegistration(t *testing.T) {
 	rec, err := st.GetSubscription(ctx, sub.ID)
 	if err != nil || rec.AccountID != "1" || rec.InboxID != "3" || rec.ContactID != "42" || rec.SourceID != "src" {
 		t.Fatalf("stored %v, %v", rec, err)
+	}
+}
+
+// Hints are substrings of an event's routing string; what Learn keeps for
+// the subscription's life must not point into it.
+func TestLearnKeepsNoEventMemory(t *testing.T) {
+	r, p, _ := newTestRegistry(t)
+	sub, _, _ := r.Register(context.Background(), api.Registration{Token: "tok-own"})
+	event := strings.Repeat("x", 200) + "17|23|4242"
+	r.Learn(sub.ID, fanout.Hints{AccountID: event[200:202], InboxID: event[203:205], ContactID: event[206:210]})
+	m := MetaOf(p.subs[sub.ID])
+	if m.AccountID != "17" || m.InboxID != "23" || m.ContactID != "4242" {
+		t.Fatalf("meta %+v", m)
+	}
+	lo := uintptr(unsafe.Pointer(unsafe.StringData(event)))
+	hi := lo + uintptr(len(event))
+	for name, v := range map[string]string{"account": m.AccountID, "inbox": m.InboxID, "contact": m.ContactID} {
+		if at := uintptr(unsafe.Pointer(unsafe.StringData(v))); at >= lo && at < hi {
+			t.Errorf("learned %s id points into the event string", name)
+		}
 	}
 }
 
