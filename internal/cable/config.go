@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 )
 
 // Config configures a Pool. Zero values take the defaults named on each
@@ -35,7 +36,10 @@ type Config struct {
 	// PerConn is the number of subscriptions placed on one connection. Default 200.
 	PerConn int
 	// SubscribeRate and SubscribeBurst pace subscribe commands across the
-	// whole process. Defaults 50/s and 5.
+	// whole process: Chatwoot sees at most SubscribeRate·t + SubscribeBurst
+	// subscribes in any t. The pool paces at paceMargin below the rate so
+	// that network and scheduling jitter cannot push what Chatwoot sees
+	// over it. Defaults 50/s and 5.
 	SubscribeRate  float64
 	SubscribeBurst int
 	// StaleAfter is how long a connection may go without any frame before it
@@ -229,3 +233,14 @@ func fullJitter(d time.Duration, r float64) time.Duration {
 func equalJitter(d time.Duration, r float64) time.Duration {
 	return d/2 + time.Duration(float64(d/2)*r)
 }
+
+// paceMargin is the share of SubscribeRate the pool keeps in reserve. The
+// bucket bounds subscribes where they are written; Chatwoot times them where
+// they are read, after the network and its own scheduling. Arrivals delayed
+// by up to d bunch into rate·d extra in some window: at 2,000/s with a
+// burst of 5, 3 ms of delay is 6 subscribes over the bound. Pacing 1 %
+// below the rate absorbs 10 ms of such delay in every second.
+const paceMargin = 0.01
+
+// paceRate is the rate the pool's token buckets run at.
+func (c *Config) paceRate() rate.Limit { return rate.Limit(c.SubscribeRate * (1 - paceMargin)) }

@@ -35,8 +35,11 @@
 // delivery goroutine that calls Handler in frame order, so per-subscription
 // order is kept. Every welcome queues a subscribe for everything the
 // connection carries; one process-wide token bucket (SubscribeRate,
-// SubscribeBurst) paces every subscribe the process sends, so a reconnect
-// of 100,000 subscriptions never exceeds the rate.
+// SubscribeBurst) admits every subscribe the process sends, in FIFO order,
+// and a second bucket at the same rate paces them again at the socket, so
+// a late writer cannot bunch them. Both run 1 % below SubscribeRate to
+// absorb the network's jitter: a reconnect of 100,000 subscriptions never
+// exceeds the rate as Chatwoot observes it.
 //
 // Resilience:
 //   - stale: no frame for StaleAfter (Chatwoot pings every 3 s) → reconnect;

@@ -275,6 +275,13 @@ func TestPoolStaleReconnectAndResubscribe(t *testing.T) {
 	})
 }
 
+// defaultInterval is the pacing interval at the default rate (50/s), with
+// the pool's margin.
+var defaultInterval = func() time.Duration {
+	perSecond := float64(DefaultSubscribeRate) * (1 - paceMargin)
+	return time.Duration(float64(time.Second) / perSecond)
+}()
+
 func TestPoolPacesSubscribes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, chatwoottest.Options{}, nil)
@@ -285,9 +292,10 @@ func TestPoolPacesSubscribes(t *testing.T) {
 		if len(times) != 120 {
 			t.Fatalf("subscribes = %d, want 120", len(times))
 		}
-		// Burst of 5 at once, then one every 20 ms (50/s).
+		// Burst of 5 at once, then one every 20.2 ms (50/s less the 1 %
+		// margin).
 		for i, at := range times {
-			want := time.Duration(max(0, i-4)) * 20 * time.Millisecond
+			want := time.Duration(max(0, i-4)) * defaultInterval
 			if d := at - want; d < -time.Millisecond || d > time.Millisecond {
 				t.Fatalf("subscribe %d at %v, want %v", i, at, want)
 			}
@@ -355,7 +363,7 @@ func TestPoolPacesAtTheSocket(t *testing.T) {
 		// subscribes span at least (n-5)/50 s.
 		for i := range times {
 			for j := i + 5; j < len(times); j++ {
-				if min := time.Duration(j-i+1-5) * 20 * time.Millisecond; times[j]-times[i] < min {
+				if min := time.Duration(j-i+1-5)*defaultInterval - time.Microsecond; times[j]-times[i] < min {
 					t.Fatalf("subscribes %d..%d within %v, want at least %v", i, j, times[j]-times[i], min)
 				}
 			}
