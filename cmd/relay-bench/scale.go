@@ -27,11 +27,15 @@ type ScaleResult struct {
 type snapshot struct {
 	procStats
 	HeapInuse  float64 `json:"heap_inuse_bytes"`
-	CableConns float64 `json:"cable_connections"`
-	Goroutines float64 `json:"goroutines"`
-	GCCycles   float64 `json:"gc_cycles"`
-	Confirmed  float64 `json:"confirmed"`
-	SubscribeQ float64 `json:"subscribe_queue_depth"`
+	StackInuse float64 `json:"stack_inuse_bytes"`
+	// HeapRetained is heap memory the runtime holds from the OS beyond
+	// what is in use: freed spans not yet returned (HeapIdle−HeapReleased).
+	HeapRetained float64 `json:"heap_retained_free_bytes"`
+	CableConns   float64 `json:"cable_connections"`
+	Goroutines   float64 `json:"goroutines"`
+	GCCycles     float64 `json:"gc_cycles"`
+	Confirmed    float64 `json:"confirmed"`
+	SubscribeQ   float64 `json:"subscribe_queue_depth"`
 }
 
 func (r *ScaleResult) targets() []Target { return r.Targets }
@@ -145,7 +149,9 @@ func takeSnapshot(rp *relayProc) (snapshot, error) {
 		return snapshot{}, err
 	}
 	return snapshot{procStats: st, HeapInuse: m["go_memstats_heap_inuse_bytes"],
-		CableConns: m[`relay_cable_connections{state="connected"}`], Goroutines: m["go_goroutines"],
+		StackInuse:   m["go_memstats_stack_inuse_bytes"],
+		HeapRetained: m["go_memstats_heap_idle_bytes"] - m["go_memstats_heap_released_bytes"],
+		CableConns:   m[`relay_cable_connections{state="connected"}`], Goroutines: m["go_goroutines"],
 		GCCycles: m["go_gc_duration_seconds_count"], Confirmed: m[confirmedSeries],
 		SubscribeQ: m["relay_cable_subscribe_queue_depth"]}, nil
 }
