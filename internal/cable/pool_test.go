@@ -322,21 +322,28 @@ func TestPoolReconnectStormNeverExceedsRate(t *testing.T) {
 		if len(times) != 200 {
 			t.Fatalf("resubscribes = %d, want 200", len(times))
 		}
-		// Any one-second window holds at most rate + burst subscribes.
-		for i := range times {
-			j := i
-			for j < len(times) && times[j]-times[i] < time.Second {
-				j++
-			}
-			if j-i > 55 {
-				t.Fatalf("%d subscribes in the second from %v", j-i, times[i])
-			}
-		}
+		assertBucket(t, times)
 		if n := len(h.changesOf(ChangeConfirmed)); n != 400 {
 			t.Fatalf("confirms = %d, want 400", n)
 		}
 		h.assertNoDuplicates()
 	})
+}
+
+// assertBucket checks sorted subscribe times against the default token
+// bucket (50/s less the margin, burst 5): any n consecutive subscribes span
+// at least n-5 intervals, so no window of any length holds more than
+// rate·t + burst.
+func assertBucket(t *testing.T, times []time.Duration) {
+	t.Helper()
+	for i := range times {
+		for j := i + DefaultSubscribeBurst; j < len(times); j++ {
+			min := time.Duration(j-i+1-DefaultSubscribeBurst)*defaultInterval - time.Microsecond
+			if times[j]-times[i] < min {
+				t.Fatalf("subscribes %d..%d within %v, want at least %v", i, j, times[j]-times[i], min)
+			}
+		}
+	}
 }
 
 // A writer that falls behind (descheduled, or a socket that blocked) must
@@ -359,15 +366,7 @@ func TestPoolPacesAtTheSocket(t *testing.T) {
 		if len(times) != 50 {
 			t.Fatalf("subscribes = %d, want 50", len(times))
 		}
-		// Token bucket bound at 50/s with a burst of 5: any n consecutive
-		// subscribes span at least (n-5)/50 s.
-		for i := range times {
-			for j := i + 5; j < len(times); j++ {
-				if min := time.Duration(j-i+1-5)*defaultInterval - time.Microsecond; times[j]-times[i] < min {
-					t.Fatalf("subscribes %d..%d within %v, want at least %v", i, j, times[j]-times[i], min)
-				}
-			}
-		}
+		assertBucket(t, times)
 		if n := len(h.changesOf(ChangeConfirmed)); n != 50 {
 			t.Fatalf("confirmed %d, want 50", n)
 		}
