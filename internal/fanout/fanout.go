@@ -73,6 +73,12 @@ type Options struct {
 	// (catch-up cursors) never runs ahead of what consumers can read, even
 	// if the relay dies with events still buffered. Must not block.
 	Published func(subID string, r Route)
+	// Lost, if set, is called from Handle when a live event of a
+	// subscription was dropped for lack of buffer room: it never reached
+	// NATS, while later events may. Catch the subscription up, or the
+	// event is lost for good. Replayed events report through Event.Done
+	// instead. Must not block.
+	Lost func(subID string)
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Registerer for the relay_fanout_* metrics; nil means a private registry.
@@ -176,6 +182,15 @@ func (f *Fanout) Handle(ev Event) {
 	if ev.ReceivedAt.IsZero() {
 		ev.ReceivedAt = time.Now()
 	}
+	if f.q.shedding.Load() {
+		// The buffer overflowed and has not drained to half yet: drop at
+		// once, without building the event. Building would only spend the
+		// CPU the sender needs to drain, and an overloaded relay would
+		// deliver ever less (in JetStream mode, a third of its sustained
+		// rate). Lost and Done get the subscription caught up.
+		f.shed(&ev)
+		return
+	}
 	it, r, err := f.b.build(&ev)
 	if err != nil {
 		f.rejected(ev.SubID, err)
@@ -202,7 +217,21 @@ func (f *Fanout) Handle(ev Event) {
 	if f.opts.Published != nil {
 		it.sub, it.route = ev.SubID, r
 	}
-	f.enqueue(it, ev.SubID)
+	if err := f.enqueue(it, ev.SubID); errors.Is(err, ErrBufferFull) && !ev.Replayed && f.opts.Lost != nil {
+		f.opts.Lost(ev.SubID)
+	}
+}
+
+// shed drops an event while the buffer is saturated.
+func (f *Fanout) shed(ev *Event) {
+	f.m.dropped[dropBufferFull].Inc()
+	f.logBuffer.Do(func() {
+		f.log.Warn("fanout: event dropped", "sub", ev.SubID, "reason", dropNames[dropBufferFull])
+	})
+	finish(ev.Done, false)
+	if !ev.Replayed && f.opts.Lost != nil {
+		f.opts.Lost(ev.SubID)
+	}
 }
 
 func finish(done func(bool), ok bool) {

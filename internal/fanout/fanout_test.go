@@ -250,6 +250,12 @@ func TestOverflowByBytes(t *testing.T) {
 		p := newFakePub(false)
 		big := int64(3 * (itemOverhead + 300))
 		f := newTestFanout(t, p, Options{BufferBytes: big})
+		huge := append(msgCreated(99)[:0:0], msgCreated(99)...)
+		huge = append(huge[:len(huge)-2], []byte(`,"x":"`+string(bytes.Repeat([]byte("x"), int(big)))+`"}}`)...)
+		f.Handle(Event{SubID: "s", Message: huge})
+		if d := dropped(f, dropTooLarge); d != 1 {
+			t.Fatalf("too_large drops = %d, want 1", d)
+		}
 		for i := 1; i <= 5; i++ {
 			f.Handle(Event{SubID: "s", Message: msgCreated(i)})
 		}
@@ -259,11 +265,55 @@ func TestOverflowByBytes(t *testing.T) {
 		if d := dropped(f, dropBufferFull); d != 2 {
 			t.Fatalf("buffer_full drops = %d, want 2", d)
 		}
-		huge := append(msgCreated(99)[:0:0], msgCreated(99)...)
-		huge = append(huge[:len(huge)-2], []byte(`,"x":"`+string(bytes.Repeat([]byte("x"), int(big)))+`"}}`)...)
-		f.Handle(Event{SubID: "s", Message: huge})
-		if d := dropped(f, dropTooLarge); d != 1 {
-			t.Fatalf("too_large drops = %d, want 1", d)
+		_ = closeNow(f)
+	})
+}
+
+// Once the buffer overflows, events are dropped before they are built until
+// it has drained to half; every dropped live event is reported through Lost
+// (replays through Done), so the subscription can be caught up.
+func TestOverflowShedsAndReportsLost(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newFakePub(false)
+		var mu sync.Mutex
+		var lost []string
+		observed := 0
+		f := newTestFanout(t, p, Options{
+			BufferEvents: 4,
+			Lost: func(sub string) {
+				mu.Lock()
+				lost = append(lost, sub)
+				mu.Unlock()
+			},
+			Observe: func(string, Route) {
+				mu.Lock()
+				observed++
+				mu.Unlock()
+			},
+		})
+		for i := 1; i <= 5; i++ { // the fifth overflows: built, refused
+			f.Handle(Event{SubID: "a", Message: msgCreated(i)})
+		}
+		f.Handle(Event{SubID: "b", Message: []byte(`not json`)}) // shed unread
+		var replayOK []bool
+		f.Handle(Event{SubID: "c", Message: msgCreated(7), Replayed: true, Done: func(ok bool) { replayOK = append(replayOK, ok) }})
+		mu.Lock()
+		if fmt.Sprint(lost) != "[a b]" || observed != 5 {
+			t.Fatalf("lost %v, observed %d; want [a b] and 5", lost, observed)
+		}
+		mu.Unlock()
+		if fmt.Sprint(replayOK) != "[false]" {
+			t.Fatalf("replay done %v, want [false]", replayOK)
+		}
+		if d, inv := dropped(f, dropBufferFull), dropped(f, dropInvalid); d != 3 || inv != 0 {
+			t.Fatalf("buffer_full %d, invalid %d; want 3 and 0", d, inv)
+		}
+		p.setConnected(true)
+		synctest.Wait()
+		f.Handle(Event{SubID: "a", Message: msgCreated(6)})
+		synctest.Wait()
+		if ids := storedIDs(t, p); fmt.Sprint(ids) != "[1 2 3 4 6]" {
+			t.Fatalf("stored %v, want [1 2 3 4 6]", ids)
 		}
 		_ = closeNow(f)
 	})

@@ -1,6 +1,9 @@
 package fanout
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // deque is a growable ring of items.
 type deque struct {
@@ -64,7 +67,8 @@ func (d *deque) resize(size int) {
 // events in flight, which stay charged until acknowledged or dropped.
 //
 // Once an event is refused for lack of room the queue is saturated (the
-// relay reports not ready) until it has drained to half of its bounds.
+// relay reports not ready, and Handle sheds events before building them)
+// until it has drained to half of its bounds.
 type queue struct {
 	mu        sync.Mutex
 	waiting   deque
@@ -73,6 +77,7 @@ type queue struct {
 	maxBytes  int64
 	maxCount  int
 	saturated bool
+	shedding  atomic.Bool // mirrors saturated, read without mu by Handle
 	closed    bool
 	signal    chan struct{} // capacity 1: "something was pushed"
 	satChange notifier      // saturated flipped
@@ -113,6 +118,7 @@ func (q *queue) pushLocked(it *item) pushResult {
 	case q.bytes+it.size > q.maxBytes || q.count >= q.maxCount:
 		if !q.saturated {
 			q.saturated = true
+			q.shedding.Store(true)
 			q.satChange.notify()
 		}
 		return pushFull
@@ -147,6 +153,7 @@ func (q *queue) release(it *item) {
 	q.count--
 	if q.saturated && q.bytes <= q.maxBytes/2 && q.count <= q.maxCount/2 {
 		q.saturated = false
+		q.shedding.Store(false)
 		q.satChange.notify()
 	}
 }
