@@ -861,6 +861,35 @@ func TestGapTriggersCatchup(t *testing.T) {
 	})
 }
 
+// A burst of gaps while the subscription's catch-up waits its turn is one
+// catch-up: it starts after all of them.
+func TestGapBurstIsOneCatchup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, Options{Concurrency: 1}, "a", "b")
+		e.synced("a", "1", 3, "open")
+		e.src.conv(1, "open")
+		release := make(chan struct{})
+		e.src.onList = func(_ context.Context, source string) error {
+			if source == "src-b" {
+				<-release
+			}
+			return nil
+		}
+		e.c.Trigger(meta("b", time.Now()), time.Now()) // holds the only worker
+		synctest.Wait()
+		for range 100 {
+			e.c.Gap(meta("a", time.Now()), time.Now())
+		}
+		close(release)
+		<-e.sink.done // b
+		<-e.sink.done // a
+		synctest.Wait()
+		if n := e.runs(resultOK); n != 2 {
+			t.Fatalf("catch-ups = %d, want 2 (b, then a once)", n)
+		}
+	})
+}
+
 // TestCursorWaitsForPublication: a replayed event that never reached NATS
 // keeps the cursor where it was; the retry replays it.
 func TestCursorWaitsForPublication(t *testing.T) {
@@ -883,6 +912,61 @@ func TestCursorWaitsForPublication(t *testing.T) {
 		}
 		if got := testutil.ToFloat64(e.c.m.retries); got != 1 {
 			t.Fatalf("retries = %v", got)
+		}
+	})
+}
+
+// Replays NATS does not take (an outage) are retried for as long as it
+// lasts: they do not use up MaxAttempts.
+func TestNotPublishedNeverExhaustsAttempts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, Options{MaxAttempts: 2, RetryMin: time.Second, RetryMax: 2 * time.Second}, "a")
+		e.synced("a", "1", 10, "open")
+		e.src.conv(1, "open")
+		e.src.add(1, 11, 13, time.Now().Unix())
+		e.sink.mu.Lock()
+		e.sink.drop = 3 * 3 // three attempts' replays are dropped
+		e.sink.mu.Unlock()
+
+		done := e.run(meta("a", time.Now()))
+
+		if c := e.cursor("a", "1"); c.LastMessageID != 13 || done.Reason != "" {
+			t.Fatalf("cursor %+v, done %+v; want 13 and success", c, done)
+		}
+		if got := messageIDs(t, e.sink.take()); len(got) != 4*3 {
+			t.Fatalf("replayed %v, want 11-13 four times", got)
+		}
+	})
+}
+
+// A gap while a catch-up backs off does not start it early: only a confirm
+// cuts a backoff short.
+func TestGapDoesNotCutBackoffShort(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, Options{RetryMin: 10 * time.Second, RetryMax: 10 * time.Second}, "a")
+		e.synced("a", "1", 10, "open")
+		e.src.conv(1, "open")
+		e.src.add(1, 11, 11, time.Now().Unix())
+		e.sink.mu.Lock()
+		e.sink.drop = 1
+		e.sink.mu.Unlock()
+		start := time.Now()
+		e.c.Trigger(meta("a", start), start)
+		synctest.Wait() // the first attempt failed and backs off 5-10 s
+		e.sink.take()
+		for range 10 {
+			e.c.Gap(meta("a", time.Now()), time.Now())
+		}
+		synctest.Wait()
+		if got := e.sink.take(); len(got) != 0 {
+			t.Fatalf("a gap started the catch-up during its backoff (%d replays)", len(got))
+		}
+		<-e.sink.done
+		if waited := time.Since(start); waited < 5*time.Second {
+			t.Fatalf("retried after %v, want the backoff (at least 5 s)", waited)
+		}
+		if c := e.cursor("a", "1"); c.LastMessageID != 11 {
+			t.Fatalf("cursor %+v, want 11", c)
 		}
 	})
 }

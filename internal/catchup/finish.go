@@ -72,6 +72,14 @@ func (c *Catchup) finish(a *attempt, err error) (outcome, time.Duration) {
 	case outOK:
 		c.succeededLocked(a)
 	case outRetry:
+		if errors.Is(err, errNotPublished) {
+			// NATS did not take the replays (an outage, a full buffer):
+			// not the subscription's fault, so it never uses up the
+			// attempts, and it backs off even when triggered meanwhile
+			// (the retry starts after that trigger, so it covers it).
+			j.rerun = false
+			return outRetry, c.retryLocked(j)
+		}
 		if j.rerun {
 			out = outRequeued
 			break

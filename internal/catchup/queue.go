@@ -92,12 +92,29 @@ func (c *Catchup) Trigger(meta *registry.Meta, lastActivity time.Time) {
 // Gap reports that a confirmed subscription missed a broadcast (the
 // delivery queue overflowed): its cursors freeze and a catch-up is queued
 // right away, since no confirm will follow.
+//
+// Gap may be called for every event lost in a burst: while a catch-up of
+// the subscription is queued, or waiting out a retry backoff, further gaps
+// are already covered (it will read Chatwoot after them) and cost one map
+// lookup; a gap never cuts a backoff short (only a confirm does), so a
+// NATS outage that drops both live and replayed events does not turn into
+// back-to-back catch-ups. Subscriptions without catch-up data are left
+// alone.
 func (c *Catchup) Gap(meta *registry.Meta, lastActivity time.Time) {
-	if meta == nil || meta.ID == "" {
+	if meta == nil || meta.ID == "" || !meta.CatchUp() || c.gapPending(meta.ID) {
 		return
 	}
 	c.Lost(meta.ID)
 	c.Trigger(meta, lastActivity)
+}
+
+// gapPending reports whether the subscription is frozen with a catch-up
+// that has not started yet: queued, or waiting to retry.
+func (c *Catchup) gapPending(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.subs[id]
+	return st != nil && st.frozen && st.job != nil && (st.job.state == jobQueued || st.job.state == jobWaiting)
 }
 
 // Lost reports that the subscription's stream went away: its cursors stop
