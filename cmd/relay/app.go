@@ -121,7 +121,7 @@ func (a *app) openFanout(context.Context) error {
 			MaxBytes: c.NATSStreamMaxBytes, Duplicates: c.NATSDupWindow},
 	}, fanout.Options{
 		Prefix: c.NATSSubjectPrefix, ForwardTokens: c.ForwardTokens, BufferBytes: c.NATSBufferBytes,
-		Observe: a.observe, Published: a.published, Logger: a.log.With("component", "fanout"), Registerer: a.metrics,
+		Observe: a.observe, Published: a.published, Lost: a.lost, Logger: a.log.With("component", "fanout"), Registerer: a.metrics,
 	})
 	if err != nil {
 		return fmt.Errorf("NATS: %w", err)
@@ -323,6 +323,14 @@ func (a *app) observe(subID string, r fanout.Route) {
 // skip them on its next catch-up.
 func (a *app) published(subID string, r fanout.Route) {
 	a.catchup.ObserveLive(subID, r)
+}
+
+// lost hears of a live event the fan-out could not buffer (NATS too slow
+// or away): like a cable gap, it is filled by a catch-up.
+func (a *app) lost(subID string) {
+	if e := a.registry.Entry(subID); e != nil {
+		a.catchup.Gap(e.Meta(), time.Now())
+	}
 }
 
 // onState publishes lifecycle events and drives catch-up.

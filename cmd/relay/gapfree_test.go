@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/relayhq/relay/internal/chatwoottest"
+	"github.com/relayhq/relay/internal/natsserver"
 )
 
 // The gap-free tests prove the relay's main promise: every message Chatwoot
@@ -427,4 +428,61 @@ func TestGapFreeAcrossRelayRestarts(t *testing.T) {
 	reportRelay(t, p.url)
 	compare(t, want, got)
 	p.stop(syscall.SIGTERM)
+}
+
+// TestGapFreeAcrossNATSOutage: an external NATS server goes away for longer
+// than the relay's buffer lasts, while agents keep replying; the relay sheds
+// what it cannot hold and catches those subscriptions up once NATS is back.
+func TestGapFreeAcrossNATSOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: runs about 20 s")
+	}
+	c := newChat(t)
+	dir := t.TempDir()
+	ns := startNATS(t, natsserver.RandomPort, dir)
+	port := ns.Port()
+	e := &e2e{t: t, fake: c.fake, noConsumer: true, env: map[string]string{
+		"RELAY_CHATWOOT_URL":             c.url,
+		"RELAY_HTTP_ADDR":                "127.0.0.1:0",
+		"RELAY_NATS_URL":                 ns.ClientURL(),
+		"RELAY_NATS_BUFFER_BYTES":        "65536", // about 40 events
+		"RELAY_DATA_DIR":                 t.TempDir(),
+		"RELAY_CABLE_SUBSCRIBE_RATE":     "1000",
+		"RELAY_CHATWOOT_RATE_PER_MINUTE": "600000",
+		"RELAY_CATCHUP_CONCURRENCY":      "8",
+	}}
+	e.start()
+	c.createContacts(e.app.httpURL(), 50)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { c.agents(ctx, 200) })
+	time.Sleep(2 * time.Second)
+	ns.Shutdown()
+	time.Sleep(5 * time.Second) // about 1,000 replies, 25 times what the buffer holds
+	shed := relayMetric(t, e.app.httpURL(), "relay_fanout_events_dropped_total", `reason="buffer_full"`)
+	ns = startNATS(t, port, dir)
+	time.Sleep(2 * time.Second)
+	cancel()
+	wg.Wait()
+	t.Logf("agent replies sent: %d; events shed while NATS was away: %.0f", c.sent.Load(), shed)
+	if shed == 0 {
+		t.Fatal("the outage never filled the buffer: the test proves nothing")
+	}
+	want := c.created()
+	got := streamIDs(t, ns.ClientURL(), want)
+	reportRelay(t, e.app.httpURL())
+	e.stop() // while NATS is still up
+	compare(t, want, got)
+}
+
+// startNATS runs a JetStream server storing in dir.
+func startNATS(t *testing.T, port int, dir string) *natsserver.Server {
+	t.Helper()
+	s, err := natsserver.Start(natsserver.Config{Port: port, JetStream: true, StoreDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Shutdown)
+	return s
 }
