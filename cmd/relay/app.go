@@ -121,7 +121,7 @@ func (a *app) openFanout(context.Context) error {
 			MaxBytes: c.NATSStreamMaxBytes, Duplicates: c.NATSDupWindow},
 	}, fanout.Options{
 		Prefix: c.NATSSubjectPrefix, ForwardTokens: c.ForwardTokens, BufferBytes: c.NATSBufferBytes,
-		Observe: a.observe, Published: a.published, Lost: a.lost, Logger: a.log.With("component", "fanout"), Registerer: a.metrics,
+		Observe: a.observe, Published: a.published, Lost: a.lost, Drained: a.drained, Logger: a.log.With("component", "fanout"), Registerer: a.metrics,
 	})
 	if err != nil {
 		return fmt.Errorf("NATS: %w", err)
@@ -332,6 +332,10 @@ func (a *app) lost(subID string) {
 		a.catchup.Gap(e.Meta(), time.Now())
 	}
 }
+
+// drained hears that the fan-out takes events again after an overflow:
+// catch-ups waiting because their replays were refused run now.
+func (a *app) drained() { a.catchup.Resume() }
 
 // onState publishes lifecycle events and drives catch-up.
 func (a *app) onState(c cable.StateChange) {

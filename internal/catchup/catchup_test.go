@@ -970,3 +970,29 @@ func TestGapDoesNotCutBackoffShort(t *testing.T) {
 		}
 	})
 }
+
+// Resume starts catch-ups that wait because NATS refused their replays,
+// without waiting out the backoff; others keep theirs.
+func TestResumeRetriesRefusedAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, Options{RetryMin: time.Minute, RetryMax: time.Minute}, "a")
+		e.synced("a", "1", 10, "open")
+		e.src.conv(1, "open")
+		e.src.add(1, 11, 11, time.Now().Unix())
+		e.sink.mu.Lock()
+		e.sink.drop = 1
+		e.sink.mu.Unlock()
+		start := time.Now()
+		e.c.Trigger(meta("a", start), start)
+		synctest.Wait() // refused, backing off 30-60 s
+		time.Sleep(time.Second)
+		e.c.Resume()
+		<-e.sink.done
+		if waited := time.Since(start); waited > 2*time.Second {
+			t.Fatalf("retried after %v, want at once on Resume", waited)
+		}
+		if c := e.cursor("a", "1"); c.LastMessageID != 11 {
+			t.Fatalf("cursor %+v, want 11", c)
+		}
+	})
+}

@@ -78,7 +78,9 @@ func (c *Catchup) finish(a *attempt, err error) (outcome, time.Duration) {
 			// attempts, and it backs off even when triggered meanwhile
 			// (the retry starts after that trigger, so it covers it).
 			j.rerun = false
-			return outRetry, c.retryLocked(j)
+			d := c.retryLocked(j)
+			j.refused = true
+			return outRetry, d
 		}
 		if j.rerun {
 			out = outRequeued

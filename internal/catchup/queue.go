@@ -28,6 +28,7 @@ type job struct {
 	index     int       // position in the queue; -1 when not queued
 	state     jobState
 	rerun     bool // triggered again while running
+	refused   bool // backing off because NATS refused the replays
 	attempts  int  // failed attempts since the latest trigger
 	timer     *time.Timer
 }
@@ -186,6 +187,7 @@ func (c *Catchup) requestLocked(st *sub, meta *registry.Meta, activity time.Time
 }
 
 func (c *Catchup) enqueueLocked(j *job) {
+	j.refused = false
 	c.seq++
 	j.seq, j.state = c.seq, jobQueued
 	heap.Push(&c.queue, j)
@@ -200,6 +202,24 @@ func (c *Catchup) dropJobLocked(j *job) {
 		c.m.queued.Set(float64(c.queue.Len()))
 	case jobWaiting:
 		c.stopTimerLocked(j)
+	}
+}
+
+// Resume retries at once every catch-up that is backing off because NATS
+// refused its replays. Call it when the fan-out takes events again (its
+// buffer drained), so the gaps of an outage are filled when it ends, not up
+// to RetryMax later.
+func (c *Catchup) Resume() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	for _, st := range c.subs {
+		if j := st.job; j != nil && j.state == jobWaiting && j.refused {
+			c.stopTimerLocked(j)
+			c.enqueueLocked(j)
+		}
 	}
 }
 

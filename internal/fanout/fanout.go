@@ -79,6 +79,10 @@ type Options struct {
 	// event is lost for good. Replayed events report through Event.Done
 	// instead. Must not block.
 	Lost func(subID string)
+	// Drained, if set, is called from the publishing goroutine when a
+	// saturated buffer has drained to half its bounds: events are taken
+	// again, so catch-ups of what was lost can run. Must not block.
+	Drained func()
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Registerer for the relay_fanout_* metrics; nil means a private registry.
@@ -144,6 +148,7 @@ type Fanout struct {
 	rewinding bool
 	retryAt   time.Time
 	failures  int
+	drainedAt uint64 // q.overflows when Drained was last called
 }
 
 // New starts a Fanout publishing through pub.

@@ -278,8 +278,10 @@ func TestOverflowShedsAndReportsLost(t *testing.T) {
 		var mu sync.Mutex
 		var lost []string
 		observed := 0
+		drained := 0
 		f := newTestFanout(t, p, Options{
 			BufferEvents: 4,
+			Drained:      func() { drained++ },
 			Lost: func(sub string) {
 				mu.Lock()
 				lost = append(lost, sub)
@@ -308,8 +310,14 @@ func TestOverflowShedsAndReportsLost(t *testing.T) {
 		if d, inv := dropped(f, dropBufferFull), dropped(f, dropInvalid); d != 3 || inv != 0 {
 			t.Fatalf("buffer_full %d, invalid %d; want 3 and 0", d, inv)
 		}
+		if drained != 0 {
+			t.Fatal("Drained called while the buffer is saturated")
+		}
 		p.setConnected(true)
 		synctest.Wait()
+		if drained != 1 {
+			t.Fatalf("Drained called %d times after the buffer drained, want 1", drained)
+		}
 		f.Handle(Event{SubID: "a", Message: msgCreated(6)})
 		synctest.Wait()
 		if ids := storedIDs(t, p); fmt.Sprint(ids) != "[1 2 3 4 6]" {

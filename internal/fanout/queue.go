@@ -77,7 +77,8 @@ type queue struct {
 	maxBytes  int64
 	maxCount  int
 	saturated bool
-	shedding  atomic.Bool // mirrors saturated, read without mu by Handle
+	shedding  atomic.Bool   // mirrors saturated, read without mu by Handle
+	overflows atomic.Uint64 // times it became saturated
 	closed    bool
 	signal    chan struct{} // capacity 1: "something was pushed"
 	satChange notifier      // saturated flipped
@@ -119,6 +120,7 @@ func (q *queue) pushLocked(it *item) pushResult {
 		if !q.saturated {
 			q.saturated = true
 			q.shedding.Store(true)
+			q.overflows.Add(1)
 			q.satChange.notify()
 		}
 		return pushFull

@@ -34,6 +34,7 @@ func (f *Fanout) run() {
 // step does one round: publish what may be published, then wait for one
 // outcome or state change. It returns false when the loop must end.
 func (f *Fanout) step() bool {
+	f.noticeDrained()
 	changed := f.pub.Changed()
 	if f.sendable() {
 		f.fill()
@@ -45,6 +46,17 @@ func (f *Fanout) step() bool {
 		return f.awaitWork()
 	}
 	return f.awaitSendable(changed)
+}
+
+// noticeDrained calls Options.Drained once the buffer stopped shedding
+// after an overflow, even if both happened since the last step.
+func (f *Fanout) noticeDrained() {
+	if n := f.q.overflows.Load(); n != f.drainedAt && !f.q.shedding.Load() {
+		f.drainedAt = n
+		if f.opts.Drained != nil {
+			f.opts.Drained()
+		}
+	}
 }
 
 func (f *Fanout) sendable() bool {
