@@ -386,7 +386,16 @@ func (a *app) verify(ctx context.Context, id string, meta any) (cable.Verdict, e
 	if m == nil || !m.CatchUp() {
 		return cable.VerdictUnknown, nil
 	}
-	_, err := a.client.GetContact(ctx, chatwoot.ContactInbox{Inbox: m.InboxIdentifier, SourceID: m.SourceID}, chatwoot.Identity{})
+	ci := chatwoot.ContactInbox{Inbox: m.InboxIdentifier, SourceID: m.SourceID}
+	_, err := a.client.GetContact(ctx, ci, chatwoot.Identity{})
+	if errors.Is(err, chatwoot.ErrUpstream) {
+		// An inbox with identity validation enforced answers every
+		// contacts call without identifier_hash with 500, and the relay
+		// does not keep the contact's identifier. The conversations
+		// endpoint is never checked for HMAC and answers 404 as well for
+		// a contact inbox that is gone.
+		_, err = a.client.ListConversations(ctx, ci)
+	}
 	switch {
 	case err == nil:
 		return cable.VerdictValid, nil
