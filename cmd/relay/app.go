@@ -312,7 +312,11 @@ func (a *app) observe(subID string, r fanout.Route) {
 	if r.Replayed {
 		return
 	}
-	a.registry.Learn(subID, fanout.Hints{AccountID: r.AccountID, InboxID: r.InboxID, ContactID: r.ContactID})
+	var active time.Time
+	if r.Kind == fanout.KindMessage || r.Kind == fanout.KindConversation {
+		active = time.Now() // not typing or presence: Chatwoot sends presence on every subscribe
+	}
+	a.registry.Learn(subID, fanout.Hints{AccountID: r.AccountID, InboxID: r.InboxID, ContactID: r.ContactID}, active)
 	if r.EchoID != "" {
 		a.echoes.Observe(r.EchoID)
 	}
@@ -372,9 +376,11 @@ func (a *app) onState(c cable.StateChange) {
 	}
 }
 
+// lastActivity orders catch-ups: the most recently active conversations
+// first.
 func (a *app) lastActivity(id string) time.Time {
-	if in, ok := a.pool.Get(id); ok {
-		return in.LastEventAt
+	if e := a.registry.Entry(id); e != nil {
+		return e.LastActivity()
 	}
 	return time.Time{}
 }

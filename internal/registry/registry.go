@@ -62,11 +62,25 @@ func (m *Meta) LogValue() slog.Value {
 }
 
 // Entry is the pool's meta for one subscription: the current Meta, swapped
-// atomically when ids are learned.
-type Entry struct{ meta atomic.Pointer[Meta] }
+// atomically when ids are learned, and when its conversations were last
+// active.
+type Entry struct {
+	meta     atomic.Pointer[Meta]
+	activity atomic.Int64 // unix nanoseconds; 0 = none seen
+}
 
 // Meta returns the current facts.
 func (e *Entry) Meta() *Meta { return e.meta.Load() }
+
+// LastActivity is when a live message or conversation event of the
+// subscription was last seen (typing and presence do not count), or the
+// zero time. Catch-up serves the most recently active first.
+func (e *Entry) LastActivity() time.Time {
+	if ns := e.activity.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
 
 // MetaOf returns the Meta carried by a pool delivery or state change, or nil.
 func MetaOf(v any) *Meta {
@@ -367,6 +381,9 @@ func (r *Registry) subscribe(rec store.Subscription) error {
 		r.entries[rec.ID] = e
 	}
 	e.meta.Store(m)
+	if t := rec.LastActivityAt; !t.IsZero() && t.UnixNano() > e.activity.Load() {
+		e.activity.Store(t.UnixNano())
+	}
 	r.mu.Unlock()
 	_, err := r.pool.Add(rec.Token, e)
 	return err
@@ -454,16 +471,20 @@ func (r *Registry) Load(ctx context.Context) (int, error) {
 }
 
 // Learn records routing ids seen in a live event for subscription id, when
-// the record lacks them. It runs for every event, on the delivery path: the
-// live Meta is updated at once (only empty fields are filled, so nothing a
-// registration set is lost), and the record is written by a background
-// worker, so a slow store never stalls delivery.
-func (r *Registry) Learn(id string, h fanout.Hints) {
+// the record lacks them, and the event's time as the subscription's last
+// activity unless activeAt is zero. It runs for every event, on the
+// delivery path: the live Meta is updated at once (only empty fields are
+// filled, so nothing a registration set is lost), and the record is written
+// by a background worker, so a slow store never stalls delivery.
+func (r *Registry) Learn(id string, h fanout.Hints, activeAt time.Time) {
 	r.mu.Lock()
 	e := r.entries[id]
 	r.mu.Unlock()
 	if e == nil {
 		return
+	}
+	if !activeAt.IsZero() {
+		e.activity.Store(activeAt.UnixNano())
 	}
 	for {
 		old := e.Meta()

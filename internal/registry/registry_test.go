@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/relayhq/relay/internal/api"
@@ -108,17 +109,45 @@ func TestLearnFillsWithoutLosingRegistration(t *testing.T) {
 	r, p, st := newTestRegistry(t)
 	ctx := context.Background()
 	sub, _, _ := r.Register(ctx, api.Registration{Token: "tok-2"})
-	r.Learn(sub.ID, fanout.Hints{AccountID: "1", InboxID: "3", ContactID: fanout.Unknown})
+	r.Learn(sub.ID, fanout.Hints{AccountID: "1", InboxID: "3", ContactID: fanout.Unknown}, time.Time{})
 	r.Register(ctx, api.Registration{Token: "tok-2", InboxIdentifier: "inbox", SourceID: "src"})
 	m := MetaOf(p.subs[sub.ID])
 	if m.AccountID != "1" || m.InboxID != "3" || m.ContactID != "" || m.SourceID != "src" {
 		t.Fatalf("meta %+v", m)
 	}
-	r.Learn(sub.ID, fanout.Hints{AccountID: "9", ContactID: "42"}) // account known: only the contact is new
-	r.Close()                                                      // writes what is queued
+	r.Learn(sub.ID, fanout.Hints{AccountID: "9", ContactID: "42"}, time.Time{}) // account known: only the contact is new
+	r.Close()                                                                   // writes what is queued
 	rec, err := st.GetSubscription(ctx, sub.ID)
 	if err != nil || rec.AccountID != "1" || rec.InboxID != "3" || rec.ContactID != "42" || rec.SourceID != "src" {
 		t.Fatalf("stored %v, %v", rec, err)
+	}
+}
+
+// Live message and conversation events set the subscription's last
+// activity; a stored LastActivityAt seeds it at registration.
+func TestLearnRecordsActivity(t *testing.T) {
+	r, _, st := newTestRegistry(t)
+	ctx := context.Background()
+	sub, _, _ := r.Register(ctx, api.Registration{Token: "tok-act"})
+	e := r.Entry(sub.ID)
+	if !e.LastActivity().IsZero() {
+		t.Fatalf("activity %v before any event", e.LastActivity())
+	}
+	r.Learn(sub.ID, fanout.Hints{}, time.Time{}) // presence: no activity
+	if !e.LastActivity().IsZero() {
+		t.Fatal("an event without activity moved it")
+	}
+	at := time.Unix(1_700_000_000, 0)
+	r.Learn(sub.ID, fanout.Hints{}, at)
+	if !e.LastActivity().Equal(at) {
+		t.Fatalf("activity %v, want %v", e.LastActivity(), at)
+	}
+	if err := st.TouchSubscription(ctx, sub.ID, at.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	r.Register(ctx, api.Registration{Token: "tok-act", SourceID: "src"}) // re-reads the record
+	if got := e.LastActivity(); !got.Equal(at.Add(time.Hour)) {
+		t.Fatalf("activity %v after registering, want the stored %v", got, at.Add(time.Hour))
 	}
 }
 
@@ -128,7 +157,7 @@ func TestLearnKeepsNoEventMemory(t *testing.T) {
 	r, p, _ := newTestRegistry(t)
 	sub, _, _ := r.Register(context.Background(), api.Registration{Token: "tok-own"})
 	event := strings.Repeat("x", 200) + "17|23|4242"
-	r.Learn(sub.ID, fanout.Hints{AccountID: event[200:202], InboxID: event[203:205], ContactID: event[206:210]})
+	r.Learn(sub.ID, fanout.Hints{AccountID: event[200:202], InboxID: event[203:205], ContactID: event[206:210]}, time.Time{})
 	m := MetaOf(p.subs[sub.ID])
 	if m.AccountID != "17" || m.InboxID != "23" || m.ContactID != "4242" {
 		t.Fatalf("meta %+v", m)
