@@ -202,3 +202,38 @@ func TestCorruptRecordsDoNotLeakOrPanic(t *testing.T) {
 		t.Fatalf("Acquire over corrupt = %v, %v", ok, err)
 	}
 }
+
+// A state file whose subscriptions were written as JSON (before format 1)
+// is read as before, and a record is rewritten in format 1 when next put.
+func TestReadsJSONSubscriptions(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	s := open(t, path, Options{SweepInterval: -1})
+	legacy := `{"id":"sid","token":"tok","source_id":"src","origin":"file",` +
+		`"created_at":"2025-01-01T00:00:00Z","updated_at":"2025-01-01T00:00:00Z","last_activity_at":"0001-01-01T00:00:00Z"}`
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketSubscriptions).Put([]byte("sid"), []byte(legacy))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	got, err := s.GetSubscription(ctx, "sid")
+	if err != nil || got.Token != "tok" || got.SourceID != "src" || !got.CreatedAt.Equal(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("legacy record read as %+v, %v", got, err)
+	}
+	got.ContactID = "9"
+	if _, _, err := s.PutSubscription(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	var raw []byte
+	s.db.View(func(tx *bbolt.Tx) error {
+		raw = append(raw, tx.Bucket(bucketSubscriptions).Get([]byte("sid"))...)
+		return nil
+	})
+	if len(raw) == 0 || raw[0] == '{' || len(raw) >= len(legacy) {
+		t.Fatalf("rewritten record is %d bytes starting %q, want format 1", len(raw), raw[:1])
+	}
+	if again, err := s.GetSubscription(ctx, "sid"); err != nil || again.ContactID != "9" || !again.CreatedAt.Equal(got.CreatedAt) {
+		t.Fatalf("after the rewrite: %+v, %v", again, err)
+	}
+}

@@ -203,7 +203,7 @@ func (s *Store) TouchSubscription(ctx context.Context, id string, at time.Time) 
 // the script owns.
 func encodeData(sub store.Subscription) ([]byte, error) {
 	sub.CreatedAt, sub.LastActivityAt = time.Time{}, time.Time{}
-	return record.EncodeSubscription(sub)
+	return record.EncodeSubscriptionJSON(sub)
 }
 
 // decodeHash parses the HMGET d c a reply.

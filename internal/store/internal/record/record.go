@@ -2,6 +2,7 @@ package record
 
 import (
 	"cmp"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -35,9 +36,24 @@ func FromMicros(us int64) time.Time {
 	return time.UnixMicro(us).UTC()
 }
 
-// subscription is the stored form of store.Subscription. Field names are the
-// on-disk format: change them only with a migration.
-type subscription struct {
+// A stored subscription is binary (format 1): a version byte, then the
+// eight strings (id, token, inbox identifier, source id, contact id, inbox
+// id, account id, origin) each as a uvarint length and its bytes, then the
+// three times (created, updated, last activity) as varint unix
+// microseconds, 0 for the zero time. About 80 bytes for a token-only
+// subscription, where JSON took about 230: a relay holding 100,000
+// subscriptions maps a state file a third the size.
+//
+// The bbolt store writes format 1; records it wrote as JSON before (they
+// start with '{') are still read, and rewritten in format 1 when next put.
+// The Redis store keeps writing JSON (EncodeSubscriptionJSON): its layout
+// is read by other tools and by older replicas during a rolling deploy, and
+// it costs the relay no memory.
+const formatV1 = 1
+
+// jsonSubscription is the JSON form of store.Subscription. Field names are
+// that format: do not change them.
+type jsonSubscription struct {
 	ID              string    `json:"id"`
 	Token           string    `json:"token"`
 	InboxIdentifier string    `json:"inbox_identifier,omitempty"`
@@ -51,15 +67,71 @@ type subscription struct {
 	LastActivityAt  time.Time `json:"last_activity_at"`
 }
 
-// EncodeSubscription returns the stored form of s.
-func EncodeSubscription(s store.Subscription) ([]byte, error) {
-	return json.Marshal(subscription(s))
+// EncodeSubscriptionJSON returns the JSON form of s.
+func EncodeSubscriptionJSON(s store.Subscription) ([]byte, error) {
+	return json.Marshal(jsonSubscription(s))
 }
 
-// DecodeSubscription parses a stored subscription. The error never quotes the
-// data (it holds a token).
+// EncodeSubscription returns format 1 of s.
+func EncodeSubscription(s store.Subscription) ([]byte, error) {
+	strs := subscriptionStrings(&s)
+	n := 1 + 3*binary.MaxVarintLen64
+	for _, p := range strs {
+		n += binary.MaxVarintLen64 + len(*p)
+	}
+	b := make([]byte, 1, n)
+	b[0] = formatV1
+	for _, p := range strs {
+		b = binary.AppendUvarint(b, uint64(len(*p)))
+		b = append(b, *p...)
+	}
+	for _, t := range []time.Time{s.CreatedAt, s.UpdatedAt, s.LastActivityAt} {
+		b = binary.AppendVarint(b, Micros(Time(t)))
+	}
+	return b, nil
+}
+
+// DecodeSubscription parses a stored subscription in either form. The
+// error never quotes the data (it holds a token).
 func DecodeSubscription(b []byte) (store.Subscription, error) {
-	var r subscription
+	if len(b) > 0 && b[0] == '{' {
+		return decodeJSON(b)
+	}
+	corrupt := fmt.Errorf("store: corrupt subscription record (%d bytes)", len(b))
+	if len(b) == 0 || b[0] != formatV1 {
+		return store.Subscription{}, corrupt
+	}
+	var s store.Subscription
+	rest := b[1:]
+	for _, p := range subscriptionStrings(&s) {
+		n, k := binary.Uvarint(rest)
+		if k <= 0 || n > uint64(len(rest)-k) {
+			return store.Subscription{}, corrupt
+		}
+		*p = string(rest[k : k+int(n)])
+		rest = rest[k+int(n):]
+	}
+	for _, t := range []*time.Time{&s.CreatedAt, &s.UpdatedAt, &s.LastActivityAt} {
+		us, k := binary.Varint(rest)
+		if k <= 0 {
+			return store.Subscription{}, corrupt
+		}
+		*t = FromMicros(us)
+		rest = rest[k:]
+	}
+	if len(rest) != 0 {
+		return store.Subscription{}, corrupt
+	}
+	return s, nil
+}
+
+// subscriptionStrings lists the string fields of s in stored order.
+func subscriptionStrings(s *store.Subscription) [8]*string {
+	return [8]*string{&s.ID, &s.Token, &s.InboxIdentifier, &s.SourceID, &s.ContactID, &s.InboxID, &s.AccountID, &s.Origin}
+}
+
+func decodeJSON(b []byte) (store.Subscription, error) {
+	var r jsonSubscription
 	if err := json.Unmarshal(b, &r); err != nil {
 		return store.Subscription{}, fmt.Errorf("store: corrupt subscription record (%d bytes)", len(b))
 	}
