@@ -189,10 +189,9 @@ func (f *Fanout) Handle(ev Event) {
 	}
 	if f.q.shedding.Load() {
 		// The buffer overflowed and has not drained to half yet: drop at
-		// once, without building the event. Building would only spend the
-		// CPU the sender needs to drain, and an overloaded relay would
-		// deliver ever less (in JetStream mode, a third of its sustained
-		// rate). Lost and Done get the subscription caught up.
+		// once, without building the event, which would only spend the
+		// CPU the sender needs to drain. Lost and Done get the
+		// subscription caught up.
 		f.shed(&ev)
 		return
 	}
