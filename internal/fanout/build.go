@@ -55,6 +55,19 @@ type item struct {
 	sub   string
 	route Route
 	done  func(bool) // Event.Done
+	// waiters are duplicates that arrived while this event was in flight;
+	// they share its outcome. Guarded by Fanout.pendMu.
+	waiters []waiter
+}
+
+// waiter is a duplicate of an event still in flight. Reporting it as
+// published at once would let its subscription's cursor pass an event NATS
+// may never get (the relay could die first, or the event be dropped).
+type waiter struct {
+	sub   string
+	route Route
+	done  func(bool)
+	live  bool
 }
 
 // finish reports the event's fate to its Event.Done.

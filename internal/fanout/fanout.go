@@ -149,6 +149,11 @@ type Fanout struct {
 	retryAt   time.Time
 	failures  int
 	drainedAt uint64 // q.overflows when Drained was last called
+
+	// pending indexes the admitted events not yet published or dropped by
+	// dedup key, so a duplicate can wait for the first copy's outcome.
+	pendMu  sync.Mutex
+	pending map[string]*item
 }
 
 // New starts a Fanout publishing through pub.
@@ -167,6 +172,7 @@ func New(pub Publisher, opts Options) (*Fanout, error) {
 		closing: make(chan struct{}),
 		abort:   make(chan struct{}),
 		runDone: make(chan struct{}),
+		pending: make(map[string]*item),
 	}
 	f.logRouting = rate.Sometimes{First: 5, Interval: 10 * time.Second}
 	f.logBuffer = rate.Sometimes{First: 5, Interval: 10 * time.Second}
@@ -209,20 +215,60 @@ func (f *Fanout) Handle(ev Event) {
 		finish(ev.Done, true)
 		return
 	}
-	if !f.dedup.admit(r.DedupKey, time.Now().UnixNano(), f.ttl(r.Kind)) {
+	key := r.DedupKey
+	f.pendMu.Lock()
+	if !f.dedup.admit(key, time.Now().UnixNano(), f.ttl(r.Kind)) {
 		f.m.dropped[dropDuplicate].Inc()
+		if orig := f.pending[key]; orig != nil {
+			// The first copy is still on its way to NATS: this one is
+			// settled with it (see waiter).
+			orig.waiters = append(orig.waiters, waiter{sub: ev.SubID, route: r, done: ev.Done, live: !ev.Replayed})
+			f.pendMu.Unlock()
+			return
+		}
+		f.pendMu.Unlock()
 		if f.opts.Published != nil {
 			f.opts.Published(ev.SubID, r)
 		}
 		finish(ev.Done, true)
 		return
 	}
-	it.key, it.done = r.DedupKey, ev.Done
+	it.key, it.done = key, ev.Done
+	if key != "" {
+		f.pending[key] = it
+	}
+	f.pendMu.Unlock()
 	if f.opts.Published != nil {
 		it.sub, it.route = ev.SubID, r
 	}
 	if err := f.enqueue(it, ev.SubID); errors.Is(err, ErrBufferFull) && !ev.Replayed && f.opts.Lost != nil {
 		f.opts.Lost(ev.SubID)
+	}
+}
+
+// settle takes it out of the in-flight index and gives its outcome to the
+// duplicates that waited for it: published, or not. With lost, it was
+// refused for lack of room and live waiters are reported through Lost, as
+// it is (a catch-up can bring it back; a rejected event, it cannot).
+func (f *Fanout) settle(it *item, ok, lost bool) {
+	if it.key == "" {
+		return
+	}
+	f.pendMu.Lock()
+	if f.pending[it.key] == it {
+		delete(f.pending, it.key)
+	}
+	ws := it.waiters
+	it.waiters = nil
+	f.pendMu.Unlock()
+	for _, w := range ws {
+		switch {
+		case ok && f.opts.Published != nil:
+			f.opts.Published(w.sub, w.route)
+		case lost && w.live && f.opts.Lost != nil:
+			f.opts.Lost(w.sub)
+		}
+		finish(w.done, ok)
 	}
 }
 
@@ -271,6 +317,7 @@ func (f *Fanout) enqueue(it *item, subID string) error {
 	}
 	f.dedup.forget(it.key)
 	it.finish(false)
+	f.settle(it, false, res == pushFull)
 	reason, err := dropBufferFull, ErrBufferFull
 	switch res {
 	case pushTooLarge:

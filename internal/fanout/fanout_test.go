@@ -573,16 +573,59 @@ func TestPublishedOnlyAfterAck(t *testing.T) {
 			t.Fatalf("reported before the ack: %v", published)
 		}
 		mu.Unlock()
-		// The same message through a second token of the contact: a duplicate
-		// of an accepted event is reported at once.
+		// The same message through a second token of the contact, while
+		// the first copy is in flight: it is reported with that copy's ack,
+		// not before.
 		f.Handle(Event{SubID: "b", Message: fixtureMessage(t, "03_message.created.agent_reply.json")})
+		synctest.Wait()
+		mu.Lock()
+		if len(published) != 0 {
+			t.Fatalf("a duplicate was reported before the first copy's ack: %v", published)
+		}
+		mu.Unlock()
 		p.resolve(1, nil)
 		synctest.Wait()
+		// Once the first copy is in NATS, a duplicate is reported at once.
+		f.Handle(Event{SubID: "c", Message: fixtureMessage(t, "03_message.created.agent_reply.json")})
 		mu.Lock()
 		got := fmt.Sprint(published)
 		mu.Unlock()
-		if got != "[b:2 a:2]" {
-			t.Fatalf("published = %s, want [b:2 a:2]", got)
+		if got != "[a:2 b:2 c:2]" {
+			t.Fatalf("published = %s, want [a:2 b:2 c:2]", got)
+		}
+		_ = closeNow(f)
+	})
+}
+
+// A duplicate that waited for a first copy which never reached NATS shares
+// its fate: Done(false). A rejected event is not reported through Lost (a
+// catch-up would bring back the same rejected event).
+func TestDuplicateOfDroppedEventIsLost(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newFakePub(true)
+		p.manual = true
+		var mu sync.Mutex
+		var got []string
+		f := newTestFanout(t, p, Options{
+			MaxAttempts: 1,
+			Lost:        func(sub string) { mu.Lock(); got = append(got, "lost:"+sub); mu.Unlock() },
+			Published:   func(sub string, _ Route) { mu.Lock(); got = append(got, "published:"+sub); mu.Unlock() },
+		})
+		reply := func() []byte { return fixtureMessage(t, "03_message.created.agent_reply.json") }
+		f.Handle(Event{SubID: "a", Message: reply()})
+		f.Handle(Event{SubID: "b", Message: reply()})
+		f.Handle(Event{SubID: "a", Message: reply(), Replayed: true, Done: func(ok bool) {
+			mu.Lock()
+			got = append(got, fmt.Sprint("replay done=", ok))
+			mu.Unlock()
+		}})
+		synctest.Wait()
+		p.resolve(1, errors.New("nats: stream rejected the message"))
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if fmt.Sprint(got) != "[replay done=false]" {
+			t.Fatalf("got %v, want [replay done=false]", got)
 		}
 		_ = closeNow(f)
 	})
@@ -613,7 +656,7 @@ func TestEventDone(t *testing.T) {
 		synctest.Wait()
 		mu.Lock()
 		defer mu.Unlock()
-		if fmt.Sprint(got) != "[duplicate=true overflow=false unroutable=false first=true]" {
+		if fmt.Sprint(got) != "[overflow=false unroutable=false first=true duplicate=true]" {
 			t.Fatalf("done = %v", got)
 		}
 		_ = closeNow(f)

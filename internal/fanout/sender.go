@@ -182,6 +182,7 @@ func (f *Fanout) acked() {
 		f.opts.Published(it.sub, it.route)
 	}
 	it.finish(true)
+	f.settle(it, true, false)
 	f.q.release(it)
 	if !f.rewinding {
 		f.failures = 0
@@ -233,6 +234,7 @@ func (f *Fanout) drop(it *item, reason dropReason, err error) {
 	f.q.release(it)
 	f.dedup.forget(it.key)
 	it.finish(false)
+	f.settle(it, false, false)
 	f.m.dropped[reason].Inc()
 	if reason == dropShutdown {
 		f.shutdownN.Add(1)
@@ -256,6 +258,7 @@ func (f *Fanout) dropRemaining() {
 		f.m.dropped[dropShutdown].Inc()
 		f.dedup.forget(it.key)
 		it.finish(false)
+		f.settle(it, false, false)
 		f.shutdownN.Add(1)
 	}
 }
