@@ -68,8 +68,9 @@ type Options struct {
 	Observe func(subID string, r Route)
 	// Published, if set, is called once an event of a subscription is in
 	// NATS: from the publishing goroutine when NATS accepted it (JetStream:
-	// acknowledged it), or at once from Handle when it was dropped as a
-	// duplicate of an event already accepted. Progress recorded from it
+	// acknowledged it). A duplicate is reported when its first copy is:
+	// with it if that copy is still in flight, at once from Handle if it is
+	// already in NATS. Progress recorded from it
 	// (catch-up cursors) never runs ahead of what consumers can read, even
 	// if the relay dies with events still buffered. Must not block.
 	Published func(subID string, r Route)
