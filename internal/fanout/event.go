@@ -26,9 +26,10 @@ type Event struct {
 	// Replayed marks events produced by catch-up through the REST API.
 	Replayed bool
 	// Done, if set, is called once with true when the event is in NATS
-	// (published, or not needed: a duplicate of an accepted event, a
-	// filtered one) and with false when it never will be (dropped). It runs
-	// on a fanout goroutine or inside Handle and must not block.
+	// (published, or not needed: a filtered one, or a duplicate whose first
+	// copy is in NATS) and with false when it never will be (dropped, or a
+	// duplicate whose first copy was dropped). It runs on a fanout
+	// goroutine or inside Handle and must not block.
 	Done func(ok bool)
 }
 
