@@ -299,7 +299,7 @@ func (a *app) watchReload(ctx context.Context) {
 
 // deliver hands one broadcast to the fan-out.
 func (a *app) deliver(d cable.Delivery) {
-	ev := fanout.Event{SubID: d.ID, Message: d.Message, ReceivedAt: d.ReceivedAt, Buffer: d.Buffer}
+	ev := fanout.Event{SubID: d.ID, Message: d.Message, ReceivedAt: d.ReceivedAt}
 	if m := registry.MetaOf(d.Meta); m != nil {
 		ev.Hints = m.Hints()
 	}

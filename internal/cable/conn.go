@@ -441,9 +441,9 @@ func (c *conn) broadcast(f *Frame) {
 	now := time.Now()
 	s.events.Add(1)
 	s.lastEvent.Store(now.UnixNano())
-	buf := newBuffer(f.Message)
-	if !c.deliveries.push(Delivery{ID: s.id, Meta: s.getMeta(), Message: buf.b, Buffer: buf, ReceivedAt: now}) {
-		buf.Release()
+	msg := make([]byte, len(f.Message))
+	copy(msg, f.Message)
+	if !c.deliveries.push(Delivery{ID: s.id, Meta: s.getMeta(), Message: msg, ReceivedAt: now}) {
 		s.dropped.Add(1)
 		c.p.m.drops.WithLabelValues(dropQueueFull).Inc()
 		c.p.reportGap(s, now, dropQueueFull)

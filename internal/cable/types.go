@@ -1,11 +1,9 @@
 package cable
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"sync"
 	"time"
 )
 
@@ -80,41 +78,9 @@ type StateChange struct {
 type Delivery struct {
 	ID   string
 	Meta any
-	// Message is the raw JSON of the frame's "message" object. The handler
-	// owns it: it may keep it, or, once nothing reads it any more, give its
-	// memory back for the next broadcasts with Buffer.Release.
+	// Message is the raw JSON of the frame's "message" object. The handler owns it.
 	Message    []byte
-	Buffer     *Buffer
 	ReceivedAt time.Time
-}
-
-// Buffer holds a delivered Message. Releasing it is optional: a buffer that
-// is never released is garbage collected like any slice.
-type Buffer struct{ b []byte }
-
-// maxPooled is the largest message whose buffer is reused.
-const maxPooled = 16 << 10
-
-var buffers = sync.Pool{New: func() any { return new(Buffer) }}
-
-// newBuffer copies msg into a reused buffer.
-func newBuffer(msg []byte) *Buffer {
-	if len(msg) > maxPooled {
-		return &Buffer{b: bytes.Clone(msg)}
-	}
-	b := buffers.Get().(*Buffer)
-	b.b = append(b.b[:0], msg...)
-	return b
-}
-
-// Release gives the buffer back for reuse. The Message it held must not be
-// read or written afterwards. Release on a nil Buffer does nothing.
-func (b *Buffer) Release() {
-	if b == nil || cap(b.b) > maxPooled {
-		return
-	}
-	b.b = b.b[:0]
-	buffers.Put(b)
 }
 
 // Verdict is a Verifier's answer.

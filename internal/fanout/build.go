@@ -55,7 +55,6 @@ type item struct {
 	sub   string
 	route Route
 	done  func(bool) // Event.Done
-	buf   Releaser   // Event.Buffer: released once msg.Data is no longer needed
 	// waiters are duplicates that arrived while this event was in flight;
 	// they share its outcome. Guarded by Fanout.pendMu.
 	waiters []waiter
@@ -69,13 +68,6 @@ type waiter struct {
 	route Route
 	done  func(bool)
 	live  bool
-}
-
-// release gives the message's memory back (Event.Buffer). msg.Data must not
-// be used afterwards.
-func (it *item) release() {
-	release(it.buf)
-	it.buf = nil
 }
 
 // finish reports the event's fate to its Event.Done.

@@ -31,20 +31,6 @@ type Event struct {
 	// duplicate whose first copy was dropped). It runs on a fanout
 	// goroutine or inside Handle and must not block.
 	Done func(ok bool)
-	// Buffer, if set, holds Message: its Release is called once the fanout
-	// no longer reads Message (published, dropped or not needed), so the
-	// memory can carry a later event. Events still buffered at shutdown
-	// are not released.
-	Buffer Releaser
-}
-
-// Releaser gives a message's memory back; see Event.Buffer.
-type Releaser interface{ Release() }
-
-func release(b Releaser) {
-	if b != nil {
-		b.Release()
-	}
 }
 
 // Kind is the class of a Chatwoot event; it is the fixed label set of the

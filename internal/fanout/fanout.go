@@ -206,7 +206,6 @@ func (f *Fanout) Handle(ev Event) {
 	if err != nil {
 		f.rejected(ev.SubID, err)
 		finish(ev.Done, false)
-		release(ev.Buffer)
 		return
 	}
 	if f.opts.Observe != nil {
@@ -215,7 +214,6 @@ func (f *Fanout) Handle(ev Event) {
 	if r.Private {
 		f.m.dropped[dropFiltered].Inc()
 		finish(ev.Done, true)
-		release(ev.Buffer)
 		return
 	}
 	key := r.DedupKey
@@ -227,7 +225,6 @@ func (f *Fanout) Handle(ev Event) {
 			// settled with it (see waiter).
 			orig.waiters = append(orig.waiters, waiter{sub: ev.SubID, route: r, done: ev.Done, live: !ev.Replayed})
 			f.pendMu.Unlock()
-			release(ev.Buffer)
 			return
 		}
 		f.pendMu.Unlock()
@@ -235,10 +232,9 @@ func (f *Fanout) Handle(ev Event) {
 			f.opts.Published(ev.SubID, r)
 		}
 		finish(ev.Done, true)
-		release(ev.Buffer)
 		return
 	}
-	it.key, it.done, it.buf = key, ev.Done, ev.Buffer
+	it.key, it.done = key, ev.Done
 	if key != "" {
 		f.pending[key] = it
 	}
@@ -284,7 +280,6 @@ func (f *Fanout) shed(ev *Event) {
 		f.log.Warn("fanout: event dropped", "sub", ev.SubID, "reason", dropNames[dropBufferFull])
 	})
 	finish(ev.Done, false)
-	release(ev.Buffer)
 	if !ev.Replayed && f.opts.Lost != nil {
 		f.opts.Lost(ev.SubID)
 	}
@@ -324,7 +319,6 @@ func (f *Fanout) enqueue(it *item, subID string) error {
 	f.dedup.forget(it.key)
 	it.finish(false)
 	f.settle(it, false, res == pushFull)
-	it.release()
 	reason, err := dropBufferFull, ErrBufferFull
 	switch res {
 	case pushTooLarge:

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -659,40 +658,6 @@ func TestEventDone(t *testing.T) {
 		defer mu.Unlock()
 		if fmt.Sprint(got) != "[overflow=false unroutable=false first=true duplicate=true]" {
 			t.Fatalf("done = %v", got)
-		}
-		_ = closeNow(f)
-	})
-}
-
-// countRelease counts Release calls.
-type countRelease struct{ n atomic.Int32 }
-
-func (c *countRelease) Release() { c.n.Add(1) }
-
-// An event's Buffer is released exactly once, and only when the fanout no
-// longer reads its message: after the ack for a published event, at once
-// for one that is not published.
-func TestBufferReleasedOnceAfterUse(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		p := newFakePub(true)
-		p.manual = true
-		f := newTestFanout(t, p, Options{})
-		reply := func() []byte { return fixtureMessage(t, "03_message.created.agent_reply.json") }
-		first, dup, bad := &countRelease{}, &countRelease{}, &countRelease{}
-		f.Handle(Event{SubID: "a", Message: reply(), Buffer: first})
-		f.Handle(Event{SubID: "b", Message: reply(), Buffer: dup})
-		f.Handle(Event{SubID: "a", Message: []byte(`not json`), Buffer: bad})
-		synctest.Wait()
-		if n := first.n.Load(); n != 0 {
-			t.Fatalf("released %d times before the ack", n)
-		}
-		if dup.n.Load() != 1 || bad.n.Load() != 1 {
-			t.Fatalf("duplicate released %d times, rejected %d; want 1 each at once", dup.n.Load(), bad.n.Load())
-		}
-		p.resolve(1, nil)
-		synctest.Wait()
-		if n := first.n.Load(); n != 1 {
-			t.Fatalf("published event released %d times, want 1", n)
 		}
 		_ = closeNow(f)
 	})

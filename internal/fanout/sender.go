@@ -184,7 +184,6 @@ func (f *Fanout) acked() {
 	it.finish(true)
 	f.settle(it, true, false)
 	f.q.release(it)
-	it.release()
 	if !f.rewinding {
 		f.failures = 0
 	}
@@ -238,11 +237,9 @@ func (f *Fanout) drop(it *item, reason dropReason, err error) {
 	f.settle(it, false, false)
 	f.m.dropped[reason].Inc()
 	if reason == dropShutdown {
-		// Not released: a publish still in flight may hold the message.
 		f.shutdownN.Add(1)
 		return
 	}
-	it.release()
 	f.logPublish.Do(func() {
 		f.log.Warn("fanout: event dropped", "subject", it.msg.Subject, "reason", dropNames[reason], "err", err)
 	})
