@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -64,6 +65,21 @@ func newChat(t *testing.T) *chat {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// relayEnv is the in-process relay's environment for the gap-free tests,
+// with extra added: fast subscribes and catch-ups, a fresh data dir.
+func (c *chat) relayEnv(t *testing.T, extra map[string]string) map[string]string {
+	env := map[string]string{
+		"RELAY_CHATWOOT_URL":             c.url,
+		"RELAY_HTTP_ADDR":                "127.0.0.1:0",
+		"RELAY_DATA_DIR":                 t.TempDir(),
+		"RELAY_CABLE_SUBSCRIBE_RATE":     "1000",
+		"RELAY_CHATWOOT_RATE_PER_MINUTE": "600000",
+		"RELAY_CATCHUP_CONCURRENCY":      "8",
+	}
+	maps.Copy(env, extra)
+	return env
 }
 
 // createContacts creates n contacts, each with a conversation and a first
@@ -282,17 +298,11 @@ func TestGapFreeAcrossDropsAndStall(t *testing.T) {
 		t.Skip("long: runs about 30 s")
 	}
 	c := newChat(t)
-	e := &e2e{t: t, fake: c.fake, noConsumer: true, env: map[string]string{
-		"RELAY_CHATWOOT_URL":             c.url,
-		"RELAY_HTTP_ADDR":                "127.0.0.1:0",
-		"RELAY_NATS_LISTEN":              "127.0.0.1:-1",
-		"RELAY_DATA_DIR":                 t.TempDir(),
-		"RELAY_CABLE_BACKOFF_MIN":        "200ms",
-		"RELAY_CABLE_BACKOFF_MAX":        "2s",
-		"RELAY_CABLE_SUBSCRIBE_RATE":     "1000",
-		"RELAY_CHATWOOT_RATE_PER_MINUTE": "600000",
-		"RELAY_CATCHUP_CONCURRENCY":      "8",
-	}}
+	e := &e2e{t: t, fake: c.fake, noConsumer: true, env: c.relayEnv(t, map[string]string{
+		"RELAY_NATS_LISTEN":       "127.0.0.1:-1",
+		"RELAY_CABLE_BACKOFF_MIN": "200ms",
+		"RELAY_CABLE_BACKOFF_MAX": "2s",
+	})}
 	e.start()
 	c.createContacts(e.app.httpURL(), 200)
 
@@ -441,16 +451,10 @@ func TestGapFreeAcrossNATSOutage(t *testing.T) {
 	dir := t.TempDir()
 	ns := startNATS(t, natsserver.RandomPort, dir)
 	port := ns.Port()
-	e := &e2e{t: t, fake: c.fake, noConsumer: true, env: map[string]string{
-		"RELAY_CHATWOOT_URL":             c.url,
-		"RELAY_HTTP_ADDR":                "127.0.0.1:0",
-		"RELAY_NATS_URL":                 ns.ClientURL(),
-		"RELAY_NATS_BUFFER_BYTES":        "65536", // about 40 events
-		"RELAY_DATA_DIR":                 t.TempDir(),
-		"RELAY_CABLE_SUBSCRIBE_RATE":     "1000",
-		"RELAY_CHATWOOT_RATE_PER_MINUTE": "600000",
-		"RELAY_CATCHUP_CONCURRENCY":      "8",
-	}}
+	e := &e2e{t: t, fake: c.fake, noConsumer: true, env: c.relayEnv(t, map[string]string{
+		"RELAY_NATS_URL":          ns.ClientURL(),
+		"RELAY_NATS_BUFFER_BYTES": "65536", // about 40 events
+	})}
 	e.start()
 	c.createContacts(e.app.httpURL(), 50)
 

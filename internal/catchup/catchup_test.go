@@ -939,21 +939,29 @@ func TestNotPublishedNeverExhaustsAttempts(t *testing.T) {
 	})
 }
 
+// refuseFirstAttempt leaves subscription "a" one message (11) behind,
+// triggers its catch-up and has NATS refuse the replay: it returns, with
+// the replays taken, once the catch-up backs off, and when it was triggered.
+func refuseFirstAttempt(e *env) time.Time {
+	e.synced("a", "1", 10, "open")
+	e.src.conv(1, "open")
+	e.src.add(1, 11, 11, time.Now().Unix())
+	e.sink.mu.Lock()
+	e.sink.drop = 1
+	e.sink.mu.Unlock()
+	start := time.Now()
+	e.c.Trigger(meta("a", start), start)
+	synctest.Wait()
+	e.sink.take()
+	return start
+}
+
 // A gap while a catch-up backs off does not start it early: only a confirm
 // cuts a backoff short.
 func TestGapDoesNotCutBackoffShort(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, Options{RetryMin: 10 * time.Second, RetryMax: 10 * time.Second}, "a")
-		e.synced("a", "1", 10, "open")
-		e.src.conv(1, "open")
-		e.src.add(1, 11, 11, time.Now().Unix())
-		e.sink.mu.Lock()
-		e.sink.drop = 1
-		e.sink.mu.Unlock()
-		start := time.Now()
-		e.c.Trigger(meta("a", start), start)
-		synctest.Wait() // the first attempt failed and backs off 5-10 s
-		e.sink.take()
+		start := refuseFirstAttempt(e) // backing off 5-10 s
 		for range 10 {
 			e.c.Gap(meta("a", time.Now()), time.Now())
 		}
@@ -976,15 +984,7 @@ func TestGapDoesNotCutBackoffShort(t *testing.T) {
 func TestResumeRetriesRefusedAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, Options{RetryMin: time.Minute, RetryMax: time.Minute}, "a")
-		e.synced("a", "1", 10, "open")
-		e.src.conv(1, "open")
-		e.src.add(1, 11, 11, time.Now().Unix())
-		e.sink.mu.Lock()
-		e.sink.drop = 1
-		e.sink.mu.Unlock()
-		start := time.Now()
-		e.c.Trigger(meta("a", start), start)
-		synctest.Wait() // refused, backing off 30-60 s
+		start := refuseFirstAttempt(e) // backing off 30-60 s
 		time.Sleep(time.Second)
 		e.c.Resume()
 		<-e.sink.done
