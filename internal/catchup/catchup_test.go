@@ -3,7 +3,10 @@ package catchup
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -993,6 +996,46 @@ func TestResumeRetriesRefusedAtOnce(t *testing.T) {
 		}
 		if c := e.cursor("a", "1"); c.LastMessageID != 11 {
 			t.Fatalf("cursor %+v, want 11", c)
+		}
+	})
+}
+
+// levels records the level of every log record with a given message.
+type levels struct {
+	mu  sync.Mutex
+	msg string
+	got []slog.Level
+}
+
+func (l *levels) Enabled(context.Context, slog.Level) bool { return true }
+func (l *levels) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *levels) WithGroup(string) slog.Handler            { return l }
+func (l *levels) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == l.msg {
+		l.mu.Lock()
+		l.got = append(l.got, r.Level)
+		l.mu.Unlock()
+	}
+	return nil
+}
+
+// A NATS outage makes every refused catch-up retry: only the first retry of
+// each is a warning, or a long outage floods the log.
+func TestRefusedRetriesLogOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lv := &levels{msg: "catch-up failed, retrying"}
+		e := newEnv(t, Options{RetryMin: time.Second, RetryMax: time.Second, Logger: slog.New(lv)}, "a")
+		e.synced("a", "1", 10, "open")
+		e.src.conv(1, "open")
+		e.src.add(1, 11, 11, time.Now().Unix())
+		e.sink.mu.Lock()
+		e.sink.drop = 3
+		e.sink.mu.Unlock()
+		e.run(meta("a", time.Now()))
+		lv.mu.Lock()
+		defer lv.mu.Unlock()
+		if fmt.Sprint(lv.got) != "[WARN DEBUG DEBUG]" {
+			t.Fatalf("retry log levels %v, want [WARN DEBUG DEBUG]", lv.got)
 		}
 	})
 }

@@ -3,6 +3,7 @@ package catchup
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/relayhq/relay/internal/chatwoot"
@@ -126,7 +127,13 @@ func (c *Catchup) report(a *attempt, res result, out outcome, wait time.Duration
 		c.announce(a, res, "")
 	case outRetry:
 		c.m.retries.Inc()
-		log.Warn("catch-up failed, retrying", "attempt", a.n, "backoff", wait, "err", err)
+		level := slog.LevelWarn
+		if errors.Is(err, errNotPublished) && a.n > 1 {
+			// NATS is away or full: the fan-out already says so, and a long
+			// outage would log this for every subscription every minute.
+			level = slog.LevelDebug
+		}
+		log.Log(c.ctx, level, "catch-up failed, retrying", "attempt", a.n, "backoff", wait, "err", err)
 	case outRequeued:
 		log.Info("catch-up failed, triggered again", "attempt", a.n, "err", err)
 	case outFailed:
