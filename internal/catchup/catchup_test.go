@@ -1039,3 +1039,27 @@ func TestRefusedRetriesLogOnce(t *testing.T) {
 		}
 	})
 }
+
+// A replayed event the fan-out rejects for good is skipped: the catch-up
+// completes and the cursor moves past it, instead of retrying for ever.
+func TestRejectedReplaySkipped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, Options{}, "a")
+		e.synced("a", "1", 10, "open")
+		e.src.conv(1, "open")
+		e.src.add(1, 11, 13, time.Now().Unix())
+		e.sink.mu.Lock()
+		e.sink.reject = 1 // message 11
+		e.sink.mu.Unlock()
+		done := e.run(meta("a", time.Now()))
+		if got := messageIDs(t, e.sink.take()); !slices.Equal(got, []int64{11, 12, 13}) {
+			t.Fatalf("replayed %v, want 11-13 once", got)
+		}
+		if c := e.cursor("a", "1"); c.LastMessageID != 13 || done.Reason != "" {
+			t.Fatalf("cursor %+v, done %+v; want 13 and success", c, done)
+		}
+		if got := testutil.ToFloat64(e.c.m.rejected); got != 1 {
+			t.Fatalf("rejected = %v, want 1", got)
+		}
+	})
+}

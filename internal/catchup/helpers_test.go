@@ -244,7 +244,8 @@ func (f *fakeSource) callsOf(op string) []call {
 // recSink records what catch-up publishes.
 type recSink struct {
 	mu     sync.Mutex
-	drop   int // the next drop replayed events are reported as not published
+	drop   int // the next drop replayed events are reported as not published (no room)
+	reject int // the next reject replayed events are reported as rejected for good
 	events []fanout.Event
 	life   []fanout.LifecycleEvent
 	done   chan fanout.LifecycleEvent
@@ -255,13 +256,18 @@ func newRecSink() *recSink { return &recSink{done: make(chan fanout.LifecycleEve
 func (s *recSink) Handle(ev fanout.Event) {
 	s.mu.Lock()
 	s.events = append(s.events, ev)
-	ok := s.drop == 0
-	if !ok {
+	var outcome error // recorded is published, unless told otherwise
+	switch {
+	case s.drop > 0:
 		s.drop--
+		outcome = fanout.ErrBufferFull
+	case s.reject > 0:
+		s.reject--
+		outcome = fmt.Errorf("%w: too large", fanout.ErrRejected)
 	}
 	s.mu.Unlock()
 	if ev.Done != nil {
-		ev.Done(ok) // recorded is published, unless told to drop
+		ev.Done(outcome)
 	}
 }
 

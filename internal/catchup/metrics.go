@@ -33,6 +33,7 @@ type metrics struct {
 	replayed                 *prometheus.CounterVec
 	pages, truncated         prometheus.Counter
 	retries, flushed         prometheus.Counter
+	rejected                 prometheus.Counter
 	storeErrors              [numOps]prometheus.Counter
 	duration, latency        prometheus.Histogram
 }
@@ -65,6 +66,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		truncated: counter("truncated_total", "Conversations whose missed messages exceeded MaxPages; older ones were not replayed."),
 		retries:   counter("retries_total", "Failed catch-up attempts that will be retried."),
 		flushed:   counter("cursor_flushes_total", "Cursors moved by live events and written to the store."),
+		rejected:  counter("rejected_total", "Replayed events the fan-out rejected for good (unroutable, too large, refused by the stream), skipped so the cursor can move on."),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "relay_catchup_duration_seconds", Help: "Duration of one catch-up attempt.", Buckets: buckets,
 		}),
@@ -82,7 +84,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.replayed.WithLabelValues(ev)
 	}
 	for _, col := range []prometheus.Collector{
-		m.queued, m.running, m.backoff, runs, m.replayed, m.pages, m.truncated, m.retries, m.flushed,
+		m.queued, m.running, m.backoff, runs, m.replayed, m.pages, m.truncated, m.retries, m.flushed, m.rejected,
 		storeErrors, m.duration, m.latency,
 	} {
 		if err := reg.Register(col); err != nil {

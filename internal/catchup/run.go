@@ -152,25 +152,39 @@ func (c *Catchup) conversation(ctx context.Context, a *attempt, p plan, cv *chat
 	if err := acks.wait(ctx); err != nil {
 		return n, err
 	}
+	if k := acks.rejected.Load(); k > 0 {
+		c.m.rejected.Add(float64(k))
+		c.log.Warn("catchup: replayed events rejected for good, skipped (see relay_fanout_events_dropped_total)",
+			"subscription", a.id, "conversation", p.conv, "events", k)
+	}
 	return n, c.advance(ctx, a, p, cv.Status, newest)
 }
 
-// errNotPublished: a replayed event was dropped before reaching NATS; the
-// attempt is retried and the cursor stays where it was.
+// errNotPublished: a replayed event was dropped before reaching NATS (no
+// room, or shutdown); the attempt is retried and the cursor stays where it
+// was.
 var errNotPublished = errors.New("catchup: a replayed event did not reach NATS")
 
 // published waits for the replayed events of one conversation to be in
 // NATS, so that its cursor is never stored past an event that a relay
-// dying now would lose.
+// dying now would lose. An event the fan-out rejects for good
+// (fanout.ErrRejected: unroutable, too large, refused by the stream) is
+// counted as skipped instead: no retry could publish it, and holding the
+// cursor for it would freeze the subscription.
 type published struct {
-	wg     sync.WaitGroup
-	failed atomic.Bool
+	wg       sync.WaitGroup
+	failed   atomic.Bool
+	rejected atomic.Int64
 }
 
-func (p *published) track() func(bool) {
+func (p *published) track() func(error) {
 	p.wg.Add(1)
-	return func(ok bool) {
-		if !ok {
+	return func(err error) {
+		switch {
+		case err == nil:
+		case errors.Is(err, fanout.ErrRejected):
+			p.rejected.Add(1)
+		default:
 			p.failed.Store(true)
 		}
 		p.wg.Done()

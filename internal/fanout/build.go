@@ -54,7 +54,7 @@ type item struct {
 	// sub and route are kept for Options.Published.
 	sub   string
 	route Route
-	done  func(bool) // Event.Done
+	done  func(error) // Event.Done
 	// waiters are duplicates that arrived while this event was in flight;
 	// they share its outcome. Guarded by Fanout.pendMu.
 	waiters []waiter
@@ -66,14 +66,14 @@ type item struct {
 type waiter struct {
 	sub   string
 	route Route
-	done  func(bool)
+	done  func(error)
 	live  bool
 }
 
 // finish reports the event's fate to its Event.Done.
-func (it *item) finish(ok bool) {
+func (it *item) finish(outcome error) {
 	if it.done != nil {
-		it.done(ok)
+		it.done(outcome)
 		it.done = nil
 	}
 }

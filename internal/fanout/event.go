@@ -25,12 +25,14 @@ type Event struct {
 	ReceivedAt time.Time
 	// Replayed marks events produced by catch-up through the REST API.
 	Replayed bool
-	// Done, if set, is called once with true when the event is in NATS
+	// Done, if set, is called once with nil when the event is in NATS
 	// (published, or not needed: a filtered one, or a duplicate whose first
-	// copy is in NATS) and with false when it never will be (dropped, or a
-	// duplicate whose first copy was dropped). It runs on a fanout
-	// goroutine or inside Handle and must not block.
-	Done func(ok bool)
+	// copy is in NATS), and with why when it never will be: ErrBufferFull
+	// (no room: it may fit later), ErrClosed (shutdown) or ErrRejected (it
+	// never will: unroutable, too large, or refused by NATS). A duplicate
+	// whose first copy was dropped gets that copy's reason. It runs on a
+	// fanout goroutine or inside Handle and must not block.
+	Done func(error)
 }
 
 // Kind is the class of a Chatwoot event; it is the fixed label set of the

@@ -31,8 +31,11 @@ const (
 
 // Sentinel errors.
 var (
-	ErrClosed          = errors.New("fanout: closed")
-	ErrBufferFull      = errors.New("fanout: buffer full")
+	ErrClosed     = errors.New("fanout: closed")
+	ErrBufferFull = errors.New("fanout: buffer full")
+	// ErrRejected: the event can never be published (routing failed, too
+	// large for the buffer, or NATS rejected it MaxAttempts times).
+	ErrRejected        = errors.New("fanout: event rejected")
 	ErrInvalidPrefix   = errors.New("fanout: invalid subject prefix")
 	ErrShutdownDropped = errors.New("fanout: events dropped at shutdown")
 )
@@ -205,7 +208,7 @@ func (f *Fanout) Handle(ev Event) {
 	it, r, err := f.b.build(&ev)
 	if err != nil {
 		f.rejected(ev.SubID, err)
-		finish(ev.Done, false)
+		finish(ev.Done, fmt.Errorf("%w: %w", ErrRejected, err))
 		return
 	}
 	if f.opts.Observe != nil {
@@ -213,7 +216,7 @@ func (f *Fanout) Handle(ev Event) {
 	}
 	if r.Private {
 		f.m.dropped[dropFiltered].Inc()
-		finish(ev.Done, true)
+		finish(ev.Done, nil)
 		return
 	}
 	key := r.DedupKey
@@ -231,7 +234,7 @@ func (f *Fanout) Handle(ev Event) {
 		if f.opts.Published != nil {
 			f.opts.Published(ev.SubID, r)
 		}
-		finish(ev.Done, true)
+		finish(ev.Done, nil)
 		return
 	}
 	it.key, it.done = key, ev.Done
@@ -247,11 +250,11 @@ func (f *Fanout) Handle(ev Event) {
 	}
 }
 
-// settle takes it out of the in-flight index and gives its outcome to the
-// duplicates that waited for it: published, or not. With lost, it was
-// refused for lack of room and live waiters are reported through Lost, as
-// it is (a catch-up can bring it back; a rejected event, it cannot).
-func (f *Fanout) settle(it *item, ok, lost bool) {
+// settle takes it out of the in-flight index and gives its outcome (nil:
+// published) to the duplicates that waited for it. Refused for lack of room
+// (ErrBufferFull), live waiters are reported through Lost, as it is: a
+// catch-up can bring it back, while a rejected event it cannot.
+func (f *Fanout) settle(it *item, outcome error) {
 	if it.key == "" {
 		return
 	}
@@ -264,12 +267,12 @@ func (f *Fanout) settle(it *item, ok, lost bool) {
 	f.pendMu.Unlock()
 	for _, w := range ws {
 		switch {
-		case ok && f.opts.Published != nil:
+		case outcome == nil && f.opts.Published != nil:
 			f.opts.Published(w.sub, w.route)
-		case lost && w.live && f.opts.Lost != nil:
+		case errors.Is(outcome, ErrBufferFull) && w.live && f.opts.Lost != nil:
 			f.opts.Lost(w.sub)
 		}
-		finish(w.done, ok)
+		finish(w.done, outcome)
 	}
 }
 
@@ -279,15 +282,15 @@ func (f *Fanout) shed(ev *Event) {
 	f.logBuffer.Do(func() {
 		f.log.Warn("fanout: event dropped", "sub", ev.SubID, "reason", dropNames[dropBufferFull])
 	})
-	finish(ev.Done, false)
+	finish(ev.Done, ErrBufferFull)
 	if !ev.Replayed && f.opts.Lost != nil {
 		f.opts.Lost(ev.SubID)
 	}
 }
 
-func finish(done func(bool), ok bool) {
+func finish(done func(error), outcome error) {
 	if done != nil {
-		done(ok)
+		done(outcome)
 	}
 }
 
@@ -317,15 +320,15 @@ func (f *Fanout) enqueue(it *item, subID string) error {
 		return nil
 	}
 	f.dedup.forget(it.key)
-	it.finish(false)
-	f.settle(it, false, res == pushFull)
 	reason, err := dropBufferFull, ErrBufferFull
 	switch res {
 	case pushTooLarge:
-		reason = dropTooLarge
+		reason, err = dropTooLarge, fmt.Errorf("%w: larger than the whole buffer", ErrRejected)
 	case pushClosed:
 		reason, err = dropShutdown, ErrClosed
 	}
+	it.finish(err)
+	f.settle(it, err)
 	f.m.dropped[reason].Inc()
 	f.logBuffer.Do(func() {
 		f.log.Warn("fanout: event dropped", "sub", subID, "reason", dropNames[reason])

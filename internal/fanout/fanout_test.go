@@ -297,15 +297,15 @@ func TestOverflowShedsAndReportsLost(t *testing.T) {
 			f.Handle(Event{SubID: "a", Message: msgCreated(i)})
 		}
 		f.Handle(Event{SubID: "b", Message: []byte(`not json`)}) // shed unread
-		var replayOK []bool
-		f.Handle(Event{SubID: "c", Message: msgCreated(7), Replayed: true, Done: func(ok bool) { replayOK = append(replayOK, ok) }})
+		var replayOK []string
+		f.Handle(Event{SubID: "c", Message: msgCreated(7), Replayed: true, Done: func(err error) { replayOK = append(replayOK, outcomeName(err)) }})
 		mu.Lock()
 		if fmt.Sprint(lost) != "[a b]" || observed != 5 {
 			t.Fatalf("lost %v, observed %d; want [a b] and 5", lost, observed)
 		}
 		mu.Unlock()
-		if fmt.Sprint(replayOK) != "[false]" {
-			t.Fatalf("replay done %v, want [false]", replayOK)
+		if fmt.Sprint(replayOK) != "[full]" {
+			t.Fatalf("replay done %v, want [full]", replayOK)
 		}
 		if d, inv := dropped(f, dropBufferFull), dropped(f, dropInvalid); d != 3 || inv != 0 {
 			t.Fatalf("buffer_full %d, invalid %d; want 3 and 0", d, inv)
@@ -614,9 +614,9 @@ func TestDuplicateOfDroppedEventIsLost(t *testing.T) {
 		reply := func() []byte { return fixtureMessage(t, "03_message.created.agent_reply.json") }
 		f.Handle(Event{SubID: "a", Message: reply()})
 		f.Handle(Event{SubID: "b", Message: reply()})
-		f.Handle(Event{SubID: "a", Message: reply(), Replayed: true, Done: func(ok bool) {
+		f.Handle(Event{SubID: "a", Message: reply(), Replayed: true, Done: func(err error) {
 			mu.Lock()
-			got = append(got, fmt.Sprint("replay done=", ok))
+			got = append(got, "replay done="+outcomeName(err))
 			mu.Unlock()
 		}})
 		synctest.Wait()
@@ -624,14 +624,30 @@ func TestDuplicateOfDroppedEventIsLost(t *testing.T) {
 		synctest.Wait()
 		mu.Lock()
 		defer mu.Unlock()
-		if fmt.Sprint(got) != "[replay done=false]" {
-			t.Fatalf("got %v, want [replay done=false]", got)
+		if fmt.Sprint(got) != "[replay done=rejected]" {
+			t.Fatalf("got %v, want [replay done=rejected]", got)
 		}
 		_ = closeNow(f)
 	})
 }
 
-// TestEventDone: an event's Done reports whether it reached NATS.
+// outcomeName names an Event.Done outcome.
+func outcomeName(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, ErrBufferFull):
+		return "full"
+	case errors.Is(err, ErrRejected):
+		return "rejected"
+	case errors.Is(err, ErrClosed):
+		return "closed"
+	}
+	return err.Error()
+}
+
+// TestEventDone: an event's Done reports whether it reached NATS, and if
+// not, why.
 func TestEventDone(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := newFakePub(true)
@@ -639,24 +655,24 @@ func TestEventDone(t *testing.T) {
 		f := newTestFanout(t, p, Options{BufferEvents: 1})
 		var mu sync.Mutex
 		var got []string
-		done := func(name string) func(bool) {
-			return func(ok bool) {
+		done := func(name string) func(error) {
+			return func(err error) {
 				mu.Lock()
-				got = append(got, fmt.Sprint(name, "=", ok))
+				got = append(got, name+"="+outcomeName(err))
 				mu.Unlock()
 			}
 		}
 		reply := func() []byte { return fixtureMessage(t, "03_message.created.agent_reply.json") }
 		f.Handle(Event{SubID: "a", Message: reply(), Done: done("first")})
 		f.Handle(Event{SubID: "b", Message: reply(), Done: done("duplicate")})
-		f.Handle(Event{SubID: "a", Message: fixtureMessage(t, "08_message.updated.json"), Done: done("overflow")})
 		f.Handle(Event{SubID: "a", Message: []byte(`{"event":"message.created","data":{"account_id":"a b"}}`), Done: done("unroutable")})
+		f.Handle(Event{SubID: "a", Message: fixtureMessage(t, "08_message.updated.json"), Done: done("overflow")})
 		synctest.Wait()
 		p.resolve(1, nil)
 		synctest.Wait()
 		mu.Lock()
 		defer mu.Unlock()
-		if fmt.Sprint(got) != "[overflow=false unroutable=false first=true duplicate=true]" {
+		if fmt.Sprint(got) != "[unroutable=rejected overflow=full first=ok duplicate=ok]" {
 			t.Fatalf("done = %v", got)
 		}
 		_ = closeNow(f)

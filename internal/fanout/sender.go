@@ -2,6 +2,7 @@ package fanout
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -181,8 +182,8 @@ func (f *Fanout) acked() {
 	if it.sub != "" {
 		f.opts.Published(it.sub, it.route)
 	}
-	it.finish(true)
-	f.settle(it, true, false)
+	it.finish(nil)
+	f.settle(it, nil)
 	f.q.release(it)
 	if !f.rewinding {
 		f.failures = 0
@@ -233,8 +234,12 @@ func (f *Fanout) backOff() {
 func (f *Fanout) drop(it *item, reason dropReason, err error) {
 	f.q.release(it)
 	f.dedup.forget(it.key)
-	it.finish(false)
-	f.settle(it, false, false)
+	outcome := ErrClosed
+	if reason != dropShutdown {
+		outcome = fmt.Errorf("%w: %w", ErrRejected, err)
+	}
+	it.finish(outcome)
+	f.settle(it, outcome)
 	f.m.dropped[reason].Inc()
 	if reason == dropShutdown {
 		f.shutdownN.Add(1)
@@ -257,8 +262,8 @@ func (f *Fanout) dropRemaining() {
 	for _, it := range f.q.drain() {
 		f.m.dropped[dropShutdown].Inc()
 		f.dedup.forget(it.key)
-		it.finish(false)
-		f.settle(it, false, false)
+		it.finish(ErrClosed)
+		f.settle(it, ErrClosed)
 		f.shutdownN.Add(1)
 	}
 }
