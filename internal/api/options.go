@@ -36,7 +36,9 @@ type Options struct {
 	// without the protection the client asked for.
 	Store store.Idempotency
 	// APITokens are the accepted bearer tokens. Empty: no token is needed
-	// but only loopback clients are served.
+	// but only local requests are served: from a loopback address, to a
+	// loopback host name, not forwarded by a proxy, not from another
+	// site's web page.
 	APITokens []string
 	// InboxHMACTokens maps an inbox identifier to its hmac_token, for
 	// filling in identifier_hash on contact calls.

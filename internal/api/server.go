@@ -88,7 +88,9 @@ func (s *Server) wrap(rt route) http.Handler {
 		setRouteLabel(r, label)
 		if !rt.open {
 			if err := s.auth.check(r); err != nil {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="relay"`)
+				if errors.Is(err, ErrUnauthorized) {
+					w.Header().Set("WWW-Authenticate", `Bearer realm="relay"`)
+				}
 				Error(w, r, err)
 				return
 			}
