@@ -24,8 +24,10 @@ const envPrefix = "RELAY_"
 type Config struct {
 	ChatwootURL string   `env:"CHATWOOT_URL" desc:"base URL of Chatwoot; /cable and /public/api/v1 hang off it (required outside -demo)"`
 	HTTPAddr    string   `env:"HTTP_ADDR" envDefault:"127.0.0.1:8080" desc:"the relay's HTTP API, health and metrics"`
-	APITokens   []string `env:"API_TOKENS" secret:"true" desc:"comma-separated bearer tokens; empty = local requests only"`
-	LogLevel    string   `env:"LOG_LEVEL" envDefault:"info" desc:"debug, info, warn or error"`
+	APITokens   []string `env:"API_TOKENS" secret:"true" desc:"comma-separated bearer tokens with full access; empty (and no API_TOKENS_FILE) = local requests only"`
+	// APITokensFile: JSON lines {"token","scopes","inboxes"}; see tokensfile.go.
+	APITokensFile string `env:"API_TOKENS_FILE" desc:"file of bearer tokens with scopes (admin, proxy) and inboxes, one JSON object a line"`
+	LogLevel      string `env:"LOG_LEVEL" envDefault:"info" desc:"debug, info, warn or error"`
 
 	NATSURL            string        `env:"NATS_URL" url:"true" desc:"external NATS; empty runs an embedded server"`
 	NATSListen         string        `env:"NATS_LISTEN" envDefault:"127.0.0.1:4222" desc:"where the embedded NATS listens"`
@@ -123,8 +125,8 @@ func (c *Config) validate(demo bool) error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		bad("HTTP_ADDR", "%v", err)
-	} else if len(c.APITokens) == 0 && !loopbackAddr(c.HTTPAddr) {
-		bad("API_TOKENS", "required when HTTP_ADDR %q is not a loopback address", c.HTTPAddr)
+	} else if len(c.APITokens) == 0 && c.APITokensFile == "" && !loopbackAddr(c.HTTPAddr) {
+		bad("API_TOKENS", "required (or API_TOKENS_FILE) when HTTP_ADDR %q is not a loopback address", c.HTTPAddr)
 	}
 	if c.PprofAddr != "" && !loopbackAddr(c.PprofAddr) {
 		bad("PPROF_ADDR", "%q: profiles are served on loopback addresses only", c.PprofAddr)
