@@ -122,7 +122,7 @@ func newAuth(plain []string, scoped []Token) (auth, error) {
 		}
 		d := sha256.Sum256([]byte(t.Value))
 		if _, dup := seen[d]; dup {
-			errs = append(errs, fmt.Errorf("api: scoped token %d: the same token is given more than once", i+1))
+			errs = append(errs, fmt.Errorf("api: scoped token %d: the same token is given twice, or also as a full-access token", i+1))
 			continue
 		}
 		seen[d] = struct{}{}
