@@ -51,6 +51,7 @@ type app struct {
 	httpAddr net.Addr
 	pprof    *http.Server // nil unless RELAY_PPROF_ADDR
 	static   *staticSubscriptions
+	tokens   []api.Token // from RELAY_API_TOKENS_FILE
 }
 
 // start wires every part in dependency order and starts serving. On error
@@ -65,7 +66,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (a *app, err error
 		}
 	}()
 	steps := []func(context.Context) error{
-		a.openStore, a.startNATS, a.openFanout, a.newClient, a.newCatchup, a.newPool, a.serveHTTP, a.servePprof,
+		a.readTokens, a.openStore, a.startNATS, a.openFanout, a.newClient, a.newCatchup, a.newPool, a.serveHTTP, a.servePprof,
 		a.loadSubscriptions,
 	}
 	for _, step := range steps {
@@ -75,6 +76,17 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (a *app, err error
 	}
 	log.Info("relay started", "http", a.httpAddr.String(), "nats", fanout.RedactURL(a.natsURL))
 	return a, nil
+}
+
+// readTokens reads RELAY_API_TOKENS_FILE first, so that a bad file stops
+// the start before anything is opened.
+func (a *app) readTokens(context.Context) error {
+	if a.cfg.APITokensFile == "" {
+		return nil
+	}
+	var err error
+	a.tokens, err = readTokensFile(a.cfg.APITokensFile)
+	return err
 }
 
 func (a *app) openStore(context.Context) error {
@@ -211,7 +223,7 @@ func tlsWithCA(file string) (*tls.Config, error) {
 
 func (a *app) serveHTTP(context.Context) error {
 	srv, err := api.New(api.Options{
-		Registry: a.registry, Chatwoot: a.client, Store: a.store, APITokens: a.cfg.APITokens,
+		Registry: a.registry, Chatwoot: a.client, Store: a.store, APITokens: a.cfg.APITokens, Tokens: a.tokens,
 		InboxHMACTokens: a.cfg.InboxHMACTokens, MaxMultipartBytes: a.cfg.MultipartLimit, Echoes: a.echoes,
 		Ready: a.ready, Metrics: promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{Registry: a.metrics}),
 		Logger: a.log.With("component", "api"), Registerer: a.metrics,

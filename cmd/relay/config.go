@@ -24,8 +24,10 @@ const envPrefix = "RELAY_"
 type Config struct {
 	ChatwootURL string   `env:"CHATWOOT_URL" desc:"base URL of Chatwoot; /cable and /public/api/v1 hang off it (required outside -demo)"`
 	HTTPAddr    string   `env:"HTTP_ADDR" envDefault:"127.0.0.1:8080" desc:"the relay's HTTP API, health and metrics"`
-	APITokens   []string `env:"API_TOKENS" secret:"true" desc:"comma-separated bearer tokens; empty = loopback only"`
-	LogLevel    string   `env:"LOG_LEVEL" envDefault:"info" desc:"debug, info, warn or error"`
+	APITokens   []string `env:"API_TOKENS" secret:"true" desc:"comma-separated bearer tokens with full access; empty (and no API_TOKENS_FILE) = local requests only"`
+	// APITokensFile: JSON lines {"token","scopes","inboxes"}; see tokensfile.go.
+	APITokensFile string `env:"API_TOKENS_FILE" desc:"file of bearer tokens with scopes (admin, proxy) and inboxes, one JSON object a line"`
+	LogLevel      string `env:"LOG_LEVEL" envDefault:"info" desc:"debug, info, warn or error"`
 
 	NATSURL            string        `env:"NATS_URL" url:"true" desc:"external NATS; empty runs an embedded server"`
 	NATSListen         string        `env:"NATS_LISTEN" envDefault:"127.0.0.1:4222" desc:"where the embedded NATS listens"`
@@ -118,10 +120,13 @@ func (c *Config) validate(demo bool) error {
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 		bad("CHATWOOT_URL", "want an http(s) URL, got %q", fanout.RedactURL(c.ChatwootURL))
 	}
+	if c.APITokens = trimTokens(c.APITokens); c.APITokens != nil && len(c.APITokens) == 0 {
+		bad("API_TOKENS", "holds separators or spaces but no token; leave it empty to serve local requests without tokens")
+	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		bad("HTTP_ADDR", "%v", err)
-	} else if len(c.APITokens) == 0 && !loopbackAddr(c.HTTPAddr) {
-		bad("API_TOKENS", "required when HTTP_ADDR %q is not a loopback address", c.HTTPAddr)
+	} else if len(c.APITokens) == 0 && c.APITokensFile == "" && !loopbackAddr(c.HTTPAddr) {
+		bad("API_TOKENS", "required (or API_TOKENS_FILE) when HTTP_ADDR %q is not a loopback address", c.HTTPAddr)
 	}
 	if c.PprofAddr != "" && !loopbackAddr(c.PprofAddr) {
 		bad("PPROF_ADDR", "%q: profiles are served on loopback addresses only", c.PprofAddr)
@@ -168,6 +173,21 @@ func (c *Config) validate(demo bool) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// trimTokens drops the spaces around each token and the empty ones; the
+// result is nil only for nil.
+func trimTokens(tokens []string) []string {
+	if tokens == nil {
+		return nil
+	}
+	out := []string{}
+	for _, t := range tokens {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 func validSubjectToken(s string) bool {

@@ -173,3 +173,28 @@ func TestConfigParseErrorHidesSecrets(t *testing.T) {
 		t.Fatalf("error = %v", err)
 	}
 }
+
+// TestConfigAPITokensWithoutToken: a RELAY_API_TOKENS of separators and
+// spaces configures no token; it must not pass for "tokens configured".
+func TestConfigAPITokensWithoutToken(t *testing.T) {
+	for _, v := range []string{",", " ", " , ,"} {
+		for _, addr := range []string{"0.0.0.0:8080", "127.0.0.1:8080"} {
+			_, err := loadConfig(map[string]string{
+				"RELAY_CHATWOOT_URL": "https://chat.example.com", "RELAY_HTTP_ADDR": addr, "RELAY_API_TOKENS": v,
+			}, false)
+			if err == nil || !strings.Contains(err.Error(), "RELAY_API_TOKENS") {
+				t.Errorf("RELAY_API_TOKENS=%q on %s: %v", v, addr, err)
+			}
+		}
+	}
+	c, err := loadConfig(map[string]string{
+		"RELAY_CHATWOOT_URL": "https://chat.example.com", "RELAY_HTTP_ADDR": "0.0.0.0:8080", "RELAY_API_TOKENS": " tok-a ,, tok-b,",
+	}, false)
+	if err != nil || !slices.Equal(c.APITokens, []string{"tok-a", "tok-b"}) {
+		t.Errorf("tokens = %q, %v; want [tok-a tok-b]", c.APITokens, err)
+	}
+	c, err = loadConfig(map[string]string{"RELAY_CHATWOOT_URL": "https://chat.example.com", "RELAY_API_TOKENS": ""}, false)
+	if err != nil || len(c.APITokens) != 0 {
+		t.Errorf("empty RELAY_API_TOKENS (local requests only) = %q, %v", c.APITokens, err)
+	}
+}

@@ -7,14 +7,24 @@
 //
 // Every request goes through one pipeline:
 //
-//	check path -> route -> bearer token -> handler -> Error (one status mapping)
-//	    |                                     |
-//	    400 on dot segments,            limit body, decode + validate,
-//	    encoded slashes, ...            one call (registry or Chatwoot), write
+//	check path -> route -> bearer token + scope -> handler -> Error (one status mapping)
+//	    |                                              |
+//	    400 on dot segments,                     limit body, decode + validate,
+//	    encoded slashes, ...                     one call (registry or Chatwoot), write
 //
 // The path check runs before routing so that a proxied path can never be
-// read differently by the relay and by Chatwoot. Without API tokens only
-// loopback clients are served. Errors the relay answers itself are
+// read differently by the relay and by Chatwoot.
+//
+// Tokens carry scopes: admin for /v1, proxy for /public/api/v1, the latter
+// optionally restricted to inbox identifiers (then only
+// /public/api/v1/inboxes/<one of them>[/...] is served, so the relay never
+// computes an identifier_hash for another inbox). A missing or unknown token
+// is 401, a token without the route's scope or inbox 403. Plain APITokens
+// have every scope. Without any token, only local requests are served:
+// from a loopback address, to a loopback Host (no DNS rebinding), without
+// forwarding headers (no reverse proxy in front) and not from another
+// site's web page (Origin, Sec-Fetch-Site). Health, readiness, metrics and
+// the OpenAPI document are always open. Errors the relay answers itself are
 // {"error":{"code":"...","message":"..."}}; messages never hold tokens,
 // source_ids or inbox identifiers.
 //

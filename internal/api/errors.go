@@ -25,6 +25,9 @@ var (
 	ErrMethodNotAllowed = errors.New("api: method not allowed")
 	// ErrUnauthorized: missing or wrong bearer token (401).
 	ErrUnauthorized = errors.New("api: unauthorized")
+	// ErrForbidden: the client may not use this route: its token lacks the
+	// scope or inbox, or, without tokens, the request is not local (403).
+	ErrForbidden = errors.New("api: forbidden")
 	// ErrNotFound: no such route or subscription (404).
 	ErrNotFound = errors.New("api: not found")
 	// ErrConflict: the same Idempotency-Key is being processed (409).
@@ -42,6 +45,7 @@ var (
 const (
 	CodeInvalid      = "invalid"
 	CodeUnauthorized = "unauthorized"
+	CodeForbidden    = "forbidden"
 	CodeNotFound     = "not_found"
 	CodeConflict     = "conflict"
 	CodeUpstream     = "upstream"
@@ -116,6 +120,8 @@ func classifyClient(err error) (int, string, string, bool) {
 		return http.StatusBadRequest, CodeInvalid, clientText(err), true
 	case errors.Is(err, ErrUnauthorized):
 		return http.StatusUnauthorized, CodeUnauthorized, clientText(err), true
+	case errors.Is(err, ErrForbidden):
+		return http.StatusForbidden, CodeForbidden, clientText(err), true
 	case errors.Is(err, ErrNotFound), errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound, CodeNotFound, clientText(err), true
 	case errors.Is(err, ErrConflict):

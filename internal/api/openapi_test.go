@@ -9,7 +9,9 @@ import (
 )
 
 type openAPIOperation struct {
-	Security *[]map[string][]string `json:"security"`
+	Security  *[]map[string][]string     `json:"security"`
+	Scope     Scope                      `json:"x-relay-scope"`
+	Responses map[string]json.RawMessage `json:"responses"`
 }
 
 func loadOpenAPI(t *testing.T) (version string, paths map[string]map[string]json.RawMessage) {
@@ -49,6 +51,9 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 		}
 		if open := len(*op.Security) == 0; open != rt.open {
 			t.Errorf("%s: documented open=%v, router open=%v", rt.pattern, open, rt.open)
+		}
+		if _, has403 := op.Responses["403"]; !rt.open && (op.Scope != routeScope(rt.pattern) || !has403) {
+			t.Errorf("%s: documented x-relay-scope %q (403 documented: %v), router needs %q", rt.pattern, op.Scope, has403, routeScope(rt.pattern))
 		}
 	}
 	param := regexp.MustCompile(`\{[^}]+\}`)

@@ -35,9 +35,15 @@ type Options struct {
 	// carrying an Idempotency-Key are refused with 503 rather than sent
 	// without the protection the client asked for.
 	Store store.Idempotency
-	// APITokens are the accepted bearer tokens. Empty: no token is needed
-	// but only loopback clients are served.
+	// APITokens are accepted bearer tokens with full access (every scope,
+	// every inbox). With neither APITokens nor Tokens, no token is needed
+	// but only local requests are served: from a loopback address, to a
+	// loopback host name, not forwarded by a proxy, not from another
+	// site's web page.
 	APITokens []string
+	// Tokens are accepted bearer tokens with limited scopes. New refuses
+	// an invalid one and a token given twice.
+	Tokens []Token
 	// InboxHMACTokens maps an inbox identifier to its hmac_token, for
 	// filling in identifier_hash on contact calls.
 	InboxHMACTokens map[string]string

@@ -29,11 +29,15 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	a, err := newAuth(o.APITokens, o.Tokens)
+	if err != nil {
+		return nil, err
+	}
 	m, err := newMetrics(o.Registerer)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: o, auth: newAuth(o.APITokens), log: o.Logger.With("component", "api"), m: m}
+	s := &Server{opts: o, auth: a, log: o.Logger.With("component", "api"), m: m}
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.pattern, s.wrap(rt))
@@ -81,14 +85,18 @@ func (s *Server) routes() []route {
 	return rts
 }
 
-// wrap labels a route's requests with its template and checks the token.
+// wrap labels a route's requests with its template and checks the token
+// and its scope (routeScope).
 func (s *Server) wrap(rt route) http.Handler {
 	_, label, _ := strings.Cut(rt.pattern, " ")
+	scope := routeScope(rt.pattern)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		setRouteLabel(r, label)
 		if !rt.open {
-			if err := s.auth.check(r); err != nil {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="relay"`)
+			if err := s.auth.check(r, scope); err != nil {
+				if errors.Is(err, ErrUnauthorized) {
+					w.Header().Set("WWW-Authenticate", `Bearer realm="relay"`)
+				}
 				Error(w, r, err)
 				return
 			}

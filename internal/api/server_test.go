@@ -45,6 +45,7 @@ func TestAuth(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			req := request("GET", tt.path, "")
 			req.RemoteAddr = tt.remote
+			req.Host = "localhost:8080"
 			req.Header.Del("Authorization")
 			if tt.authHeader != "" {
 				req.Header.Set("Authorization", tt.authHeader)
@@ -61,6 +62,76 @@ func TestAuth(t *testing.T) {
 				t.Errorf("status = %d, want %d: %s", rec.Code, tt.want, rec.Body)
 			}
 		})
+	}
+}
+
+// TestLocalOnly: without tokens, a request is served only when it comes
+// straight from this host, for this host, and not from another site's page.
+func TestLocalOnly(t *testing.T) {
+	up := &upstream{respond: respondJSON(200, `{"source_id":"s1","pubsub_token":"pt1"}`)}
+	s, reg := newUpstreamServer(t, up, func(o *Options) { o.APITokens = nil })
+	tests := []struct {
+		name   string
+		host   string
+		header []string
+		want   int
+	}{
+		{"plain loopback", "127.0.0.1:8080", nil, 200},
+		{"localhost, no port", "localhost", nil, 200},
+		{"localhost, upper case", "LOCALHOST:8080", nil, 200},
+		{"other 127/8 address", "127.1.2.3:8080", nil, 200},
+		{"ipv6 loopback", "[::1]:8080", nil, 200},
+		{"ipv6 loopback, no port", "[::1]", nil, 200},
+		{"same-origin page", "localhost:8080", []string{"Origin", "http://localhost:8080", "Sec-Fetch-Site", "same-origin"}, 200},
+		{"page on another loopback port", "127.0.0.1:8080", []string{"Origin", "http://127.0.0.1:3000", "Sec-Fetch-Site", "same-site"}, 200},
+		{"X-Forwarded-For", "127.0.0.1:8080", []string{"X-Forwarded-For", "203.0.113.9"}, 403},
+		{"X-Forwarded-Host", "127.0.0.1:8080", []string{"X-Forwarded-Host", "relay.example"}, 403},
+		{"X-Forwarded-Proto", "127.0.0.1:8080", []string{"X-Forwarded-Proto", "https"}, 403},
+		{"Forwarded", "127.0.0.1:8080", []string{"Forwarded", "for=203.0.113.9"}, 403},
+		{"X-Real-IP", "127.0.0.1:8080", []string{"X-Real-IP", "203.0.113.9"}, 403},
+		{"Via", "127.0.0.1:8080", []string{"Via", "1.1 proxy"}, 403},
+		{"forwarded for loopback", "127.0.0.1:8080", []string{"X-Forwarded-For", "127.0.0.1"}, 403},
+		{"rebound host name", "attacker.example:8080", nil, 403},
+		{"rebound host name, no port", "attacker.example", nil, 403},
+		{"localhost with a dot", "localhost.:8080", nil, 403},
+		{"subdomain of localhost", "evil.localhost:8080", nil, 403},
+		{"loopback as a name", "127.0.0.1.nip.io", nil, 403},
+		{"short loopback form", "127.1:8080", nil, 403},
+		{"no host", "", nil, 403},
+		{"cross-site origin", "127.0.0.1:8080", []string{"Origin", "https://attacker.example"}, 403},
+		{"null origin", "127.0.0.1:8080", []string{"Origin", "null"}, 403},
+		{"origin with a loopback-looking name", "127.0.0.1:8080", []string{"Origin", "http://localhost.attacker.example"}, 403},
+		{"cross-site fetch metadata", "127.0.0.1:8080", []string{"Sec-Fetch-Site", "cross-site"}, 403},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, call := range [][2]string{{"GET", "/v1/subscriptions"}, {"POST", "/public/api/v1/inboxes/inbox-a/contacts"}} {
+				method, target := call[0], call[1]
+				req := request(method, target, "{}", tt.header...)
+				req.Header.Del("Authorization")
+				req.RemoteAddr, req.Host = "127.0.0.1:5555", tt.host
+				before := len(up.requests())
+				rec := serve(s, req)
+				if tt.want == 403 {
+					wantError(t, rec, 403, CodeForbidden, "attacker", "203.0.113.9")
+					if len(up.requests()) != before {
+						t.Errorf("%s: a refused request reached Chatwoot", target)
+					}
+					continue
+				}
+				if rec.Code != tt.want {
+					t.Errorf("%s: status = %d, want %d: %s", target, rec.Code, tt.want, rec.Body)
+				}
+			}
+		})
+	}
+	if n := len(reg.registrations()); n != 8 {
+		t.Errorf("%d registrations, want one per served contact create (8)", n)
+	}
+	req := request("GET", "/healthz", "", "X-Forwarded-For", "203.0.113.9", "Origin", "https://attacker.example")
+	req.Host = "attacker.example"
+	if rec := serve(s, req); rec.Code != 200 {
+		t.Errorf("healthz behind a proxy = %d, want 200 (health stays open)", rec.Code)
 	}
 }
 
