@@ -97,7 +97,8 @@ const (
 )
 
 // Verifier checks a subscription that keeps going unconfirmed, e.g. through
-// Chatwoot's public API (contact show → 404 means the token is dead).
+// Chatwoot's public API (contact show → 404, or another pubsub_token, means
+// the token is dead).
 type Verifier interface {
 	Verify(ctx context.Context, id string, meta any) (Verdict, error)
 }
