@@ -180,6 +180,7 @@ func (a *app) newPool(context.Context) error {
 		PerConn: c.CablePerConn, SubscribeRate: c.CableSubscribeRate, SubscribeBurst: c.CableSubscribeBurst,
 		StaleAfter: c.CableStaleAfter, BackoffMin: c.CableBackoffMin, BackoffMax: c.CableBackoffMax,
 		ConfirmTimeout: c.CableConfirmTimeout, VerifyAfter: c.CableVerifyAfter,
+		ParkAfter: c.CableParkAfter, ParkInterval: c.CableParkInterval,
 		PresenceInterval: c.CablePresenceInterval, ReadLimit: c.CableReadLimit,
 		Handler: a.deliver, OnState: a.onState, Verifier: a.registry.Verifier(a.client),
 		Logger: a.log.With("component", "cable"), Registerer: a.metrics,

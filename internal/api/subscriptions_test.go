@@ -136,9 +136,11 @@ func TestListSubscriptions(t *testing.T) {
 	if len(got) != 5 {
 		t.Errorf("listed %d subscriptions, want 5: %v", len(got), got)
 	}
-	rec = serve(s, request("GET", "/v1/subscriptions?state=confirmed", ""))
-	if page := decode[subscriptionList](t, rec); len(page.Subscriptions) != 0 {
-		t.Errorf("state=confirmed listed %d pending subscriptions", len(page.Subscriptions))
+	for _, state := range []string{StateConfirmed, StateParked} {
+		rec = serve(s, request("GET", "/v1/subscriptions?state="+state, ""))
+		if page := decode[subscriptionList](t, rec); rec.Code != 200 || len(page.Subscriptions) != 0 {
+			t.Errorf("state=%s: %d, listed %d pending subscriptions", state, rec.Code, len(page.Subscriptions))
+		}
 	}
 	for _, q := range []string{"state=gone", "limit=0", "limit=1001", "limit=x", "cursor=" + strings.Repeat("c", 600)} {
 		wantError(t, serve(s, request("GET", "/v1/subscriptions?"+q, "")), 400, CodeInvalid)

@@ -21,10 +21,15 @@ const (
 	// StateInvalid: rejected by the server or declared dead by the Verifier.
 	// No more attempts until the token is added again.
 	StateInvalid
+	// StateParked: unconfirmed ParkAfter times in a row by a Chatwoot that
+	// confirms other subscriptions, as it does for a token it does not
+	// know (it answers those with silence, never a rejection). Tried again
+	// every ParkInterval, after every other subscribe waiting.
+	StateParked
 	numStates
 )
 
-var stateNames = [...]string{"pending", "confirmed", "retrying", "invalid"}
+var stateNames = [...]string{"pending", "confirmed", "retrying", "invalid", "parked"}
 
 func (s State) String() string {
 	if s < numStates {
