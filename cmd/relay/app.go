@@ -148,6 +148,9 @@ func (a *app) newClient(context.Context) error {
 		return fmt.Errorf("chatwoot client: %w", err)
 	}
 	a.registry = registry.New(a.store, a.log.With("component", "registry"))
+	if err := a.registry.SetLimit(a.cfg.MaxSubscriptions, a.metrics); err != nil {
+		return err
+	}
 	a.echoes = api.NewEchoTracker(api.DefaultMaxEchoWaiters)
 	return nil
 }

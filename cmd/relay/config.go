@@ -49,6 +49,7 @@ type Config struct {
 	RedisURL          string            `env:"REDIS_URL" secret:"true" desc:"shared state for several replicas; empty = local state file"`
 	InboxHMACTokens   map[string]string `env:"INBOX_HMAC_TOKENS" envKeyValSeparator:"=" secret:"true" desc:"inbox_identifier=hmac_token,..."`
 	SubscriptionsFile string            `env:"SUBSCRIPTIONS_FILE" desc:"static subscriptions, reloaded on SIGHUP"`
+	MaxSubscriptions  int               `env:"MAX_SUBSCRIPTIONS" envDefault:"1000000" desc:"most subscriptions the relay holds; new ones past it are refused (0 = no limit)"`
 
 	CableOrigin           string        `env:"CABLE_ORIGIN" desc:"Origin header for /cable; empty = Chatwoot's origin, '-' = none"`
 	CablePerConn          int           `env:"CABLE_PER_CONN" envDefault:"200" desc:"subscriptions per websocket"`
@@ -147,6 +148,9 @@ func (c *Config) validate(demo bool) error {
 	}
 	if c.RedisURL == "" && c.DataDir == "" {
 		bad("DATA_DIR", "required without REDIS_URL")
+	}
+	if c.MaxSubscriptions < 0 {
+		bad("MAX_SUBSCRIPTIONS", "must not be negative (0 = no limit)")
 	}
 	for name, v := range map[string]float64{
 		"CABLE_PER_CONN": float64(c.CablePerConn), "CABLE_SUBSCRIBE_RATE": c.CableSubscribeRate,

@@ -32,6 +32,9 @@ var (
 	// ErrUnavailable: a dependency (registry, idempotency store) cannot
 	// serve the request now (503).
 	ErrUnavailable = errors.New("api: unavailable")
+	// ErrLimit: the relay holds RELAY_MAX_SUBSCRIPTIONS subscriptions and
+	// refuses new ones (507).
+	ErrLimit = errors.New("api: subscription limit reached")
 	// ErrOutcomeUnknown: Chatwoot may have executed a request whose answer
 	// was lost (timeout or broken connection). Its status is that of the
 	// underlying Chatwoot error.
@@ -47,6 +50,7 @@ const (
 	CodeUpstream     = "upstream"
 	CodeUnavailable  = "unavailable"
 	CodeInternal     = "internal"
+	CodeLimit        = "limit"
 )
 
 // statusClientClosed is answered (to nobody) when the client went away
@@ -120,6 +124,8 @@ func classifyClient(err error) (int, string, string, bool) {
 		return http.StatusNotFound, CodeNotFound, clientText(err), true
 	case errors.Is(err, ErrConflict):
 		return http.StatusConflict, CodeConflict, clientText(err), true
+	case errors.Is(err, ErrLimit):
+		return http.StatusInsufficientStorage, CodeLimit, clientText(err), true
 	}
 	return 0, "", "", false
 }

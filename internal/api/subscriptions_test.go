@@ -88,6 +88,7 @@ func TestSubscriptionRegistryErrors(t *testing.T) {
 		{store.ErrClosed, 503, CodeUnavailable},
 		{fmt.Errorf("%w: registry full", ErrUnavailable), 503, CodeUnavailable},
 		{fmt.Errorf("%w: bad inbox", store.ErrInvalid), 400, CodeInvalid},
+		{fmt.Errorf("%w: the relay holds its maximum of 2 subscriptions", ErrLimit), 507, CodeLimit},
 		{fmt.Errorf("registry: token %s broke", token), 500, CodeInternal},
 	}
 	for _, tt := range tests {
