@@ -155,3 +155,29 @@ func TestPoolNewSubscriptionBeforeRetries(t *testing.T) {
 		}
 	})
 }
+
+// 2,000 tokens Chatwoot never confirms log one line each on their first
+// miss and then a periodic count, not a line per retry, and end parked.
+func TestPoolUnconfirmedTokensLogQuietly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		logs := &logBuffer{}
+		h := newHarness(t, chatwoottest.Options{}, func(c *Config) {
+			c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		})
+		h.add(1)
+		for i := range 2000 {
+			h.pool.Add(fmt.Sprintf("made-up-%05d", i), nil)
+		}
+		time.Sleep(9 * time.Minute)
+		synctest.Wait()
+		warns := logs.count("level=WARN")
+		st := h.pool.Stats()
+		t.Logf("9 min: %d WARN lines, %d subscribes sent, %d parked", warns, int(testutil.ToFloat64(h.pool.m.subscribes)), st.Subscriptions[StateParked])
+		if warns > 2000+2 {
+			t.Fatalf("%d WARN lines for 2,000 unconfirmed tokens, want one each and a summary every 5 min", warns)
+		}
+		if st.Subscriptions[StateParked] != 2000 {
+			t.Fatalf("stats %+v, want 2,000 parked", st)
+		}
+	})
+}
