@@ -85,3 +85,18 @@ func TestNoLimit(t *testing.T) {
 		}
 	}
 }
+
+// A parked subscription is listed as parked, and found by its state.
+func TestListParked(t *testing.T) {
+	r, p, _ := newTestRegistry(t)
+	ctx := context.Background()
+	parked, _, _ := r.Register(ctx, api.Registration{Token: "tok-parked"})
+	r.Register(ctx, api.Registration{Token: "tok-pending"})
+	p.mu.Lock()
+	p.state[parked.ID] = cable.StateParked
+	p.mu.Unlock()
+	page, _, err := r.List(ctx, api.StateParked, "", 10)
+	if err != nil || len(page) != 1 || page[0].ID != parked.ID || page[0].State != "parked" {
+		t.Fatalf("state=parked: %+v %v", page, err)
+	}
+}
