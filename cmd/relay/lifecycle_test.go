@@ -107,3 +107,22 @@ func TestMaxSubscriptions(t *testing.T) {
 		t.Fatalf("relay_subscriptions_refused_total = %v, want 3", v)
 	}
 }
+
+// The subscription lifecycle defaults (README configuration table), and
+// their validation.
+func TestLifecycleDefaults(t *testing.T) {
+	c, err := loadConfig(map[string]string{"RELAY_CHATWOOT_URL": "https://chat.example.com"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(c.MaxSubscriptions, c.CableParkAfter, c.CableParkInterval); got != "1000000 5 10m0s" {
+		t.Fatalf("defaults %s", got)
+	}
+	_, err = loadConfig(map[string]string{"RELAY_CHATWOOT_URL": "https://chat.example.com",
+		"RELAY_MAX_SUBSCRIPTIONS": "-1", "RELAY_CABLE_PARK_AFTER": "0", "RELAY_CABLE_PARK_INTERVAL": "-1s"}, false)
+	for _, name := range []string{"RELAY_MAX_SUBSCRIPTIONS", "RELAY_CABLE_PARK_AFTER", "RELAY_CABLE_PARK_INTERVAL"} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s not reported: %v", name, err)
+		}
+	}
+}
