@@ -160,6 +160,9 @@ func (a *app) newClient(context.Context) error {
 		return fmt.Errorf("chatwoot client: %w", err)
 	}
 	a.registry = registry.New(a.store, a.log.With("component", "registry"))
+	if err := a.registry.SetLimit(a.cfg.MaxSubscriptions, a.metrics); err != nil {
+		return err
+	}
 	a.echoes = api.NewEchoTracker(api.DefaultMaxEchoWaiters)
 	return nil
 }
@@ -192,8 +195,9 @@ func (a *app) newPool(context.Context) error {
 		PerConn: c.CablePerConn, SubscribeRate: c.CableSubscribeRate, SubscribeBurst: c.CableSubscribeBurst,
 		StaleAfter: c.CableStaleAfter, BackoffMin: c.CableBackoffMin, BackoffMax: c.CableBackoffMax,
 		ConfirmTimeout: c.CableConfirmTimeout, VerifyAfter: c.CableVerifyAfter,
+		ParkAfter: c.CableParkAfter, ParkInterval: c.CableParkInterval,
 		PresenceInterval: c.CablePresenceInterval, ReadLimit: c.CableReadLimit,
-		Handler: a.deliver, OnState: a.onState, Verifier: cable.VerifierFunc(a.verify),
+		Handler: a.deliver, OnState: a.onState, Verifier: a.registry.Verifier(a.client),
 		Logger: a.log.With("component", "cable"), Registerer: a.metrics,
 	})
 	if err != nil {
@@ -395,33 +399,6 @@ func (a *app) lastActivity(id string) time.Time {
 		return e.LastActivity()
 	}
 	return time.Time{}
-}
-
-// verify checks a subscription that keeps going unconfirmed: Chatwoot
-// answers 404 for a contact inbox that no longer exists.
-func (a *app) verify(ctx context.Context, id string, meta any) (cable.Verdict, error) {
-	m := registry.MetaOf(meta)
-	if m == nil || !m.CatchUp() {
-		return cable.VerdictUnknown, nil
-	}
-	ci := chatwoot.ContactInbox{Inbox: m.InboxIdentifier, SourceID: m.SourceID}
-	_, err := a.client.GetContact(ctx, ci, chatwoot.Identity{})
-	if errors.Is(err, chatwoot.ErrUpstream) {
-		// An inbox with identity validation enforced answers every
-		// contacts call without identifier_hash with 500, and the relay
-		// does not keep the contact's identifier. The conversations
-		// endpoint is never checked for HMAC and answers 404 as well for
-		// a contact inbox that is gone.
-		_, err = a.client.ListConversations(ctx, ci)
-	}
-	switch {
-	case err == nil:
-		return cable.VerdictValid, nil
-	case errors.Is(err, chatwoot.ErrNotFound):
-		return cable.VerdictInvalid, nil
-	default:
-		return cable.VerdictUnknown, err
-	}
 }
 
 // ready is /readyz: NATS takes events and the store answers. Chatwoot being

@@ -51,6 +51,7 @@ type Config struct {
 	RedisURL          string            `env:"REDIS_URL" secret:"true" desc:"shared state for several replicas; empty = local state file"`
 	InboxHMACTokens   map[string]string `env:"INBOX_HMAC_TOKENS" envKeyValSeparator:"=" secret:"true" desc:"inbox_identifier=hmac_token,..."`
 	SubscriptionsFile string            `env:"SUBSCRIPTIONS_FILE" desc:"static subscriptions, reloaded on SIGHUP"`
+	MaxSubscriptions  int               `env:"MAX_SUBSCRIPTIONS" envDefault:"1000000" desc:"most subscriptions the relay holds; new ones past it are refused (0 = no limit)"`
 
 	CableOrigin           string        `env:"CABLE_ORIGIN" desc:"Origin header for /cable; empty = Chatwoot's origin, '-' = none"`
 	CablePerConn          int           `env:"CABLE_PER_CONN" envDefault:"200" desc:"subscriptions per websocket"`
@@ -61,6 +62,8 @@ type Config struct {
 	CableBackoffMax       time.Duration `env:"CABLE_BACKOFF_MAX" envDefault:"30s" desc:"reconnect backoff cap"`
 	CableConfirmTimeout   time.Duration `env:"CABLE_CONFIRM_TIMEOUT" envDefault:"10s" desc:"unsubscribe and retry a subscribe unconfirmed this long"`
 	CableVerifyAfter      int           `env:"CABLE_VERIFY_AFTER" envDefault:"3" desc:"confirm timeouts before checking the contact through the API"`
+	CableParkAfter        int           `env:"CABLE_PARK_AFTER" envDefault:"5" desc:"confirm timeouts before a subscription is parked (retried every CABLE_PARK_INTERVAL, after all others)"`
+	CableParkInterval     time.Duration `env:"CABLE_PARK_INTERVAL" envDefault:"10m" desc:"retry interval of parked subscriptions"`
 	CablePresenceInterval time.Duration `env:"CABLE_PRESENCE_INTERVAL" envDefault:"0s" desc:"update_presence per subscription; 0 = off"`
 	CableReadLimit        int64         `env:"CABLE_READ_LIMIT" envDefault:"1048576" desc:"largest frame accepted"`
 	CableTLSCA            string        `env:"CABLE_TLS_CA" desc:"extra CA file for wss://"`
@@ -151,9 +154,13 @@ func (c *Config) validate(demo bool) error {
 	if c.RedisURL == "" && c.DataDir == "" {
 		bad("DATA_DIR", "required without REDIS_URL")
 	}
+	if c.MaxSubscriptions < 0 {
+		bad("MAX_SUBSCRIPTIONS", "must not be negative (0 = no limit)")
+	}
 	for name, v := range map[string]float64{
 		"CABLE_PER_CONN": float64(c.CablePerConn), "CABLE_SUBSCRIBE_RATE": c.CableSubscribeRate,
 		"CABLE_SUBSCRIBE_BURST": float64(c.CableSubscribeBurst), "CABLE_VERIFY_AFTER": float64(c.CableVerifyAfter),
+		"CABLE_PARK_AFTER": float64(c.CableParkAfter),
 		"CABLE_READ_LIMIT": float64(c.CableReadLimit), "CHATWOOT_RATE_PER_MINUTE": float64(c.ChatwootRatePerMinute),
 		"CATCHUP_CONCURRENCY": float64(c.CatchupConcurrency), "MULTIPART_LIMIT": float64(c.MultipartLimit),
 	} {
@@ -167,6 +174,7 @@ func (c *Config) validate(demo bool) error {
 	for name, d := range map[string]time.Duration{
 		"CABLE_STALE_AFTER": c.CableStaleAfter, "CABLE_CONFIRM_TIMEOUT": c.CableConfirmTimeout,
 		"CHATWOOT_TIMEOUT": c.ChatwootTimeout, "SHUTDOWN_TIMEOUT": c.ShutdownTimeout,
+		"CABLE_PARK_INTERVAL": c.CableParkInterval,
 	} {
 		if d <= 0 {
 			bad(name, "must be positive")

@@ -35,6 +35,9 @@ var (
 	// ErrUnavailable: a dependency (registry, idempotency store) cannot
 	// serve the request now (503).
 	ErrUnavailable = errors.New("api: unavailable")
+	// ErrLimit: the relay holds RELAY_MAX_SUBSCRIPTIONS subscriptions and
+	// refuses new ones (507).
+	ErrLimit = errors.New("api: subscription limit reached")
 	// ErrOutcomeUnknown: Chatwoot may have executed a request whose answer
 	// was lost (timeout or broken connection). Its status is that of the
 	// underlying Chatwoot error.
@@ -51,6 +54,7 @@ const (
 	CodeUpstream     = "upstream"
 	CodeUnavailable  = "unavailable"
 	CodeInternal     = "internal"
+	CodeLimit        = "limit"
 )
 
 // statusClientClosed is answered (to nobody) when the client went away
@@ -126,6 +130,8 @@ func classifyClient(err error) (int, string, string, bool) {
 		return http.StatusNotFound, CodeNotFound, clientText(err), true
 	case errors.Is(err, ErrConflict):
 		return http.StatusConflict, CodeConflict, clientText(err), true
+	case errors.Is(err, ErrLimit):
+		return http.StatusInsufficientStorage, CodeLimit, clientText(err), true
 	}
 	return 0, "", "", false
 }

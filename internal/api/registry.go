@@ -25,7 +25,7 @@ const (
 // never holds the token or the source_id.
 type Subscription struct {
 	ID              string     `json:"id"`    // stable hash of the token
-	State           string     `json:"state"` // pending|confirmed|retrying|invalid
+	State           string     `json:"state"` // pending|confirmed|retrying|parked|invalid
 	InboxIdentifier string     `json:"inbox_identifier,omitempty"`
 	ContactID       string     `json:"contact_id,omitempty"`
 	InboxID         string     `json:"inbox_id,omitempty"`
@@ -45,6 +45,9 @@ const (
 	StateConfirmed = "confirmed"
 	StateRetrying  = "retrying"
 	StateInvalid   = "invalid"
+	// StateParked: never confirmed by a Chatwoot that confirms others (an
+	// unknown token, most likely); tried again at a long interval.
+	StateParked = "parked"
 )
 
 // Registry is the subscription registry the API manages.

@@ -116,9 +116,9 @@ func listParams(r *http.Request) (state, cursor string, limit int, err error) {
 	q := r.URL.Query()
 	state, cursor, limit = q.Get("state"), q.Get("cursor"), defaultListLimit
 	switch state {
-	case "", StatePending, StateConfirmed, StateRetrying, StateInvalid:
+	case "", StatePending, StateConfirmed, StateRetrying, StateParked, StateInvalid:
 	default:
-		return "", "", 0, fmt.Errorf("%w: state must be one of pending, confirmed, retrying, invalid", ErrInvalid)
+		return "", "", 0, fmt.Errorf("%w: state must be one of pending, confirmed, retrying, parked, invalid", ErrInvalid)
 	}
 	if len(cursor) > maxCursorLen {
 		return "", "", 0, fmt.Errorf("%w: cursor is too long", ErrInvalid)

@@ -88,6 +88,7 @@ func TestSubscriptionRegistryErrors(t *testing.T) {
 		{store.ErrClosed, 503, CodeUnavailable},
 		{fmt.Errorf("%w: registry full", ErrUnavailable), 503, CodeUnavailable},
 		{fmt.Errorf("%w: bad inbox", store.ErrInvalid), 400, CodeInvalid},
+		{fmt.Errorf("%w: the relay holds its maximum of 2 subscriptions", ErrLimit), 507, CodeLimit},
 		{fmt.Errorf("registry: token %s broke", token), 500, CodeInternal},
 	}
 	for _, tt := range tests {
@@ -136,9 +137,11 @@ func TestListSubscriptions(t *testing.T) {
 	if len(got) != 5 {
 		t.Errorf("listed %d subscriptions, want 5: %v", len(got), got)
 	}
-	rec = serve(s, request("GET", "/v1/subscriptions?state=confirmed", ""))
-	if page := decode[subscriptionList](t, rec); len(page.Subscriptions) != 0 {
-		t.Errorf("state=confirmed listed %d pending subscriptions", len(page.Subscriptions))
+	for _, state := range []string{StateConfirmed, StateParked} {
+		rec = serve(s, request("GET", "/v1/subscriptions?state="+state, ""))
+		if page := decode[subscriptionList](t, rec); rec.Code != 200 || len(page.Subscriptions) != 0 {
+			t.Errorf("state=%s: %d, listed %d pending subscriptions", state, rec.Code, len(page.Subscriptions))
+		}
 	}
 	for _, q := range []string{"state=gone", "limit=0", "limit=1001", "limit=x", "cursor=" + strings.Repeat("c", 600)} {
 		wantError(t, serve(s, request("GET", "/v1/subscriptions?"+q, "")), 400, CodeInvalid)

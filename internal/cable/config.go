@@ -54,6 +54,15 @@ type Config struct {
 	// VerifyAfter is the number of consecutive confirm timeouts after which
 	// Verifier is asked whether the subscription is still valid. Default 3.
 	VerifyAfter int
+	// ParkAfter is the number of consecutive confirm timeouts after which
+	// a subscription is parked (StateParked), provided Chatwoot confirmed
+	// some subscription since the pool started: one that never did may be
+	// down, and its subscriptions keep retrying at the usual backoff.
+	// Default 5.
+	ParkAfter int
+	// ParkInterval is how long a parked subscription waits between tries
+	// (with jitter, half to all of it). Default 10 min.
+	ParkInterval time.Duration
 	// PresenceInterval, when positive, sends RoomChannel's update_presence for
 	// every confirmed subscription at this interval (first one jittered).
 	// Zero (default) sends none.
@@ -101,6 +110,8 @@ const (
 	DefaultBackoffMax       = 30 * time.Second
 	DefaultConfirmTimeout   = 10 * time.Second
 	DefaultVerifyAfter      = 3
+	DefaultParkAfter        = 5
+	DefaultParkInterval     = 10 * time.Minute
 	DefaultReadLimit        = 1 << 20
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultHandshakeTimeout = 10 * time.Second
@@ -117,6 +128,8 @@ func (c *Config) setDefaults() {
 	setDefault(&c.BackoffMax, DefaultBackoffMax)
 	setDefault(&c.ConfirmTimeout, DefaultConfirmTimeout)
 	setDefault(&c.VerifyAfter, DefaultVerifyAfter)
+	setDefault(&c.ParkAfter, DefaultParkAfter)
+	setDefault(&c.ParkInterval, DefaultParkInterval)
 	setDefault(&c.ReadLimit, DefaultReadLimit)
 	setDefault(&c.WriteTimeout, DefaultWriteTimeout)
 	setDefault(&c.HandshakeTimeout, DefaultHandshakeTimeout)
@@ -157,13 +170,13 @@ func (c *Config) validate() error {
 	case u.Host == "":
 		errs = append(errs, errors.New("cable: URL has no host"))
 	}
-	if c.PerConn < 1 || c.SubscribeRate <= 0 || c.SubscribeBurst < 1 || c.VerifyAfter < 1 {
-		errs = append(errs, errors.New("cable: PerConn, SubscribeRate, SubscribeBurst and VerifyAfter must be positive"))
+	if c.PerConn < 1 || c.SubscribeRate <= 0 || c.SubscribeBurst < 1 || c.VerifyAfter < 1 || c.ParkAfter < 1 {
+		errs = append(errs, errors.New("cable: PerConn, SubscribeRate, SubscribeBurst, VerifyAfter and ParkAfter must be positive"))
 	}
 	if c.BackoffMin > c.BackoffMax {
 		errs = append(errs, fmt.Errorf("cable: BackoffMin %v exceeds BackoffMax %v", c.BackoffMin, c.BackoffMax))
 	}
-	if c.StaleAfter < 0 || c.ConfirmTimeout < 0 || c.PresenceInterval < 0 {
+	if c.StaleAfter < 0 || c.ConfirmTimeout < 0 || c.PresenceInterval < 0 || c.ParkInterval < 0 {
 		errs = append(errs, errors.New("cable: durations must not be negative"))
 	}
 	return errors.Join(errs...)

@@ -51,6 +51,14 @@
 //     keeps the half-made subscription until then) and retried with backoff;
 //     after VerifyAfter misses in a row the Verifier is asked, and
 //     VerdictInvalid makes the subscription invalid;
+//   - after ParkAfter misses in a row, once Chatwoot confirmed anything at
+//     all, the subscription is parked (StateParked): tried again every
+//     ParkInterval only. Retries wait in their own queue, served only when
+//     no fresh subscribe (new, or confirmed before a reconnect) waits, so
+//     thousands of tokens Chatwoot never confirms do not delay a new
+//     registration. The first miss of a subscription is logged, later ones
+//     at debug level, and the parked ones are counted in one line every
+//     5 minutes;
 //   - reject_subscription → invalid;
 //   - a subscribe never follows an unsubscribe of the same identifier on one
 //     socket within 500 ms: Rails runs a socket's commands on a worker pool,

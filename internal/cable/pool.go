@@ -46,8 +46,16 @@ type Pool struct {
 	subs     map[string]*sub
 	conns    []*conn
 	nextConn int
-	queue    []*sub // subscribe queue, FIFO from qhead; entries are re-checked when popped
-	qhead    int
+	// Subscribes wait in two queues: fresh holds subscriptions that never
+	// missed a confirm (new ones, and confirmed ones after a reconnect),
+	// retries those that did. A retry is sent only when no fresh subscribe
+	// waits: thousands of tokens Chatwoot never confirms cannot delay a
+	// new registration.
+	fresh, retries subQueue
+	// confirmedAny: Chatwoot confirmed a subscription since the pool
+	// started. Until it does, it may be down rather than ignoring unknown
+	// tokens, and nothing is parked.
+	confirmedAny bool
 }
 
 // sub is one desired subscription.
@@ -117,8 +125,9 @@ func New(cfg Config) (*Pool, error) {
 		clock:    time.Now(),
 		subs:     make(map[string]*sub),
 	}
-	p.wg.Add(1)
+	p.wg.Add(2)
 	go p.schedule()
+	go p.logParked()
 	return p, nil
 }
 
@@ -220,7 +229,7 @@ func (p *Pool) Stats() Stats {
 		st.Subscriptions[s.state]++
 	}
 	st.Connections = len(p.conns)
-	st.QueueDepth = len(p.queue) - p.qhead
+	st.QueueDepth = p.fresh.len() + p.retries.len()
 	return st
 }
 
@@ -409,13 +418,18 @@ func (p *Pool) rebalance() []StateChange {
 	return evs
 }
 
-// enqueue adds s to the subscribe queue. Caller holds mu.
+// enqueue adds s to its subscribe queue: retries after a confirm miss
+// wait behind fresh subscribes. Caller holds mu.
 func (p *Pool) enqueue(s *sub) {
 	if s.queued {
 		return
 	}
 	s.queued = true
-	p.queue = append(p.queue, s)
+	if s.misses > 0 {
+		p.retries.push(s)
+	} else {
+		p.fresh.push(s)
+	}
 	p.m.queueDepth.Inc()
 	select {
 	case p.wake <- struct{}{}:
@@ -443,33 +457,27 @@ func (p *Pool) schedule() {
 	}
 }
 
-// pop returns the next queued subscription that still needs a subscribe.
+// pop returns the next queued subscription that still needs a subscribe:
+// fresh ones first, then retries.
 func (p *Pool) pop() *sub {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for p.qhead < len(p.queue) {
-		s := p.queue[p.qhead]
-		p.queue[p.qhead] = nil
-		p.qhead++
+	for {
+		s := p.fresh.pop()
+		if s == nil {
+			s = p.retries.pop()
+		}
+		if s == nil {
+			return nil
+		}
 		p.m.queueDepth.Dec()
 		if !s.queued {
 			continue
 		}
 		s.queued = false
 		if p.needsSubscribe(s) {
-			p.compactQueue()
 			return s
 		}
-	}
-	p.queue, p.qhead = p.queue[:0], 0
-	return nil
-}
-
-func (p *Pool) compactQueue() {
-	if p.qhead > 1024 && p.qhead > len(p.queue)/2 {
-		n := copy(p.queue, p.queue[p.qhead:])
-		clear(p.queue[n:])
-		p.queue, p.qhead = p.queue[:n], 0
 	}
 }
 
@@ -522,17 +530,29 @@ func (p *Pool) confirmTimeout(s *sub, seq uint64) {
 		s.conn.send(s.ident.Unsubscribe())
 		s.conn.noteUnsubscribe(s.ident.Key, time.Now())
 	}
+	// Parked only once Chatwoot confirmed something: one that never did
+	// may be down, and its subscriptions keep the usual backoff.
+	if int(s.misses) >= p.cfg.ParkAfter && p.confirmedAny {
+		p.setState(s, StateParked)
+		p.arm(s, equalJitter(p.cfg.ParkInterval, p.cfg.Jitter()), p.retry)
+	} else {
+		p.setState(s, StateRetrying)
+		p.arm(s, equalJitter(backoff(int(s.misses)-1, p.cfg.BackoffMin, p.cfg.BackoffMax), p.cfg.Jitter()), p.retry)
+	}
 	s.sentGen = 0
-	p.setState(s, StateRetrying)
-	p.arm(s, equalJitter(backoff(int(s.misses)-1, p.cfg.BackoffMin, p.cfg.BackoffMax), p.cfg.Jitter()), p.retry)
 	verify := p.cfg.Verifier != nil && int(s.misses) >= p.cfg.VerifyAfter && !s.verifying && !p.closed
 	if verify {
 		s.verifying = true
 		p.wg.Add(1) // under mu, so never concurrent with Close's Wait
 	}
-	misses := s.misses
+	misses, state := s.misses, s.state
 	p.mu.Unlock()
-	p.log.Warn("subscription not confirmed in time", "subscription", s.id, "misses", misses)
+	// One line per subscription; parked ones are summed up by logParked.
+	if misses == 1 {
+		p.log.Warn("subscription not confirmed in time; retrying", "subscription", s.id)
+	} else {
+		p.log.Debug("subscription not confirmed in time", "subscription", s.id, "misses", misses, "state", state.String())
+	}
 	if verify {
 		go p.verify(s)
 	}
@@ -541,13 +561,35 @@ func (p *Pool) confirmTimeout(s *sub, seq uint64) {
 func (p *Pool) retry(s *sub, seq uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if s.tseq != seq || s.state != StateRetrying {
+	if s.tseq != seq || (s.state != StateRetrying && s.state != StateParked) {
 		return
 	}
 	s.timer = nil
 	p.setState(s, StatePending)
 	if s.conn != nil && s.conn.ready {
 		p.enqueue(s)
+	}
+}
+
+// parkedLogEvery is how often logParked sums up the parked subscriptions.
+const parkedLogEvery = 5 * time.Minute
+
+// logParked logs how many subscriptions are parked, every parkedLogEvery
+// while there are any: one line however many there are.
+func (p *Pool) logParked() {
+	defer p.wg.Done()
+	t := time.NewTicker(parkedLogEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n := p.Stats().Subscriptions[StateParked]; n > 0 {
+			p.log.Warn("subscriptions parked: Chatwoot never confirmed them (unknown pubsub_tokens?)",
+				"parked", n, "retry_every", p.cfg.ParkInterval.String())
+		}
 	}
 }
 
@@ -598,6 +640,7 @@ func (p *Pool) confirmed(c *conn, s *sub, now time.Time) (StateChange, bool) {
 	}
 	p.stopTimer(s)
 	p.setState(s, StateConfirmed)
+	p.confirmedAny = true
 	s.confirms++
 	s.misses = 0
 	s.latency, s.confirmedAt = now.Sub(p.clock)-s.sentAt, now.UnixNano()

@@ -31,14 +31,16 @@ type harness struct {
 	changes    []StateChange
 	deliveries []Delivery
 	subscribes []time.Time
+	idents     []string // identifiers of the subscribes, in the order read
 }
 
 func newHarness(t *testing.T, sopts chatwoottest.Options, mod func(*Config)) *harness {
 	t.Helper()
 	h := &harness{t: t, reg: prometheus.NewRegistry(), start: time.Now()}
-	sopts.OnSubscribe = func(string, time.Time) {
+	sopts.OnSubscribe = func(ident string, _ time.Time) {
 		h.mu.Lock()
 		h.subscribes = append(h.subscribes, time.Now())
+		h.idents = append(h.idents, ident)
 		h.mu.Unlock()
 	}
 	h.srv = chatwoottest.New(sopts)

@@ -21,10 +21,15 @@ const (
 	// StateInvalid: rejected by the server or declared dead by the Verifier.
 	// No more attempts until the token is added again.
 	StateInvalid
+	// StateParked: unconfirmed ParkAfter times in a row by a Chatwoot that
+	// confirms other subscriptions, as it does for a token it does not
+	// know (it answers those with silence, never a rejection). Tried again
+	// every ParkInterval, after every other subscribe waiting.
+	StateParked
 	numStates
 )
 
-var stateNames = [...]string{"pending", "confirmed", "retrying", "invalid"}
+var stateNames = [...]string{"pending", "confirmed", "retrying", "invalid", "parked"}
 
 func (s State) String() string {
 	if s < numStates {
@@ -97,7 +102,8 @@ const (
 )
 
 // Verifier checks a subscription that keeps going unconfirmed, e.g. through
-// Chatwoot's public API (contact show → 404 means the token is dead).
+// Chatwoot's public API (contact show → 404, or another pubsub_token, means
+// the token is dead).
 type Verifier interface {
 	Verify(ctx context.Context, id string, meta any) (Verdict, error)
 }

@@ -264,6 +264,35 @@ func TestFirstSyncBaseline(t *testing.T) {
 	})
 }
 
+// On the first sync, a conversation begun since the registration was
+// missed whole: its conversation.created is replayed before its messages.
+// One with history is not announced.
+func TestFirstSyncAnnouncesNewConversations(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, Options{}, "a")
+		created := time.Now()
+		e.src.conv(1, "open")
+		e.src.add(1, 1, 2, created.Add(-time.Hour).Unix())
+		e.src.add(1, 3, 3, created.Unix()+1)
+		e.src.conv(2, "open")
+		e.src.add(2, 4, 5, created.Unix()+1)
+		e.src.conv(3, "open") // created after the contact, nothing written yet
+
+		e.run(meta("a", created))
+
+		var got []string
+		for _, ev := range e.sink.take() {
+			name, id := decoded(t, ev)
+			got = append(got, name+":"+itoa(id))
+		}
+		want := []string{"message.created:3", "conversation.created:2", "message.created:4",
+			"message.created:5", "conversation.created:3"}
+		if !slices.Equal(got, want) {
+			t.Fatalf("events = %v, want %v", got, want)
+		}
+	})
+}
+
 func TestTokenOnlySkipped(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, Options{}, "a")

@@ -50,7 +50,10 @@
 //	                            ids > cursor
 //	      never synced       -> (first sync) replay messages created at or after
 //	                            the subscription's CreatedAt - 1 s; older ones
-//	                            are history: only the baseline is recorded
+//	                            are history: only the baseline is recorded; a
+//	                            conversation with nothing dated before that
+//	                            (messages, last-seen times) gets its
+//	                            conversation.created replayed first
 //	      new since the sync -> replay conversation.created, then every message
 //	      status differs     -> replay conversation.status_changed
 //	      wait until NATS holds the replays, then store the cursor
@@ -62,7 +65,9 @@
 // with Event.Replayed set and Hints taken from the REST conversation
 // (contact.account_id, inbox_id, contact.id), so the dedup key of a replayed
 // message.created equals the live one. conversation.created and
-// conversation.status_changed replays carry the raw REST conversation.
+// conversation.status_changed replays carry the raw REST conversation;
+// conversation.created's dedup key has no timestamp (a conversation is
+// created once), so a replay and the live event share it too.
 // Messages and conversation events already published live during the
 // freeze are not replayed (REST conversations carry no timestamp that a
 // dedup key could use); everything else relies on fanout's dedup.

@@ -68,7 +68,10 @@ type plan struct {
 	mode      mode
 	from      cursor
 	threshold int64 // modeBaseline: messages created at or after it were missed
-	hints     fanout.Hints
+	// announce: modeBaseline, the conversation began after the registration
+	// (see bornAfter), so its conversation.created was missed too.
+	announce bool
+	hints    fanout.Hints
 }
 
 // catchUp runs one attempt: list the conversations, replay what each
@@ -131,9 +134,30 @@ func (c *Catchup) plan(a *attempt, from start, cv *chatwoot.Conversation) plan {
 		p.mode = modeBaseline
 		if !a.meta.CreatedAt.IsZero() {
 			p.threshold = a.meta.CreatedAt.Unix() - 1
+			p.announce = bornAfter(cv, p.threshold)
 		}
 	}
 	return p
+}
+
+// bornAfter reports whether a conversation began at or after threshold. A
+// REST conversation carries no creation time, but it embeds all its
+// messages and when either side last read it: one with nothing dated
+// before threshold is taken as new. An older conversation nobody ever
+// wrote in or read is announced as well: a conversation.created too many,
+// with a stable dedup key, beats one lost.
+func bornAfter(cv *chatwoot.Conversation, threshold int64) bool {
+	for _, seen := range []int64{cv.ContactLastSeenAt, cv.AgentLastSeenAt} {
+		if seen > 0 && seen < threshold {
+			return false
+		}
+	}
+	for i := range cv.Messages {
+		if cv.Messages[i].CreatedAt < threshold {
+			return false
+		}
+	}
+	return true
 }
 
 // conversation catches up one conversation and returns how many events it
@@ -271,12 +295,13 @@ func (c *Catchup) pageBack(ctx context.Context, a *attempt, convID int64, reache
 }
 
 // replay publishes the conversation's missed events: conversation.created
-// for a new conversation, its missed messages in id order, then a status
+// for a conversation new since the last sync (or, on the first sync, since
+// the registration), its missed messages in id order, then a status
 // change. What was published live during the freeze is left out.
 func (c *Catchup) replay(a *attempt, p plan, cv *chatwoot.Conversation, missed []chatwoot.Message, acks *published) int {
 	live, missed := c.pendingOf(a.st, p.conv, missed)
 	n := 0
-	if p.mode == modeNew && !live.created {
+	if (p.mode == modeNew || p.announce) && !live.created {
 		c.emit(a, p.hints, evConversationCreated, rawOf(cv.Raw, cv), acks)
 		n++
 	}

@@ -35,7 +35,8 @@
 //	message.created       m:<account>:<message id>:created
 //	message.updated       m:<account>:<message id>:<updated_at>
 //	message.<other>       m:<account>:<message id>:<other>:<updated_at>
-//	conversation.*        c:<account>:<display_id>:<event>:<updated_at|timestamp>
+//	conversation.created  c:<account>:<display_id>:conversation.created
+//	conversation.<other>  c:<account>:<display_id>:<event>:<updated_at|timestamp>
 //	typing, presence,     i:<account>:<inbox>:<contact>:<conversation>:<event>:<crc64 of body>
 //	other events          (+ :<subscription id> when the contact is unknown)
 //

@@ -326,7 +326,17 @@ func appendDedupKey(dst []byte, r *route) []byte {
 		}
 		return append(append(dst, ':'), r.stamp...)
 	case KindConversation:
-		if r.conv.b == nil || r.stamp == nil {
+		if r.conv.b == nil {
+			return dst
+		}
+		if string(r.event) == "conversation.created" {
+			// A conversation is created once; the REST conversation its
+			// catch-up replay carries has no updated_at, so the key has no
+			// stamp: the live event and its replay share it.
+			dst = appendKeyHead(dst, 'c', r.account, r.conv.b)
+			return append(dst, ":conversation.created"...)
+		}
+		if r.stamp == nil {
 			return dst
 		}
 		dst = appendKeyHead(dst, 'c', r.account, r.conv.b)

@@ -34,7 +34,7 @@ func TestFixtures(t *testing.T) {
 			key:     `~^i:1:5:7:_:presence\.update:[0-9a-f]{16}$`},
 		{file: "01_conversation.created.json", hints: hints, kind: KindConversation, status: "open", hasToken: true,
 			subject: "chatwoot.1.1.1.1.conversation.created",
-			key:     "c:1:1:conversation.created:1795248781.8188298"},
+			key:     "c:1:1:conversation.created"},
 		{file: "02_message.created.incoming_echo.json", kind: KindMessage, status: "sent",
 			subject: "chatwoot.1.1.1.1.message.created", key: "m:1:1:created"},
 		{file: "03_message.created.agent_reply.json", hints: hints, kind: KindMessage, status: "sent",
@@ -334,5 +334,26 @@ func TestEchoID(t *testing.T) {
 		if err != nil || r.EchoID != tt.want {
 			t.Errorf("%s: EchoID = %q, %v; want %q", tt.name, r.EchoID, err, tt.want)
 		}
+	}
+}
+
+// A conversation.created replayed by catch-up carries the REST conversation,
+// which has no updated_at: it gets the live event's dedup key, so one of the
+// two is dropped.
+func TestConversationCreatedReplayKey(t *testing.T) {
+	b := builder{prefix: "chatwoot", instant: time.Second}
+	live := Event{SubID: "sub-1", Message: fixtureMessage(t, "01_conversation.created.json"), ReceivedAt: testReceivedAt}
+	replay := Event{SubID: "sub-1", Hints: Hints{AccountID: "1", InboxID: "1", ContactID: "1"}, Replayed: true, ReceivedAt: testReceivedAt,
+		Message: []byte(`{"event":"conversation.created","data":{"id":1,"uuid":"u","inbox_id":1,"status":"open","messages":[],"contact":{"id":1,"account_id":1}},"replayed":true}`)}
+	_, lr, err := b.build(&live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rr, err := b.build(&replay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lr.DedupKey == "" || lr.DedupKey != rr.DedupKey || lr.MsgID != rr.MsgID {
+		t.Fatalf("live key %q / %q, replay key %q / %q: want equal", lr.DedupKey, lr.MsgID, rr.DedupKey, rr.MsgID)
 	}
 }

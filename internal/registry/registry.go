@@ -95,7 +95,8 @@ type Registry struct {
 	store store.Store
 	log   *slog.Logger
 
-	pool Pool // set by Attach before use
+	pool  Pool   // set by Attach before use
+	limit *limit // set by SetLimit; nil: no cap
 
 	// writeMu serialises read-modify-write of records (Register, learned ids).
 	writeMu sync.Mutex
@@ -148,6 +149,9 @@ func (r *Registry) Register(ctx context.Context, reg api.Registration) (api.Subs
 		return api.Subscription{}, false, err
 	}
 	if !found {
+		if err := r.admit(1); err != nil {
+			return api.Subscription{}, false, err
+		}
 		old = store.Subscription{ID: id, Token: reg.Token, Origin: reg.Origin}
 	}
 	stored, created := old, false
@@ -306,9 +310,18 @@ func (r *Registry) registerChunk(ctx context.Context, regs []api.Registration, i
 	}
 	// Merge in order, as Register one after the other would: a repeated id
 	// sees what the earlier registration added.
+	admitted := 0
 	for _, i := range idx {
 		p, reg := recs[results[i].ID], regs[i]
 		isNew := !p.found && !p.seen
+		if isNew && p.err == nil {
+			if p.err = r.admit(admitted + 1); p.err == nil {
+				admitted++
+			}
+		}
+		if p.err != nil {
+			continue // refused by the limit: nothing written, not subscribed
+		}
 		if isNew {
 			p.rec = store.Subscription{ID: results[i].ID, Token: reg.Token, Origin: reg.Origin}
 		}
@@ -343,7 +356,9 @@ func (r *Registry) registerChunk(ctx context.Context, regs []api.Registration, i
 		}
 	}
 	for _, id := range ids {
-		recs[id].err = r.subscribe(recs[id].rec)
+		if recs[id].err == nil && recs[id].seen {
+			recs[id].err = r.subscribe(recs[id].rec)
+		}
 	}
 	for _, i := range idx {
 		if err := recs[results[i].ID].err; err != nil {
@@ -362,7 +377,7 @@ type pending struct {
 	found bool  // rec was read from the store
 	seen  bool  // a registration of the chunk was merged into rec
 	dirty bool  // rec must be written
-	err   error // the pool refused it
+	err   error // the limit or the pool refused it
 }
 
 func fill(dst *string, v string) {
@@ -464,9 +479,19 @@ func (r *Registry) Load(ctx context.Context) (int, error) {
 			n++
 		}
 		if next == "" {
+			r.warnOverLimit(n)
 			return n, nil
 		}
 		cursor = next
+	}
+}
+
+// warnOverLimit tells that more subscriptions were restored than the limit
+// allows (it was lowered): they are kept, new ones are refused.
+func (r *Registry) warnOverLimit(n int) {
+	if l := r.limit; l != nil && l.max > 0 && n > l.max {
+		r.log.Warn("more stored subscriptions than the subscription limit: all restored, new ones refused until below it",
+			"subscriptions", n, "limit", l.max)
 	}
 }
 
