@@ -164,18 +164,26 @@ func (s *Server) sendMessage(ctx context.Context, w http.ResponseWriter, r *http
 	var body io.Reader
 	ct := mb.contentType
 	if mb.boundary != "" {
-		mp = startMultipart(http.MaxBytesReader(w, r.Body, s.opts.MaxMultipartBytes), mb.boundary, onEcho)
-		body, ct = mp.body, mp.contentType
+		mp = startMultipart(http.MaxBytesReader(w, r.Body, s.opts.MaxMultipartBytes), mb.boundary, multipartEdit{
+			read: []string{"echo_id"},
+			end: func(p multipartParts) ([]formField, error) {
+				if id := p.fields["echo_id"]; id != "" {
+					onEcho(id)
+					return nil, nil
+				}
+				id := newEchoID()
+				onEcho(id)
+				return []formField{{"echo_id", id}}, nil
+			},
+		})
+		body, ct = mp, mp.contentType
 	} else {
 		onEcho(mb.echoID)
 		body = bytesBody(mb.data)
 	}
 	resp, err := s.opts.Chatwoot.Do(ctx, http.MethodPost, pc.target(), body, forwardHeader(r, ct))
 	if mp != nil {
-		if resp != nil {
-			mp.body.CloseWithError(errResponded)
-		}
-		if cerr := mp.wait(); cerr != nil { // the body never ended: nothing was created
+		if cerr := mp.finish(resp != nil); cerr != nil { // the body never ended: nothing was created
 			discardResponse(resp)
 			res.err = cerr
 			return res

@@ -243,7 +243,11 @@ func (s *Server) proxyPlain(w http.ResponseWriter, r *http.Request, pc proxyCall
 // (too large, cut off) is the client's error, whatever Chatwoot did.
 func (s *Server) send(ctx context.Context, r *http.Request, pc proxyCall, body io.Reader, ct string) (*http.Response, error) {
 	resp, err := s.opts.Chatwoot.Do(ctx, r.Method, pc.target(), body, forwardHeader(r, ct))
-	if cerr := clientReadError(body); cerr != nil {
+	cerr := clientReadError(body)
+	if mp, ok := body.(*multipartSend); ok {
+		cerr = mp.finish(resp != nil)
+	}
+	if cerr != nil {
 		discardResponse(resp)
 		return nil, cerr
 	}

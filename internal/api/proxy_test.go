@@ -454,3 +454,32 @@ func TestProxyErrorShape(t *testing.T) {
 	}
 	wantError(t, serve(s, request("POST", "/v1/subscriptions", `{`)), 400, CodeInvalid)
 }
+
+// TestIdentifierHashMultipart: a multipart contact create (e.g. with an
+// avatar) on an HMAC-mandatory inbox gets identifier_hash like JSON and
+// form bodies; the fake Chatwoot refuses it without.
+func TestIdentifierHashMultipart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, func(o *Options) { o.InboxHMACTokens = map[string]string{"inbox-mandatory": "mandatory-secret"} })
+		if _, err := e.fake.AddInbox(chatwoottest.InboxConfig{Identifier: "inbox-mandatory", HMACToken: "mandatory-secret", HMACMandatory: true}); err != nil {
+			t.Fatal(err)
+		}
+		create := "/public/api/v1/inboxes/inbox-mandatory/contacts"
+		body, ct := multipartBody(t, map[string]string{"identifier": "user-mp", "name": "Avatar Person"}, map[string]string{"avatar.png": "PNG"})
+		rec := e.do(request("POST", create, string(body), "Content-Type", ct))
+		if rec.Code != 200 || rec.Header().Get(headerSubscription) == "" {
+			t.Fatalf("multipart create with relay-computed hash: %d %s", rec.Code, rec.Body)
+		}
+		// A hash sent by the client is kept as sent: a wrong one fails at Chatwoot.
+		body, ct = multipartBody(t, map[string]string{"identifier": "user-mp", "identifier_hash": "00"}, nil)
+		if rec := e.do(request("POST", create, string(body), "Content-Type", ct)); rec.Code != 500 {
+			t.Errorf("wrong client hash: %d %s, want Chatwoot's 500", rec.Code, rec.Body)
+		}
+		// An oversized identifier is refused before Chatwoot gets a whole body.
+		body, ct = multipartBody(t, map[string]string{"identifier": strings.Repeat("i", 5<<10)}, nil)
+		wantError(t, e.do(request("POST", create, string(body), "Content-Type", ct)), 400, CodeInvalid)
+		if n := len(e.reg.registrations()); n != 1 {
+			t.Errorf("%d contacts registered, want 1", n)
+		}
+	})
+}
