@@ -32,6 +32,9 @@ var (
 	// ErrUnavailable: a dependency (registry, idempotency store) cannot
 	// serve the request now (503).
 	ErrUnavailable = errors.New("api: unavailable")
+	// ErrKeyReused: an Idempotency-Key sent again with another method, path
+	// or body (422).
+	ErrKeyReused = errors.New("api: idempotency key reused")
 	// ErrOutcomeUnknown: Chatwoot may have executed a request whose answer
 	// was lost (timeout or broken connection). Its status is that of the
 	// underlying Chatwoot error.
@@ -44,6 +47,7 @@ const (
 	CodeUnauthorized = "unauthorized"
 	CodeNotFound     = "not_found"
 	CodeConflict     = "conflict"
+	CodeKeyReused    = "idempotency_key_reused"
 	CodeUpstream     = "upstream"
 	CodeUnavailable  = "unavailable"
 	CodeInternal     = "internal"
@@ -125,6 +129,8 @@ func classifyClient(err error) (int, string, string, bool) {
 		return http.StatusNotFound, CodeNotFound, clientText(err), true
 	case errors.Is(err, ErrConflict):
 		return http.StatusConflict, CodeConflict, clientText(err), true
+	case errors.Is(err, ErrKeyReused):
+		return http.StatusUnprocessableEntity, CodeKeyReused, clientText(err), true
 	}
 	return 0, "", "", false
 }

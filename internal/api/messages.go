@@ -2,12 +2,13 @@ package api
 
 import (
 	"context"
-	"encoding/json"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/relayhq/relay/internal/chatwoot"
@@ -22,23 +23,14 @@ const settleTimeout = 10 * time.Second
 var errResponded = errors.New("api: chatwoot answered before the end of the body")
 
 // proxyMessageCreate forwards a message create: echo_id filled in and
-// returned, Idempotency-Key honoured, ?wait=echo waited for.
-//
-// Idempotency keeps a send at most once per key: the key is released (a
-// retry sends again) only when Chatwoot certainly did not create the
-// message: a 4xx answer (404, 422, 429: nothing was created) or a request
-// that never left the relay (connection refused). Every other outcome is
-// stored and replayed for IdempotencyTTL, including 5xx answers and
-// timeouts, after which the message may or may not exist: retrying with the
-// same key returns the same 5xx/504, and the client decides (the echo_id in
-// Relay-Echo-Id lets it look for the message on the event stream).
+// returned, Idempotency-Key honoured (see keyedSend), ?wait=echo waited for.
 func (s *Server) proxyMessageCreate(w http.ResponseWriter, r *http.Request, pc proxyCall) {
 	key, err := idempotencyKey(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	mb, err := s.readMessageBody(w, r)
+	mb, err := s.readMessageBody(w, r, pc)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -47,91 +39,261 @@ func (s *Server) proxyMessageCreate(w http.ResponseWriter, r *http.Request, pc p
 	ctx, cancel := s.withTimeout(context.WithoutCancel(r.Context()))
 	defer cancel()
 	if key != "" {
-		key = idempotencyStoreKey(pc.path, key)
-		if done := s.replayOrConflict(ctx, w, r, key); done {
-			return
-		}
+		s.keyedSend(ctx, w, r, pc, mb, idempotencyKeys(r, key))
+		return
 	}
-	res := s.sendMessage(ctx, w, r, pc, mb)
+	res := s.sendMessage(ctx, w, r, pc, mb, &sendPlan{})
 	defer res.close()
-	s.settle(ctx, key, res)
 	s.answer(w, r, pc, res)
 }
 
-// replayOrConflict reserves key; it reports true when it already answered
-// (replay, conflict, store failure).
-func (s *Server) replayOrConflict(ctx context.Context, w http.ResponseWriter, r *http.Request, key string) bool {
-	replay, err := s.reserve(ctx, key)
+// keyedSend sends a message at most once per Idempotency-Key.
+//
+// Only final outcomes are stored and replayed (Idempotent-Replay: true): a
+// 2xx, or a message found by the lookup below. A request reusing the key
+// with another method, route or body gets 422 and sends nothing.
+//
+// Every send first stores an attempt record (fingerprint, echo_id, start
+// time, digest of the content, number of attachments) and then posts. When
+// Chatwoot certainly did not create the message (a 4xx, a refused
+// connection, a body cut off), the key is released and a retry posts again.
+// When the outcome is unknown (a 5xx, a timeout, a connection lost after
+// sending) the client gets that answer, the key is released and the attempt
+// record stays: the retry resolves it with lookup (resolve.go) before
+// posting anything: found -> answered with the message as Chatwoot's 200
+// would, certainly absent -> posted again with the same echo_id, cannot
+// tell -> 503 with Retry-After and the key stays unsettled.
+func (s *Server) keyedSend(ctx context.Context, w http.ResponseWriter, r *http.Request, pc proxyCall, mb messageBody, k idemKeys) {
+	stored, err := s.reserve(ctx, k.lock)
 	switch {
 	case errors.Is(err, ErrConflict):
 		w.Header().Set("Retry-After", "1")
 		s.fail(w, r, err)
+		return
 	case err != nil:
 		s.fail(w, r, err)
-	case replay != nil:
-		w.Header().Set(headerReplay, "true")
-		replay.write(w)
-	default:
-		return false
+		return
+	case stored != nil:
+		s.replay(w, r, pc, mb, *stored)
+		return
 	}
-	return true
+	plan, done := s.planSend(ctx, w, r, pc, mb, k)
+	if done {
+		return
+	}
+	res := s.sendMessage(ctx, w, r, pc, mb, &plan)
+	defer res.close()
+	s.settle(ctx, k, plan, res)
+	s.answer(w, r, pc, res)
+}
+
+// replay answers a completed key with its stored answer, or 422 when the
+// request is not the one that was answered.
+func (s *Server) replay(w http.ResponseWriter, r *http.Request, pc proxyCall, mb messageBody, sr storedResponse) {
+	fp, err := s.bodyFingerprint(w, r, pc, mb)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if sr.Fingerprint != "" && sr.Fingerprint != fp {
+		s.fail(w, r, errKeyReused)
+		return
+	}
+	s.m.replays.Inc()
+	sr.write(w)
+}
+
+// errKeyReused answers a key sent again with another request.
+var errKeyReused = fmt.Errorf("%w: this Idempotency-Key was used with a different request (method, path or body)", ErrKeyReused)
+
+// planSend decides, holding the key's lock, how to send: fresh, or again
+// after an earlier unknown outcome was found absent. done reports that the
+// request was answered instead (found, 422, 503); the lock is then settled.
+func (s *Server) planSend(ctx context.Context, w http.ResponseWriter, r *http.Request, pc proxyCall, mb messageBody, k idemKeys) (plan sendPlan, done bool) {
+	plan.keys = &k
+	prev, err := s.loadAttempt(ctx, k)
+	if err != nil || prev == nil {
+		if err != nil {
+			s.releaseAndFail(ctx, w, r, k, err)
+		}
+		return plan, err != nil
+	}
+	if mb.fingerprint != "" && mb.fingerprint != prev.Fingerprint {
+		s.releaseAndFail(ctx, w, r, k, errKeyReused)
+		return plan, true
+	}
+	plan.prev = prev
+	if !prev.Sent {
+		return plan, false // nothing was created: sent afresh, same echo_id
+	}
+	switch found, err := s.lookup(ctx, pc, *prev); {
+	case err != nil:
+		s.releaseAndFail(ctx, w, r, k, err)
+		return plan, true
+	case found != nil:
+		s.answerFound(ctx, w, r, pc, mb, k, *prev, found)
+		return plan, true
+	}
+	return plan, false
+}
+
+// releaseAndFail frees the key's lock and answers err.
+func (s *Server) releaseAndFail(ctx context.Context, w http.ResponseWriter, r *http.Request, k idemKeys, err error) {
+	sctx, cancel := settleContext(ctx)
+	defer cancel()
+	s.release(sctx, k.lock)
+	var ue *undecidedError
+	if errors.As(err, &ue) {
+		w.Header().Set("Retry-After", strconv.Itoa(ue.retryAfter))
+	}
+	s.fail(w, r, err)
+}
+
+// answerFound answers with the message an earlier send created, as
+// Chatwoot's 200 would have, and completes the key with it.
+func (s *Server) answerFound(ctx context.Context, w http.ResponseWriter, r *http.Request, pc proxyCall, mb messageBody, k idemKeys, prev attempt, msg []byte) {
+	if fp, err := s.bodyFingerprint(w, r, pc, mb); err != nil || fp != prev.Fingerprint {
+		if err == nil {
+			err = errKeyReused
+		}
+		s.releaseAndFail(ctx, w, r, k, err)
+		return
+	}
+	sr := storedResponse{Status: http.StatusOK, ContentType: "application/json; charset=utf-8", EchoID: prev.EchoID,
+		Body: msg, Fingerprint: prev.Fingerprint}
+	sctx, cancel := settleContext(ctx)
+	defer cancel()
+	s.complete(sctx, k.lock, sr)
+	sr.write(w)
 }
 
 // messageBody is a checked message create body.
 type messageBody struct {
-	data        []byte // JSON or form, echo_id filled in
+	kind        string
+	raw         []byte // JSON or form as sent
 	contentType string
-	echoID      string
-	boundary    string // multipart: streamed, echo_id found while streaming
+	boundary    string // multipart: streamed, read while streaming
+	fingerprint string // "" for multipart: known at the end of the stream
+	content     string // hex SHA-256 of the content field (not multipart)
+	clientEcho  string // the client's echo_id, "" when it sent none
 }
 
-func (s *Server) readMessageBody(w http.ResponseWriter, r *http.Request) (messageBody, error) {
+func (s *Server) readMessageBody(w http.ResponseWriter, r *http.Request, pc proxyCall) (messageBody, error) {
 	kind, boundary := bodyKind(r)
+	mb := messageBody{kind: kind, contentType: r.Header.Get("Content-Type"), boundary: boundary}
 	switch kind {
 	case kindNone:
-		id := newEchoID()
-		return messageBody{data: object(nil).set("echo_id", id).encode(), contentType: "application/json", echoID: id}, nil
+		mb.contentType, mb.content = "application/json", digest("")
 	case kindMultipart:
 		if r.ContentLength > s.opts.MaxMultipartBytes {
 			return messageBody{}, &http.MaxBytesError{Limit: s.opts.MaxMultipartBytes}
 		}
-		return messageBody{boundary: boundary}, nil
+		return mb, nil
 	case kindJSON, kindForm:
 		b, err := readBody(w, r, s.opts.MaxBodyBytes)
 		if err != nil {
 			return messageBody{}, err
 		}
-		mb := messageBody{contentType: r.Header.Get("Content-Type")}
-		mb.data, mb.echoID, err = fillEchoID(kind, b)
-		return mb, err
+		mb.raw = b
+		if err := mb.readFields(); err != nil {
+			return messageBody{}, err
+		}
+	default:
+		return messageBody{}, fmt.Errorf("%w: message create takes application/json, "+
+			"application/x-www-form-urlencoded or multipart/form-data", ErrUnsupportedMediaType)
 	}
-	return messageBody{}, fmt.Errorf("%w: message create takes application/json, "+
-		"application/x-www-form-urlencoded or multipart/form-data", ErrUnsupportedMediaType)
+	mb.fingerprint = fingerprint(r.Method, pc.route, kind, mb.raw)
+	return mb, nil
 }
 
-// fillEchoID returns the body with an echo_id (the client's, or a new one)
-// and that echo_id.
-func fillEchoID(kind string, b []byte) ([]byte, string, error) {
-	if kind == kindJSON {
-		o, err := parseObject(b)
+// readFields reads echo_id and content of a JSON or form body.
+func (mb *messageBody) readFields() error {
+	if mb.kind == kindJSON {
+		o, err := parseObject(mb.raw)
 		if err != nil {
-			return nil, "", err
+			return err
 		}
-		if id := o.text("echo_id"); id != "" {
-			return b, id, nil
-		}
-		id := newEchoID()
-		return o.set("echo_id", id).encode(), id, nil
+		mb.clientEcho, mb.content = o.text("echo_id"), digest(o.text("content"))
+		return nil
 	}
-	f, err := parseForm(b)
+	f, err := parseForm(mb.raw)
 	if err != nil {
-		return nil, "", err
+		return err
 	}
-	if id := f.text("echo_id"); id != "" {
-		return b, id, nil
+	mb.clientEcho, mb.content = f.text("echo_id"), digest(f.text("content"))
+	return nil
+}
+
+// withEcho returns the JSON or form body to send and its echo_id: the
+// client's, else id, else a new one.
+func (mb messageBody) withEcho(id string) ([]byte, string) {
+	if mb.clientEcho != "" {
+		return mb.raw, mb.clientEcho
 	}
-	id := newEchoID()
-	return []byte(f.add("echo_id", id).raw), id, nil
+	if id == "" {
+		id = newEchoID()
+	}
+	switch mb.kind {
+	case kindNone:
+		return object(nil).set("echo_id", id).encode(), id
+	case kindJSON:
+		o, _ := parseObject(mb.raw) // parsed before
+		return o.set("echo_id", id).encode(), id
+	}
+	f, _ := parseForm(mb.raw)
+	return []byte(f.add("echo_id", id).raw), id
+}
+
+// bodyFingerprint is the request's fingerprint; a multipart body is read
+// to its end (and discarded) to compute it.
+func (s *Server) bodyFingerprint(w http.ResponseWriter, r *http.Request, pc proxyCall, mb messageBody) (string, error) {
+	if mb.boundary == "" {
+		return mb.fingerprint, nil
+	}
+	var fp string
+	mp := startMultipart(http.MaxBytesReader(w, r.Body, s.opts.MaxMultipartBytes), mb.boundary, multipartEdit{
+		end: func(p multipartParts) ([]formField, error) {
+			fp = fingerprint(r.Method, pc.route, kindMultipart, p.fingerprint)
+			return nil, nil
+		},
+	})
+	io.Copy(io.Discard, mp)
+	if err := mp.finish(false); err != nil {
+		return "", err
+	}
+	return fp, nil
+}
+
+// sendPlan is how a message is sent under an Idempotency-Key (keys nil: no
+// key).
+type sendPlan struct {
+	keys *idemKeys
+	// prev is the earlier attempt: it created nothing, or it was found
+	// absent. The message is sent again with its echo_id.
+	prev *attempt
+	// saved is the attempt record stored before this send (set by
+	// beforeEnd).
+	saved attempt
+}
+
+// beforeEnd runs before the end of the body can reach Chatwoot: it checks
+// the fingerprint against an earlier attempt and stores this attempt. An
+// error keeps the body from being sent.
+func (s *Server) beforeEnd(ctx context.Context, plan *sendPlan, a attempt) error {
+	if plan.keys == nil {
+		return nil
+	}
+	if p := plan.prev; p != nil {
+		if a.Fingerprint != p.Fingerprint {
+			return errKeyReused
+		}
+		if p.Sent {
+			a.Started = p.Started // the lookup's window starts at the first send
+		}
+	}
+	a.Sent = true
+	plan.saved = a
+	return s.saveAttempt(ctx, *plan.keys, a)
 }
 
 // sendResult is the outcome of sending a message create.
@@ -151,35 +313,25 @@ func (res *sendResult) close() {
 	res.echo.release()
 }
 
-// sendMessage posts the message. The echo expectation is registered before
-// the end of the body is sent: the echo can arrive before the response.
-func (s *Server) sendMessage(ctx context.Context, w http.ResponseWriter, r *http.Request, pc proxyCall, mb messageBody) (res sendResult) {
-	onEcho := func(id string) {
+// sendMessage posts the message. The echo expectation is registered and
+// the attempt record stored before the end of the body is sent: the echo
+// can arrive before the response.
+func (s *Server) sendMessage(ctx context.Context, w http.ResponseWriter, r *http.Request, pc proxyCall, mb messageBody, plan *sendPlan) (res sendResult) {
+	prevEcho := ""
+	if plan.prev != nil {
+		prevEcho = plan.prev.EchoID
+	}
+	ready := func(id, fp, content string, files int) error {
 		res.echoID = id
 		if pc.waitEcho {
 			res.echo = s.expectEcho(id)
 		}
+		return s.beforeEnd(ctx, plan, attempt{Fingerprint: fp, EchoID: id, Started: unixNow(), Content: content, Files: files})
 	}
-	var mp *multipartSend
-	var body io.Reader
-	ct := mb.contentType
-	if mb.boundary != "" {
-		mp = startMultipart(http.MaxBytesReader(w, r.Body, s.opts.MaxMultipartBytes), mb.boundary, multipartEdit{
-			read: []string{"echo_id"},
-			end: func(p multipartParts) ([]formField, error) {
-				if id := p.fields["echo_id"]; id != "" {
-					onEcho(id)
-					return nil, nil
-				}
-				id := newEchoID()
-				onEcho(id)
-				return []formField{{"echo_id", id}}, nil
-			},
-		})
-		body, ct = mp, mp.contentType
-	} else {
-		onEcho(mb.echoID)
-		body = bytesBody(mb.data)
+	body, ct, mp, err := s.messageStream(w, r, pc, mb, prevEcho, ready)
+	if err != nil {
+		res.err = err
+		return res
 	}
 	resp, err := s.opts.Chatwoot.Do(ctx, http.MethodPost, pc.target(), body, forwardHeader(r, ct))
 	if mp != nil {
@@ -191,6 +343,39 @@ func (s *Server) sendMessage(ctx context.Context, w http.ResponseWriter, r *http
 	}
 	res.setResponse(resp, err, s.opts.MaxResponseBytes)
 	return res
+}
+
+// messageStream returns the body to post. ready is called with the echo_id
+// and what identifies the message before the end of the body can be sent;
+// its error keeps the body from being sent.
+func (s *Server) messageStream(w http.ResponseWriter, r *http.Request, pc proxyCall, mb messageBody, echoID string,
+	ready func(id, fp, content string, files int) error) (io.Reader, string, *multipartSend, error) {
+	if mb.boundary == "" {
+		data, id := mb.withEcho(echoID)
+		return bytesBody(data), mb.contentType, nil, ready(id, mb.fingerprint, mb.content, 0)
+	}
+	mp := startMultipart(http.MaxBytesReader(w, r.Body, s.opts.MaxMultipartBytes), mb.boundary, multipartEdit{
+		read:   []string{"echo_id"},
+		digest: []string{"content"},
+		end: func(p multipartParts) ([]formField, error) {
+			var add []formField
+			id := p.fields["echo_id"]
+			if id == "" {
+				id = echoID
+				if id == "" {
+					id = newEchoID()
+				}
+				add = append(add, formField{"echo_id", id})
+			}
+			content := digest("")
+			if d, ok := p.digests["content"]; ok {
+				content = hex.EncodeToString(d)
+			}
+			fp := fingerprint(r.Method, pc.route, kindMultipart, p.fingerprint)
+			return add, ready(id, fp, content, p.files)
+		},
+	})
+	return mp, mp.contentType, mp, nil
 }
 
 func (res *sendResult) setResponse(resp *http.Response, err error, limit int64) {
@@ -219,30 +404,50 @@ func notSent(err error) bool {
 	return errors.Is(err, chatwoot.ErrArgument) || errors.Is(err, chatwoot.ErrNotSent) || (errors.As(err, &oe) && oe.Op == "dial")
 }
 
-// settle completes or releases the idempotency key (none: key is "").
-func (s *Server) settle(ctx context.Context, key string, res sendResult) {
-	if key == "" {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+// settle records the outcome of a keyed send and frees the key's lock:
+//
+//   - 2xx: final; stored and replayed from now on;
+//   - certainly not created (4xx, refused connection, body cut off or never
+//     sent): the attempt record goes back to what it was before this send
+//     (none, or the earlier attempt that was found absent);
+//   - a 5xx: Chatwoot answered, so the request is not running any more
+//     (the lookup need not wait for it); the outcome stays unknown;
+//   - a timeout or a lost connection: unknown, the record stays as stored.
+func (s *Server) settle(ctx context.Context, k idemKeys, plan sendPlan, res sendResult) {
+	ctx, cancel := settleContext(ctx)
 	defer cancel()
-	rejected := res.resp != nil && res.resp.StatusCode >= 400 && res.resp.StatusCode < 500
-	if rejected || (res.err != nil && !res.mayHaveRun) {
-		s.release(ctx, key)
-		return
+	status := 0
+	if res.resp != nil {
+		status = res.resp.StatusCode
 	}
-	s.complete(ctx, key, res.stored())
+	switch {
+	case status >= 200 && status < 300:
+		s.complete(ctx, k.lock, res.stored(plan.saved.Fingerprint))
+		return
+	case status >= 500:
+		a := plan.saved
+		a.Answered = true
+		s.saveAttemptLogged(ctx, k, a)
+	case !res.mayHaveRun && plan.saved.Sent:
+		prev := plan.saved
+		prev.Sent = false
+		if plan.prev != nil && plan.prev.Sent {
+			prev = *plan.prev
+		}
+		s.saveAttemptLogged(ctx, k, prev)
+	}
+	s.release(ctx, k.lock)
 }
 
-// stored is the response a retry with the same key gets. A response larger
+func (s *Server) saveAttemptLogged(ctx context.Context, k idemKeys, a attempt) {
+	s.saveAttempt(ctx, k, a) // logged there; a retry then looks up once more
+}
+
+// stored is the answer a retry with the same key gets. A response larger
 // than MaxResponseBytes is stored without its body.
-func (res sendResult) stored() storedResponse {
-	if res.err != nil {
-		status, body := errorResponse(res.err)
-		b, _ := json.Marshal(body)
-		return storedResponse{Status: status, ContentType: "application/json", EchoID: res.echoID, Body: append(b, '\n')}
-	}
-	sr := storedResponse{Status: res.resp.StatusCode, ContentType: res.resp.Header.Get("Content-Type"), EchoID: res.echoID}
+func (res sendResult) stored(fp string) storedResponse {
+	sr := storedResponse{Status: res.resp.StatusCode, ContentType: res.resp.Header.Get("Content-Type"),
+		EchoID: res.echoID, Fingerprint: fp}
 	if res.complete {
 		sr.Body = res.body
 	}

@@ -33,8 +33,14 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		retryLater(w)
 		return
 	}
-	if f, ok := s.rest.takeFault(rt.name); ok && s.applyFault(w, r, f) {
-		return
+	if f, ok := s.rest.takeFault(rt.name); ok {
+		if f.AfterHandling && !cable {
+			s.handleThenFault(w, r, rt, f)
+			return
+		}
+		if s.applyFault(w, r, f) {
+			return
+		}
 	}
 	if cable {
 		s.serveCable(w, r)
