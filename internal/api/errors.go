@@ -95,7 +95,7 @@ func classify(err error) (status int, code, msg string) {
 	}
 	if s, c, m, ok := classifyUpstream(err); ok {
 		if errors.Is(err, ErrOutcomeUnknown) {
-			m += "; the request may have been executed, check before sending it again"
+			m += "; the request may have been executed: retry with the same Idempotency-Key, or check before sending it again"
 		}
 		return s, c, m
 	}

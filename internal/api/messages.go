@@ -128,12 +128,15 @@ func (s *Server) planSend(ctx context.Context, w http.ResponseWriter, r *http.Re
 	}
 	switch found, err := s.lookup(ctx, pc, *prev); {
 	case err != nil:
+		s.m.lookups.WithLabelValues(lookupUndecided).Inc()
 		s.releaseAndFail(ctx, w, r, k, err)
 		return plan, true
 	case found != nil:
+		s.m.lookups.WithLabelValues(lookupFound).Inc()
 		s.answerFound(ctx, w, r, pc, mb, k, *prev, found)
 		return plan, true
 	}
+	s.m.lookups.WithLabelValues(lookupAbsent).Inc()
 	return plan, false
 }
 

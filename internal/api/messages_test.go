@@ -412,6 +412,11 @@ func TestIdempotencyLookup(t *testing.T) {
 		if n := len(e.fake.AllMessages()); n != 1+messagePageSize {
 			t.Errorf("%d messages, want %d", n, 1+messagePageSize)
 		}
+		for outcome, want := range map[string]float64{lookupUndecided: 2, lookupFound: 1, lookupAbsent: 0} {
+			if got := testutil.ToFloat64(e.srv.m.lookups.WithLabelValues(outcome)); got != want {
+				t.Errorf("lookups{outcome=%q} = %v, want %v", outcome, got, want)
+			}
+		}
 	})
 }
 
