@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/relayhq/relay/internal/store"
@@ -111,6 +113,196 @@ func fingerprint(method, route, kind string, body []byte) string {
 func digest(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
+}
+
+// keyedSend sends a message at most once per Idempotency-Key.
+//
+// Only final outcomes are stored and replayed (Idempotent-Replay: true): a
+// 2xx, or a message found by the lookup below. A request reusing the key
+// with another method, route or body gets 422 and sends nothing.
+//
+// Every send first stores an attempt record (fingerprint, echo_id, start
+// time, digest of the content, number of attachments) and then posts. When
+// Chatwoot certainly did not create the message (a 4xx, a refused
+// connection, a body cut off), the key is released and a retry posts again.
+// When the outcome is unknown (a 5xx, a timeout, a connection lost after
+// sending) the client gets that answer, the key is released and the attempt
+// record stays: the retry resolves it with lookup (resolve.go) before
+// posting anything: found -> answered with the message as Chatwoot's 200
+// would, certainly absent -> posted again with the same echo_id, cannot
+// tell -> 503 with Retry-After and the key stays unsettled.
+func (s *Server) keyedSend(ctx context.Context, w http.ResponseWriter, r *http.Request, pc proxyCall, mb messageBody, k idemKeys) {
+	stored, err := s.reserve(ctx, k.lock)
+	switch {
+	case errors.Is(err, ErrConflict):
+		w.Header().Set("Retry-After", "1")
+		s.fail(w, r, err)
+		return
+	case err != nil:
+		s.fail(w, r, err)
+		return
+	case stored != nil:
+		s.replay(w, r, pc, mb, *stored)
+		return
+	}
+	plan, done := s.planSend(ctx, w, r, pc, mb, k)
+	if done {
+		return
+	}
+	res := s.sendMessage(ctx, w, r, pc, mb, &plan)
+	defer res.close()
+	s.settle(ctx, k, plan, res)
+	s.answer(w, r, pc, res)
+}
+
+// replay answers a completed key with its stored answer, or 422 when the
+// request is not the one that was answered.
+func (s *Server) replay(w http.ResponseWriter, r *http.Request, pc proxyCall, mb messageBody, sr storedResponse) {
+	fp, err := s.bodyFingerprint(w, r, pc, mb)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if sr.Fingerprint != "" && sr.Fingerprint != fp {
+		s.fail(w, r, errKeyReused)
+		return
+	}
+	s.m.replays.Inc()
+	sr.write(w)
+}
+
+// errKeyReused answers a key sent again with another request.
+var errKeyReused = fmt.Errorf("%w: this Idempotency-Key was used with a different request (method, path or body)", ErrKeyReused)
+
+// planSend decides, holding the key's lock, how to send: fresh, or again
+// after an earlier unknown outcome was found absent. done reports that the
+// request was answered instead (found, 422, 503); the lock is then settled.
+func (s *Server) planSend(ctx context.Context, w http.ResponseWriter, r *http.Request, pc proxyCall, mb messageBody, k idemKeys) (plan sendPlan, done bool) {
+	plan.keys = &k
+	prev, err := s.loadAttempt(ctx, k)
+	switch {
+	case err != nil:
+		s.releaseAndFail(ctx, w, r, k, err)
+		return plan, true
+	case prev == nil:
+		return plan, false
+	case mb.fingerprint != "" && mb.fingerprint != prev.Fingerprint:
+		s.releaseAndFail(ctx, w, r, k, errKeyReused)
+		return plan, true
+	}
+	plan.prev = prev
+	if !prev.Sent {
+		return plan, false // nothing was created: sent afresh, same echo_id
+	}
+	switch found, err := s.lookup(ctx, pc, *prev); {
+	case err != nil:
+		s.m.lookups.WithLabelValues(lookupUndecided).Inc()
+		s.releaseAndFail(ctx, w, r, k, err)
+		return plan, true
+	case found != nil:
+		s.m.lookups.WithLabelValues(lookupFound).Inc()
+		s.answerFound(ctx, w, r, pc, mb, k, *prev, found)
+		return plan, true
+	}
+	s.m.lookups.WithLabelValues(lookupAbsent).Inc()
+	return plan, false
+}
+
+// releaseAndFail frees the key's lock and answers err.
+func (s *Server) releaseAndFail(ctx context.Context, w http.ResponseWriter, r *http.Request, k idemKeys, err error) {
+	sctx, cancel := settleContext(ctx)
+	defer cancel()
+	s.release(sctx, k.lock)
+	var ue *undecidedError
+	if errors.As(err, &ue) {
+		w.Header().Set("Retry-After", strconv.Itoa(ue.retryAfter))
+	}
+	s.fail(w, r, err)
+}
+
+// answerFound answers with the message an earlier send created, as
+// Chatwoot's 200 would have, and completes the key with it.
+func (s *Server) answerFound(ctx context.Context, w http.ResponseWriter, r *http.Request, pc proxyCall, mb messageBody, k idemKeys, prev attempt, msg []byte) {
+	if fp, err := s.bodyFingerprint(w, r, pc, mb); err != nil || fp != prev.Fingerprint {
+		if err == nil {
+			err = errKeyReused
+		}
+		s.releaseAndFail(ctx, w, r, k, err)
+		return
+	}
+	sr := storedResponse{Status: http.StatusOK, ContentType: "application/json; charset=utf-8", EchoID: prev.EchoID,
+		Body: msg, Fingerprint: prev.Fingerprint}
+	sctx, cancel := settleContext(ctx)
+	defer cancel()
+	s.complete(sctx, k.lock, sr)
+	sr.write(w)
+}
+
+// sendPlan is how a message is sent under an Idempotency-Key (keys nil: no
+// key).
+type sendPlan struct {
+	keys *idemKeys
+	// prev is the earlier attempt: it created nothing, or it was found
+	// absent. The message is sent again with its echo_id.
+	prev *attempt
+	// saved is the attempt record stored before this send (set by
+	// beforeEnd).
+	saved attempt
+}
+
+// beforeEnd runs before the end of the body can reach Chatwoot: it checks
+// the fingerprint against an earlier attempt and stores this attempt. An
+// error keeps the body from being sent.
+func (s *Server) beforeEnd(ctx context.Context, plan *sendPlan, a attempt) error {
+	if plan.keys == nil {
+		return nil
+	}
+	if p := plan.prev; p != nil {
+		if a.Fingerprint != p.Fingerprint {
+			return errKeyReused
+		}
+		if p.Sent {
+			a.Started = p.Started // the lookup's window starts at the first send
+		}
+	}
+	a.Sent = true
+	plan.saved = a
+	return s.saveAttempt(ctx, *plan.keys, a)
+}
+
+// settle records the outcome of a keyed send and frees the key's lock:
+//
+//   - 2xx: final; stored and replayed from now on;
+//   - certainly not created (4xx, refused connection, body cut off or never
+//     sent): the attempt record goes back to what it was before this send
+//     (none, or the earlier attempt that was found absent);
+//   - a 5xx: Chatwoot answered, so the request is not running any more
+//     (the lookup need not wait for it); the outcome stays unknown;
+//   - a timeout or a lost connection: unknown, the record stays as stored.
+func (s *Server) settle(ctx context.Context, k idemKeys, plan sendPlan, res sendResult) {
+	ctx, cancel := settleContext(ctx)
+	defer cancel()
+	status := 0
+	if res.resp != nil {
+		status = res.resp.StatusCode
+	}
+	switch {
+	case status >= 200 && status < 300:
+		s.complete(ctx, k.lock, res.stored(plan.saved.Fingerprint))
+		return
+	case status >= 500:
+		a := plan.saved
+		a.Answered = true
+		s.saveAttempt(ctx, k, a) // a failure is logged; the retry then waits for the grace period
+	case !res.mayHaveRun && plan.saved.Sent:
+		prev := plan.saved
+		prev.Sent = false
+		if plan.prev != nil && plan.prev.Sent {
+			prev = *plan.prev
+		}
+		s.saveAttempt(ctx, k, prev) // a failure is logged; the retry then looks up once more
+	}
+	s.release(ctx, k.lock)
 }
 
 // reserve takes the key's lock for this request, or returns the final

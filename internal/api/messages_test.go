@@ -390,8 +390,10 @@ func TestIdempotencyLookup(t *testing.T) {
 			return e.do(request("POST", path, `{"content":"lost answer"}`, headerIdempotencyKey, "k"))
 		}
 		echo := send().Header().Get(headerEchoID)
-		e.fake.SetFault(chatwoottest.RouteMessageIndex, chatwoottest.Fault{Status: 500, Count: 1})
-		wantError(t, send(), 503, CodeUnavailable, ci.SourceID)
+		for _, f := range []chatwoottest.Fault{{Status: 500, Count: 1}, {Garbage: true, Count: 1}} {
+			e.fake.SetFault(chatwoottest.RouteMessageIndex, f)
+			wantError(t, send(), 503, CodeUnavailable, ci.SourceID)
+		}
 		cv := e.fake.Conversations()[0]
 		for i := range messagePageSize {
 			if _, err := e.fake.AgentReply(cv.AccountID, cv.DisplayID, "reply "+itoa(int64(i))); err != nil {
@@ -412,7 +414,7 @@ func TestIdempotencyLookup(t *testing.T) {
 		if n := len(e.fake.AllMessages()); n != 1+messagePageSize {
 			t.Errorf("%d messages, want %d", n, 1+messagePageSize)
 		}
-		for outcome, want := range map[string]float64{lookupUndecided: 2, lookupFound: 1, lookupAbsent: 0} {
+		for outcome, want := range map[string]float64{lookupUndecided: 3, lookupFound: 1, lookupAbsent: 0} {
 			if got := testutil.ToFloat64(e.srv.m.lookups.WithLabelValues(outcome)); got != want {
 				t.Errorf("lookups{outcome=%q} = %v, want %v", outcome, got, want)
 			}
