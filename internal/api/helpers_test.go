@@ -238,6 +238,17 @@ func (e *env) conversation() (path string, ci chatwoottest.ContactInbox) {
 	return messagesPath(e.inbox.Identifier, ci.SourceID, cv.DisplayID), ci
 }
 
+// agentReplies posts n agent replies in the first conversation.
+func (e *env) agentReplies(n int) {
+	e.t.Helper()
+	cv := e.fake.Conversations()[0]
+	for i := range n {
+		if _, err := e.fake.AgentReply(cv.AccountID, cv.DisplayID, "reply "+strconv.Itoa(i)); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
 func messagesPath(inbox, sourceID string, displayID int64) string {
 	return "/public/api/v1/inboxes/" + inbox + "/contacts/" + sourceID + "/conversations/" + itoa(displayID) + "/messages"
 }

@@ -378,9 +378,9 @@ func TestIdempotencyOutcomes(t *testing.T) {
 }
 
 // TestIdempotencyLookup: the lookup of an unknown outcome cannot decide
-// when Chatwoot's list fails or when too many messages came after the
-// send; the key stays unsettled, and the echo memory finds the message by
-// id past the latest page.
+// when Chatwoot's list fails or when more messages came after the send than
+// it reads; the key stays unsettled, and the echo memory finds the message
+// by id whatever came after it.
 func TestIdempotencyLookup(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, nil)
@@ -394,13 +394,8 @@ func TestIdempotencyLookup(t *testing.T) {
 			e.fake.SetFault(chatwoottest.RouteMessageIndex, f)
 			wantError(t, send(), 503, CodeUnavailable, ci.SourceID)
 		}
-		cv := e.fake.Conversations()[0]
-		for i := range messagePageSize {
-			if _, err := e.fake.AgentReply(cv.AccountID, cv.DisplayID, "reply "+itoa(int64(i))); err != nil {
-				t.Fatal(err)
-			}
-		}
-		time.Sleep(time.Hour) // whatever the time, a page of newer messages hides the send
+		e.agentReplies(messagePageSize * maxLookupPages)
+		time.Sleep(time.Hour) // whatever the time, the send is out of reach
 		wantError(t, send(), 503, CodeUnavailable, ci.SourceID)
 		if n := e.requests(chatwoottest.RouteMessageCreate); n != 1 {
 			t.Fatalf("%d upstream message creates while undecided, want 1", n)
@@ -408,16 +403,38 @@ func TestIdempotencyLookup(t *testing.T) {
 		msg := e.fake.AllMessages()[0]
 		e.srv.Echoes().ObserveMessage(echo, itoa(msg.ID)) // the live echo, as the event stream reports it
 		rec := send()
-		if rec.Code != 200 || rec.Header().Get(headerReplay) != "true" || decode[map[string]any](t, rec)["content"] != "lost answer" {
+		if rec.Code != 200 || rec.Header().Get(headerReplay) != "true" || decode[map[string]any](t, rec)["id"] != float64(msg.ID) {
 			t.Errorf("with the echo seen: %d %s", rec.Code, rec.Body)
 		}
-		if n := len(e.fake.AllMessages()); n != 1+messagePageSize {
-			t.Errorf("%d messages, want %d", n, 1+messagePageSize)
+		if n := e.requests(chatwoottest.RouteMessageCreate); n != 1 {
+			t.Errorf("%d upstream message creates, want 1", n)
 		}
 		for outcome, want := range map[string]float64{lookupUndecided: 3, lookupFound: 1, lookupAbsent: 0} {
 			if got := testutil.ToFloat64(e.srv.m.lookups.WithLabelValues(outcome)); got != want {
 				t.Errorf("lookups{outcome=%q} = %v, want %v", outcome, got, want)
 			}
+		}
+	})
+}
+
+// TestIdempotencyLookupPages: without the echo, the lookup reads back page
+// by page to the send.
+func TestIdempotencyLookupPages(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, nil)
+		path, _ := e.conversation()
+		e.fake.SetFault(chatwoottest.RouteMessageCreate, chatwoottest.Fault{Status: 500, Count: 1, AfterHandling: true})
+		send := func() *httptest.ResponseRecorder {
+			return e.do(request("POST", path, `{"content":"lost answer"}`, headerIdempotencyKey, "k"))
+		}
+		send()
+		e.agentReplies(2*messagePageSize + 5)
+		rec := send()
+		if rec.Code != 200 || rec.Header().Get(headerReplay) != "true" || decode[map[string]any](t, rec)["content"] != "lost answer" {
+			t.Errorf("retry: %d %s, want the message found", rec.Code, rec.Body)
+		}
+		if n := e.requests(chatwoottest.RouteMessageCreate); n != 1 {
+			t.Errorf("%d upstream message creates, want 1", n)
 		}
 	})
 }

@@ -20,14 +20,15 @@ import (
 //  1. the echo memory (EchoTracker.Seen): the relay saw the message.created
 //     carrying the attempt's echo_id on a subscription of this process. The
 //     message exists; its REST form is fetched by id (?before=id+1).
-//  2. the conversation's latest page of messages (GET .../messages, 20
-//     messages): an incoming message created at or after the first attempt
+//  2. the conversation's messages (GET .../messages, 20 a page, newest
+//     first, back to the first attempt's time, at most maxLookupPages
+//     pages): an incoming message created at or after the first attempt
 //     (minus clockSlack), with the same content (compared by SHA-256) and
 //     the same number of attachments, is taken as the attempt's message.
 //
 // The message is certainly absent only when all of these hold: no echo was
-// seen, the page reaches back before the first attempt (or holds the whole
-// conversation), and the attempt cannot still be running at Chatwoot
+// seen, the pages read reach back before the first attempt (or hold the
+// whole conversation), and the attempt cannot still be running at Chatwoot
 // (Chatwoot answered it with a 5xx, or RequestTimeout + OutcomeGrace have
 // passed since it began). Otherwise the lookup cannot decide: the client
 // gets 503 with Retry-After and the key stays unsettled.
@@ -57,27 +58,55 @@ func (e *undecidedError) Error() string {
 
 func (e *undecidedError) Unwrap() error { return ErrUnavailable }
 
+// maxLookupPages bounds how many pages of messages a lookup reads, going
+// back from the newest, to reach the first attempt's time.
+const maxLookupPages = 5
+
 // lookup returns the REST JSON of the message the attempt created, nil
 // when the message certainly does not exist, or an *undecidedError.
 func (s *Server) lookup(ctx context.Context, pc proxyCall, a attempt) ([]byte, error) {
 	msgID, seen := s.opts.Echoes.Seen(a.EchoID)
-	page, err := s.listMessages(ctx, pc, msgID)
+	found, covered, err := s.searchMessages(ctx, pc, a, msgID)
 	if err != nil {
 		s.log.WarnContext(ctx, "message lookup failed", "route", pc.tmpl, "error", err)
 		return nil, &undecidedError{retryAfter: 1, msg: "chatwoot's message list could not be read"}
 	}
-	if m := findMessage(page, a, msgID); m != nil {
-		return m, nil
+	if found != nil {
+		return found, nil
 	}
 	switch wait := s.stillRunning(a); {
 	case seen:
 		return nil, &undecidedError{retryAfter: 1, msg: "its echo was seen but the message is not listed"}
-	case !coversAttempt(page, a):
+	case !covered:
 		return nil, &undecidedError{retryAfter: 1, msg: "too many newer messages to tell"}
 	case wait > 0:
 		return nil, &undecidedError{retryAfter: int(wait), msg: "it may still be running at chatwoot"}
 	}
 	return nil, nil
+}
+
+// searchMessages looks for the attempt's message: by id when the echo gave
+// it, else page by page back to the first attempt's time (covered), at
+// most maxLookupPages pages.
+func (s *Server) searchMessages(ctx context.Context, pc proxyCall, a attempt, msgID string) (found []byte, covered bool, err error) {
+	before := int64(0)
+	if id, err := strconv.ParseInt(msgID, 10, 64); err == nil && id > 0 {
+		before = id + 1 // the page ending with that message
+	}
+	for range maxLookupPages {
+		page, err := s.listMessages(ctx, pc, before)
+		if err != nil {
+			return nil, false, err
+		}
+		if m := findMessage(page, a, msgID); m != nil {
+			return m, true, nil
+		}
+		if msgID != "" || coversAttempt(page, a) {
+			return nil, msgID == "", nil
+		}
+		before = page[0].ID
+	}
+	return nil, false, nil
 }
 
 // stillRunning returns how many seconds the attempt may still be running at
@@ -90,12 +119,12 @@ func (s *Server) stillRunning(a attempt) int64 {
 	return max(end-unixNow(), 0)
 }
 
-// listMessages reads the conversation's latest messages, or those up to
-// and including message id upTo.
-func (s *Server) listMessages(ctx context.Context, pc proxyCall, upTo string) ([]chatwoot.Message, error) {
+// listMessages reads a page of the conversation's messages: the latest,
+// or those with ids below before (when not zero).
+func (s *Server) listMessages(ctx context.Context, pc proxyCall, before int64) ([]chatwoot.Message, error) {
 	target := pc.path
-	if id, err := strconv.ParseInt(upTo, 10, 64); err == nil && id > 0 {
-		target += "?before=" + strconv.FormatInt(id+1, 10)
+	if before > 0 {
+		target += "?before=" + strconv.FormatInt(before, 10)
 	}
 	resp, err := s.opts.Chatwoot.Do(ctx, http.MethodGet, target, nil, http.Header{"Accept": {"application/json"}})
 	if err != nil {
