@@ -334,7 +334,7 @@ func (a *app) observe(subID string, r fanout.Route) {
 	}
 	a.registry.Learn(subID, fanout.Hints{AccountID: r.AccountID, InboxID: r.InboxID, ContactID: r.ContactID}, active)
 	if r.EchoID != "" {
-		a.echoes.Observe(r.EchoID)
+		a.echoes.ObserveMessage(r.EchoID, r.MessageID)
 	}
 }
 

@@ -87,11 +87,23 @@ func TestMatchProxy(t *testing.T) {
 		{"POST", "/inboxes/in/contacts/s/conversations/3/messages", proxyMessageCreate, "/inboxes/{inbox}/contacts/{source_id}/conversations/{conversation}/messages", "in", "s"},
 		{"GET", "/inboxes/in/contacts/s/conversations/3/messages", proxyPlain, "/inboxes/{inbox}/contacts/{source_id}/conversations/{conversation}/messages", "in", "s"},
 		{"GET", "/api/v1/accounts", proxyPlain, "/other", "", ""},
+		// Rails' format suffix names the same route.
+		{"POST", "/inboxes/in/contacts.json", proxyContactCreate, "/inboxes/{inbox}/contacts", "in", ""},
+		{"GET", "/inboxes/in/contacts/s-1.json", proxyContactShow, "/inboxes/{inbox}/contacts/{source_id}", "in", "s-1"},
+		{"POST", "/inboxes/in/contacts/s/conversations/3/messages.json", proxyMessageCreate, "/inboxes/{inbox}/contacts/{source_id}/conversations/{conversation}/messages", "in", "s"},
 	}
 	for _, tt := range tests {
 		pc := matchProxy(tt.method, tt.path)
 		if pc.kind != tt.kind || pc.tmpl != tt.tmpl || pc.inbox != tt.inbox || pc.sourceID != tt.src {
 			t.Errorf("matchProxy(%s %s) = %+v", tt.method, tt.path, pc)
 		}
+		if pc.path != tt.path {
+			t.Errorf("matchProxy(%s %s) forwards %q, want the path as sent", tt.method, tt.path, pc.path)
+		}
+	}
+	a := matchProxy("POST", "/inboxes/in/contacts/s/conversations/12%2D3/messages.json")
+	b := matchProxy("POST", "/inboxes/in/contacts/s/conversations/12-3/messages")
+	if a.route != b.route || a.route != "/inboxes/in/contacts/s/conversations/12-3/messages" {
+		t.Errorf("routes %q and %q, want the same unescaped route", a.route, b.route)
 	}
 }

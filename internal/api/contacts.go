@@ -49,12 +49,16 @@ func (s *Server) proxyContact(w http.ResponseWriter, r *http.Request, pc proxyCa
 }
 
 // contactBody fills in identifier_hash when the request has an identifier
-// but no hash and the relay holds the inbox's hmac_token: in a JSON or form
-// body, or in the query of a show.
+// but no hash and the relay holds the inbox's hmac_token: in a JSON, form
+// or multipart body (a contact create with an avatar), or in the query of a
+// show.
 func (s *Server) contactBody(w http.ResponseWriter, r *http.Request, pc *proxyCall) (io.Reader, string, error) {
 	hmacToken := s.opts.InboxHMACTokens[pc.inbox]
-	kind, _ := bodyKind(r)
-	if hmacToken == "" || (kind != kindJSON && kind != kindForm) {
+	kind, boundary := bodyKind(r)
+	switch {
+	case hmacToken != "" && kind == kindMultipart:
+		return s.multipartContact(w, r, boundary, hmacToken)
+	case hmacToken == "" || (kind != kindJSON && kind != kindForm):
 		if hmacToken != "" && pc.kind == proxyContactShow {
 			pc.query = fillQueryHash(pc.query, hmacToken)
 		}
@@ -73,6 +77,26 @@ func (s *Server) contactBody(w http.ResponseWriter, r *http.Request, pc *proxyCa
 		return nil, "", err
 	}
 	return bytesBody(b), r.Header.Get("Content-Type"), nil
+}
+
+// multipartContact streams a multipart contact body, appending
+// identifier_hash after the client's last part when it has an identifier
+// and no hash.
+func (s *Server) multipartContact(w http.ResponseWriter, r *http.Request, boundary, hmacToken string) (io.Reader, string, error) {
+	if r.ContentLength > s.opts.MaxMultipartBytes {
+		return nil, "", &http.MaxBytesError{Limit: s.opts.MaxMultipartBytes}
+	}
+	mp := startMultipart(http.MaxBytesReader(w, r.Body, s.opts.MaxMultipartBytes), boundary, multipartEdit{
+		read: []string{"identifier", "identifier_hash"},
+		end: func(p multipartParts) ([]formField, error) {
+			id := p.fields["identifier"]
+			if id == "" || p.fields["identifier_hash"] != "" {
+				return nil, nil
+			}
+			return []formField{{"identifier_hash", chatwoot.IdentifierHash(hmacToken, id)}}, nil
+		},
+	})
+	return mp, mp.contentType, nil
 }
 
 func fillJSONHash(b []byte, hmacToken string) ([]byte, error) {

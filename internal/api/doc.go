@@ -25,18 +25,23 @@
 // forwarding headers (no reverse proxy in front) and not from another
 // site's web page (Origin, Sec-Fetch-Site). Health, readiness, metrics and
 // the OpenAPI document are always open. Errors the relay answers itself are
-// {"error":{"code":"...","message":"..."}}; messages never hold tokens,
-// source_ids or inbox identifiers.
+// {"error":{"code":"...","message":"..."}} on its own routes and have
+// Chatwoot's shape on proxied routes ({"status":502,"error":"Bad Gateway"};
+// a 422 is {"message":"...","attributes":[]}), with the relay's code and
+// message in the Relay-Error and Relay-Error-Message headers. Messages
+// never hold tokens, source_ids or inbox identifiers.
 //
 // # The proxy
 //
 // /public/api/v1/<path> is sent to Chatwoot's /public/api/v1/<path> through
 // chatwoot.Client.Do (shared rate limiter, timeouts, retries only when safe,
-// requests only to the configured Chatwoot). The query is forwarded except the
-// relay's own parameters (subscribe, wait), and so are the body and the
-// Content-Type, Accept and conditional headers; Chatwoot's status, body and
-// content type come back unchanged. An unreachable Chatwoot is 502, a timeout
-// 504. On top of the plain proxy:
+// requests only to the configured Chatwoot). Like Rails, the relay ignores
+// a trailing slash and takes a ".json" suffix as the same route (the suffix
+// is forwarded as sent). The query is forwarded except the relay's own
+// parameters (subscribe, wait), and so are the body and the Content-Type,
+// Accept and conditional headers; Chatwoot's status, body and content type
+// come back unchanged. An unreachable Chatwoot is 502, a timeout 504. On top
+// of the plain proxy:
 //
 //   - contact create and show: the pubsub_token Chatwoot returns is
 //     registered (Registry.Register, origin "proxy") unless ?subscribe=false;
@@ -45,26 +50,29 @@
 //     Relay-Subscription-Error, and Chatwoot is never called twice;
 //   - contact create, show and update: identifier_hash is filled in when the
 //     request has an identifier but no hash and the relay holds the inbox's
-//     hmac_token (JSON and form bodies, and the query of a show);
+//     hmac_token (JSON, form and multipart bodies, and the query of a show);
 //   - message create: echo_id is filled in when absent and returned in
-//     Relay-Echo-Id; Idempotency-Key makes a retry replay the first answer;
+//     Relay-Echo-Id; Idempotency-Key sends a message at most once per key;
 //     ?wait=echo holds the answer until the message's message.created echo
 //     arrives on the cable (the event stream feeds the EchoTracker).
 //
-// Message create with an Idempotency-Key:
+// Message create with an Idempotency-Key (scoped to the API token; the
+// request is fingerprinted by method, unescaped route and body):
 //
-//	reserve(hash(path, key)) --completed--> replay (Idempotent-Replay: true)
-//	    | reserved            --in progress--> 409 conflict
+//	reserve lock --final answer stored--> same fingerprint: replay (Idempotent-Replay: true)
+//	    |                                 other: 422
+//	    | in progress --> 409
 //	    v
-//	POST to Chatwoot --4xx, connection refused--> release: a retry sends again
-//	    | 2xx, 5xx, timeout, broken connection
+//	earlier attempt of unknown outcome? --> lookup (resolve.go):
+//	    |                                     found: answer it, store it
+//	    |                                     cannot tell: 503 + Retry-After
+//	    v                                     absent: post again, same echo_id
+//	store the attempt (fingerprint, echo_id, start, content digest) -> POST
+//	    | 2xx: store, replayed for IdempotencyTTL
+//	    | 4xx, refused, body cut off: nothing created, a retry posts again
+//	    | 5xx, timeout, lost connection: answered as is; the retry resolves it
 //	    v
-//	complete: this answer is replayed for 24 h
-//
-// A timed-out or 5xx send may have created the message, so it is stored like
-// a success: a key never causes a second post. The client decides what to do
-// with an unknown outcome (its echo_id is in Relay-Echo-Id and in the stored
-// answer).
+//	release lock
 //
 // Metrics are registered on the Registerer passed in, prefix relay_api_, with
 // fixed label values (route templates, methods, status classes, outcomes).

@@ -16,13 +16,23 @@ import (
 //
 // The number of pending expectations is bounded; past the bound, Expect
 // returns a wait that reports false at once. It is safe for concurrent use.
+//
+// It also remembers the last echoMemory echoes observed (echo_id and
+// message id), so that a send whose outcome was lost can be looked up when
+// the client retries it (Seen).
 type EchoTracker struct {
 	max int
 
-	mu      sync.Mutex // guards pending and n
+	mu      sync.Mutex // guards pending, n and the echo memory
 	pending map[string]map[*expectation]struct{}
 	n       int
+	seen    map[string]string // echo_id -> message id ("" when not known)
+	ring    []string          // echo_ids in seen, oldest at next once full
+	next    int
 }
+
+// echoMemory bounds how many observed echoes a tracker remembers.
+const echoMemory = 10000
 
 type expectation struct {
 	done chan struct{} // closed by Observe
@@ -34,7 +44,7 @@ func NewEchoTracker(maxPending int) *EchoTracker {
 	if maxPending <= 0 {
 		maxPending = DefaultMaxEchoWaiters
 	}
-	return &EchoTracker{max: maxPending, pending: make(map[string]map[*expectation]struct{})}
+	return &EchoTracker{max: maxPending, pending: make(map[string]map[*expectation]struct{}), seen: make(map[string]string)}
 }
 
 // Expect registers interest in echoID. wait blocks until Observe(echoID) has
@@ -92,9 +102,12 @@ func (t *EchoTracker) forget(echoID string, e *expectation) {
 	}
 }
 
-// Observe releases every expectation of echoID. An echo nobody expects is
-// ignored.
-func (t *EchoTracker) Observe(echoID string) {
+// Observe releases every expectation of echoID and remembers the echo.
+func (t *EchoTracker) Observe(echoID string) { t.ObserveMessage(echoID, "") }
+
+// ObserveMessage is Observe for a message.created whose message id is
+// known; Seen then returns it.
+func (t *EchoTracker) ObserveMessage(echoID, messageID string) {
 	if echoID == "" {
 		return
 	}
@@ -102,38 +115,74 @@ func (t *EchoTracker) Observe(echoID string) {
 	set := t.pending[echoID]
 	delete(t.pending, echoID)
 	t.n -= len(set)
+	t.remember(echoID, messageID)
 	t.mu.Unlock()
 	for e := range set {
 		close(e.done)
 	}
 }
 
-// ObserveEvent calls Observe with data.echo_id of a Chatwoot event body
-// ({"event":"message.created","data":{...}}, the bytes the relay publishes).
-// Other events and messages without an echo_id are ignored cheaply.
+// remember adds an echo to the memory, forgetting the oldest when full.
+func (t *EchoTracker) remember(echoID, messageID string) {
+	if _, ok := t.seen[echoID]; ok {
+		if messageID != "" {
+			t.seen[echoID] = messageID
+		}
+		return
+	}
+	if len(t.ring) < echoMemory {
+		t.ring = append(t.ring, echoID)
+	} else {
+		delete(t.seen, t.ring[t.next])
+		t.ring[t.next] = echoID
+		t.next = (t.next + 1) % echoMemory
+	}
+	t.seen[echoID] = messageID
+}
+
+// Seen reports whether the echo of echoID was observed recently, and the
+// message id when it was known.
+func (t *EchoTracker) Seen(echoID string) (messageID string, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	messageID, ok = t.seen[echoID]
+	return messageID, ok
+}
+
+// ObserveEvent calls ObserveMessage with data.echo_id and data.id of a
+// Chatwoot event body ({"event":"message.created","data":{...}}, the bytes
+// the relay publishes). Other events and messages without an echo_id are
+// ignored cheaply.
 func (t *EchoTracker) ObserveEvent(body []byte) {
-	if id, ok := EventEchoID(body); ok {
-		t.Observe(id)
+	if id, msgID, ok := eventEcho(body); ok {
+		t.ObserveMessage(id, msgID)
 	}
 }
 
 // EventEchoID returns data.echo_id of a message.created event body. A
 // numeric echo_id is returned as its JSON text.
 func EventEchoID(body []byte) (string, bool) {
+	id, _, ok := eventEcho(body)
+	return id, ok
+}
+
+// eventEcho returns data.echo_id and data.id of a message.created event.
+func eventEcho(body []byte) (echoID, messageID string, ok bool) {
 	if !bytes.Contains(body, []byte(`"echo_id"`)) {
-		return "", false
+		return "", "", false
 	}
 	var ev struct {
 		Event string `json:"event"`
 		Data  struct {
 			EchoID json.RawMessage `json:"echo_id"`
+			ID     json.RawMessage `json:"id"`
 		} `json:"data"`
 	}
 	if json.Unmarshal(body, &ev) != nil || ev.Event != "message.created" {
-		return "", false
+		return "", "", false
 	}
-	id := scalarText(ev.Data.EchoID)
-	return id, id != ""
+	echoID = scalarText(ev.Data.EchoID)
+	return echoID, scalarText(ev.Data.ID), echoID != ""
 }
 
 // Pending returns the number of expectations waiting for an echo.

@@ -2,7 +2,9 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"regexp"
+	"strconv"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -109,6 +111,42 @@ func TestObserveEventFixture(t *testing.T) {
 	tr.ObserveEvent(frame.Message)
 	if !wait(context.Background()) {
 		t.Error("ObserveEvent missed the fixture's echo_id")
+	}
+	var msg struct {
+		Data struct {
+			ID json.Number `json:"id"`
+		} `json:"data"`
+	}
+	unmarshal(t, frame.Message, &msg)
+	if id, ok := tr.Seen("echo-123"); !ok || id != msg.Data.ID.String() {
+		t.Errorf("Seen = %q %v, want the fixture's message id %s", id, ok, msg.Data.ID)
+	}
+}
+
+// TestEchoMemory: observed echoes are remembered, expected or not, up to a
+// bound, oldest forgotten first.
+func TestEchoMemory(t *testing.T) {
+	tr := NewEchoTracker(0)
+	if _, ok := tr.Seen("never"); ok {
+		t.Error("an echo never observed is seen")
+	}
+	tr.Observe("first")
+	if id, ok := tr.Seen("first"); !ok || id != "" {
+		t.Errorf("Seen(first) = %q %v", id, ok)
+	}
+	tr.ObserveMessage("first", "42") // the id, learned later, is kept
+	for i := range echoMemory - 1 {
+		tr.ObserveMessage("echo-"+strconv.Itoa(i), strconv.Itoa(i))
+	}
+	if id, _ := tr.Seen("first"); id != "42" {
+		t.Errorf("Seen(first) = %q, want 42 while the memory is not over its bound", id)
+	}
+	tr.Observe("one more")
+	if _, ok := tr.Seen("first"); ok {
+		t.Error("the oldest echo is not forgotten past the bound")
+	}
+	if id, ok := tr.Seen("echo-0"); !ok || id != "0" || len(tr.seen) != echoMemory {
+		t.Errorf("Seen(echo-0) = %q %v with %d remembered", id, ok, len(tr.seen))
 	}
 }
 

@@ -38,6 +38,9 @@ var (
 	// ErrLimit: the relay holds RELAY_MAX_SUBSCRIPTIONS subscriptions and
 	// refuses new ones (507).
 	ErrLimit = errors.New("api: subscription limit reached")
+	// ErrKeyReused: an Idempotency-Key sent again with another method, path
+	// or body (422).
+	ErrKeyReused = errors.New("api: idempotency key reused")
 	// ErrOutcomeUnknown: Chatwoot may have executed a request whose answer
 	// was lost (timeout or broken connection). Its status is that of the
 	// underlying Chatwoot error.
@@ -51,6 +54,7 @@ const (
 	CodeForbidden    = "forbidden"
 	CodeNotFound     = "not_found"
 	CodeConflict     = "conflict"
+	CodeKeyReused    = "idempotency_key_reused"
 	CodeUpstream     = "upstream"
 	CodeUnavailable  = "unavailable"
 	CodeInternal     = "internal"
@@ -73,9 +77,14 @@ type ErrorDetail struct {
 }
 
 // Error writes err as the JSON error body with the status its kind maps to.
-// It is the one place where errors become statuses; see classify.
+// It is the one place where errors become statuses; see classify. On
+// proxied routes the body has Chatwoot's shape (see writeChatwootError).
 func Error(w http.ResponseWriter, r *http.Request, err error) {
 	status, body := errorResponse(err)
+	if isProxied(r) {
+		writeChatwootError(w, status, body.Error)
+		return
+	}
 	writeJSON(w, status, body)
 }
 
@@ -94,7 +103,7 @@ func classify(err error) (status int, code, msg string) {
 	}
 	if s, c, m, ok := classifyUpstream(err); ok {
 		if errors.Is(err, ErrOutcomeUnknown) {
-			m += "; the request may have been executed, check before sending it again"
+			m += "; the request may have been executed: retry with the same Idempotency-Key, or check before sending it again"
 		}
 		return s, c, m
 	}
@@ -132,6 +141,8 @@ func classifyClient(err error) (int, string, string, bool) {
 		return http.StatusConflict, CodeConflict, clientText(err), true
 	case errors.Is(err, ErrLimit):
 		return http.StatusInsufficientStorage, CodeLimit, clientText(err), true
+	case errors.Is(err, ErrKeyReused):
+		return http.StatusUnprocessableEntity, CodeKeyReused, clientText(err), true
 	}
 	return 0, "", "", false
 }
@@ -171,4 +182,78 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
+}
+
+// Headers that carry the relay's own error code and message on proxied
+// routes, where the body has Chatwoot's shape.
+const (
+	headerError        = "Relay-Error"
+	headerErrorMessage = "Relay-Error-Message"
+)
+
+// ChatwootError is the body Chatwoot (Rails' public exceptions app) answers
+// errors with: {"status":404,"error":"Not Found"}.
+type ChatwootError struct {
+	Status int    `json:"status"`
+	Error  string `json:"error"`
+}
+
+// ChatwootValidationError is the body of Chatwoot's 422 answers
+// (ActiveRecord::RecordInvalid): {"message":"...","attributes":[...]}.
+type ChatwootValidationError struct {
+	Message    string   `json:"message"`
+	Attributes []string `json:"attributes"`
+}
+
+// isProxied reports whether r is on Chatwoot's public API, whose clients
+// parse Chatwoot's error bodies.
+func isProxied(r *http.Request) bool {
+	return r != nil && strings.HasPrefix(r.URL.Path, chatwoot.APIPrefix+"/")
+}
+
+// writeChatwootError writes an error the relay answers on a proxied route
+// in Chatwoot's shape, so that client code written for Chatwoot keeps
+// working: a 422 as a validation error carrying the relay's message, any
+// other status as Rails' {"status":N,"error":"<reason phrase>"}. The relay's
+// code and message are in the Relay-Error and Relay-Error-Message headers.
+func writeChatwootError(w http.ResponseWriter, status int, d ErrorDetail) {
+	var v any = ChatwootError{Status: status, Error: railsReason(status)}
+	if status == http.StatusUnprocessableEntity {
+		v = ChatwootValidationError{Message: d.Message, Attributes: []string{}}
+	}
+	b, _ := json.Marshal(v)
+	h := w.Header()
+	h.Set(headerError, d.Code)
+	h.Set(headerErrorMessage, headerText(d.Message))
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+// railsReason is the reason phrase Rails puts in an error body (Rack 2's
+// HTTP_STATUS_CODES; unknown statuses get the 500 phrase).
+func railsReason(status int) string {
+	switch status {
+	case http.StatusRequestEntityTooLarge:
+		return "Payload Too Large"
+	case statusClientClosed:
+		return http.StatusText(http.StatusInternalServerError)
+	}
+	if t := http.StatusText(status); t != "" {
+		return t
+	}
+	return http.StatusText(http.StatusInternalServerError)
+}
+
+// headerText makes a message safe for a header value: printable ASCII only.
+func headerText(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c < 0x20 || c >= 0x7f {
+			b[i] = '?'
+		}
+	}
+	return string(b)
 }

@@ -238,6 +238,17 @@ func (e *env) conversation() (path string, ci chatwoottest.ContactInbox) {
 	return messagesPath(e.inbox.Identifier, ci.SourceID, cv.DisplayID), ci
 }
 
+// agentReplies posts n agent replies in the first conversation.
+func (e *env) agentReplies(n int) {
+	e.t.Helper()
+	cv := e.fake.Conversations()[0]
+	for i := range n {
+		if _, err := e.fake.AgentReply(cv.AccountID, cv.DisplayID, "reply "+strconv.Itoa(i)); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
 func messagesPath(inbox, sourceID string, displayID int64) string {
 	return "/public/api/v1/inboxes/" + inbox + "/contacts/" + sourceID + "/conversations/" + itoa(displayID) + "/messages"
 }
@@ -276,11 +287,17 @@ func serve(s *Server, req *http.Request) *httptest.ResponseRecorder {
 	return rec
 }
 
-// wantError checks a relay JSON error and that it quotes none of secrets.
+// wantError checks a relay error and that it quotes none of secrets: the
+// relay's JSON error, or on proxied routes (Relay-Error set) Chatwoot's
+// error shape.
 func wantError(t *testing.T, rec *httptest.ResponseRecorder, status int, code string, secrets ...string) {
 	t.Helper()
 	if rec.Code != status {
 		t.Fatalf("status = %d, want %d; body %s", rec.Code, status, rec.Body)
+	}
+	if rec.Header().Get(headerError) != "" {
+		wantChatwootError(t, rec, code, secrets...)
+		return
 	}
 	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type = %q, want application/json", ct)
@@ -297,6 +314,40 @@ func wantError(t *testing.T, rec *httptest.ResponseRecorder, status int, code st
 	for _, s := range secrets {
 		if s != "" && strings.Contains(rec.Body.String(), s) {
 			t.Errorf("error body %q contains a secret", rec.Body)
+		}
+	}
+}
+
+// wantChatwootError checks an error the relay answered on a proxied route:
+// Chatwoot's body shape, exactly, and the relay's code and message in
+// headers.
+func wantChatwootError(t *testing.T, rec *httptest.ResponseRecorder, code string, secrets ...string) {
+	t.Helper()
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json; charset=utf-8" {
+		t.Errorf("Content-Type = %q, want Rails' application/json; charset=utf-8", ct)
+	}
+	if got := rec.Header().Get(headerError); got != code {
+		t.Errorf("%s = %q, want %q", headerError, got, code)
+	}
+	if rec.Header().Get(headerErrorMessage) == "" {
+		t.Errorf("no %s", headerErrorMessage)
+	}
+	dec := json.NewDecoder(bytes.NewReader(rec.Body.Bytes()))
+	dec.DisallowUnknownFields()
+	if rec.Code == http.StatusUnprocessableEntity {
+		var body ChatwootValidationError
+		if err := dec.Decode(&body); err != nil || body.Message == "" || body.Attributes == nil {
+			t.Errorf("422 body %q: %v, want Chatwoot's {message, attributes}", rec.Body, err)
+		}
+	} else {
+		var body ChatwootError
+		if err := dec.Decode(&body); err != nil || body.Status != rec.Code || body.Error != railsReason(rec.Code) {
+			t.Errorf("error body %q: %v, want Chatwoot's {status, error}", rec.Body, err)
+		}
+	}
+	for _, s := range secrets {
+		if s != "" && (strings.Contains(rec.Body.String(), s) || strings.Contains(rec.Header().Get(headerErrorMessage), s)) {
+			t.Errorf("error %q / %q contains a secret", rec.Body, rec.Header().Get(headerErrorMessage))
 		}
 	}
 }

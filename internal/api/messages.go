@@ -2,7 +2,7 @@ package api
 
 import (
 	"context"
-	"encoding/json"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -22,23 +22,14 @@ const settleTimeout = 10 * time.Second
 var errResponded = errors.New("api: chatwoot answered before the end of the body")
 
 // proxyMessageCreate forwards a message create: echo_id filled in and
-// returned, Idempotency-Key honoured, ?wait=echo waited for.
-//
-// Idempotency keeps a send at most once per key: the key is released (a
-// retry sends again) only when Chatwoot certainly did not create the
-// message: a 4xx answer (404, 422, 429: nothing was created) or a request
-// that never left the relay (connection refused). Every other outcome is
-// stored and replayed for IdempotencyTTL, including 5xx answers and
-// timeouts, after which the message may or may not exist: retrying with the
-// same key returns the same 5xx/504, and the client decides (the echo_id in
-// Relay-Echo-Id lets it look for the message on the event stream).
+// returned, Idempotency-Key honoured (see keyedSend), ?wait=echo waited for.
 func (s *Server) proxyMessageCreate(w http.ResponseWriter, r *http.Request, pc proxyCall) {
 	key, err := idempotencyKey(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	mb, err := s.readMessageBody(w, r)
+	mb, err := s.readMessageBody(w, r, pc)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -47,91 +38,109 @@ func (s *Server) proxyMessageCreate(w http.ResponseWriter, r *http.Request, pc p
 	ctx, cancel := s.withTimeout(context.WithoutCancel(r.Context()))
 	defer cancel()
 	if key != "" {
-		key = idempotencyStoreKey(pc.path, key)
-		if done := s.replayOrConflict(ctx, w, r, key); done {
-			return
-		}
+		s.keyedSend(ctx, w, r, pc, mb, idempotencyKeys(r, key))
+		return
 	}
-	res := s.sendMessage(ctx, w, r, pc, mb)
+	res := s.sendMessage(ctx, w, r, pc, mb, &sendPlan{})
 	defer res.close()
-	s.settle(ctx, key, res)
 	s.answer(w, r, pc, res)
-}
-
-// replayOrConflict reserves key; it reports true when it already answered
-// (replay, conflict, store failure).
-func (s *Server) replayOrConflict(ctx context.Context, w http.ResponseWriter, r *http.Request, key string) bool {
-	replay, err := s.reserve(ctx, key)
-	switch {
-	case errors.Is(err, ErrConflict):
-		w.Header().Set("Retry-After", "1")
-		s.fail(w, r, err)
-	case err != nil:
-		s.fail(w, r, err)
-	case replay != nil:
-		w.Header().Set(headerReplay, "true")
-		replay.write(w)
-	default:
-		return false
-	}
-	return true
 }
 
 // messageBody is a checked message create body.
 type messageBody struct {
-	data        []byte // JSON or form, echo_id filled in
+	kind        string
+	raw         []byte // JSON or form as sent
 	contentType string
-	echoID      string
-	boundary    string // multipart: streamed, echo_id found while streaming
+	boundary    string // multipart: streamed, read while streaming
+	fingerprint string // "" for multipart: known at the end of the stream
+	content     string // hex SHA-256 of the content field (not multipart)
+	clientEcho  string // the client's echo_id, "" when it sent none
 }
 
-func (s *Server) readMessageBody(w http.ResponseWriter, r *http.Request) (messageBody, error) {
+func (s *Server) readMessageBody(w http.ResponseWriter, r *http.Request, pc proxyCall) (messageBody, error) {
 	kind, boundary := bodyKind(r)
+	mb := messageBody{kind: kind, contentType: r.Header.Get("Content-Type"), boundary: boundary}
 	switch kind {
 	case kindNone:
-		id := newEchoID()
-		return messageBody{data: object(nil).set("echo_id", id).encode(), contentType: "application/json", echoID: id}, nil
+		mb.contentType, mb.content = "application/json", digest("")
 	case kindMultipart:
 		if r.ContentLength > s.opts.MaxMultipartBytes {
 			return messageBody{}, &http.MaxBytesError{Limit: s.opts.MaxMultipartBytes}
 		}
-		return messageBody{boundary: boundary}, nil
+		return mb, nil
 	case kindJSON, kindForm:
 		b, err := readBody(w, r, s.opts.MaxBodyBytes)
 		if err != nil {
 			return messageBody{}, err
 		}
-		mb := messageBody{contentType: r.Header.Get("Content-Type")}
-		mb.data, mb.echoID, err = fillEchoID(kind, b)
-		return mb, err
+		mb.raw = b
+		if err := mb.readFields(); err != nil {
+			return messageBody{}, err
+		}
+	default:
+		return messageBody{}, fmt.Errorf("%w: message create takes application/json, "+
+			"application/x-www-form-urlencoded or multipart/form-data", ErrUnsupportedMediaType)
 	}
-	return messageBody{}, fmt.Errorf("%w: message create takes application/json, "+
-		"application/x-www-form-urlencoded or multipart/form-data", ErrUnsupportedMediaType)
+	mb.fingerprint = fingerprint(r.Method, pc.route, kind, mb.raw)
+	return mb, nil
 }
 
-// fillEchoID returns the body with an echo_id (the client's, or a new one)
-// and that echo_id.
-func fillEchoID(kind string, b []byte) ([]byte, string, error) {
-	if kind == kindJSON {
-		o, err := parseObject(b)
+// readFields reads echo_id and content of a JSON or form body.
+func (mb *messageBody) readFields() error {
+	if mb.kind == kindJSON {
+		o, err := parseObject(mb.raw)
 		if err != nil {
-			return nil, "", err
+			return err
 		}
-		if id := o.text("echo_id"); id != "" {
-			return b, id, nil
-		}
-		id := newEchoID()
-		return o.set("echo_id", id).encode(), id, nil
+		mb.clientEcho, mb.content = o.text("echo_id"), digest(o.text("content"))
+		return nil
 	}
-	f, err := parseForm(b)
+	f, err := parseForm(mb.raw)
 	if err != nil {
-		return nil, "", err
+		return err
 	}
-	if id := f.text("echo_id"); id != "" {
-		return b, id, nil
+	mb.clientEcho, mb.content = f.text("echo_id"), digest(f.text("content"))
+	return nil
+}
+
+// withEcho returns the JSON or form body to send and its echo_id: the
+// client's, else id, else a new one.
+func (mb messageBody) withEcho(id string) ([]byte, string) {
+	if mb.clientEcho != "" {
+		return mb.raw, mb.clientEcho
 	}
-	id := newEchoID()
-	return []byte(f.add("echo_id", id).raw), id, nil
+	if id == "" {
+		id = newEchoID()
+	}
+	switch mb.kind {
+	case kindNone:
+		return object(nil).set("echo_id", id).encode(), id
+	case kindJSON:
+		o, _ := parseObject(mb.raw) // parsed before
+		return o.set("echo_id", id).encode(), id
+	}
+	f, _ := parseForm(mb.raw)
+	return []byte(f.add("echo_id", id).raw), id
+}
+
+// bodyFingerprint is the request's fingerprint; a multipart body is read
+// to its end (and discarded) to compute it.
+func (s *Server) bodyFingerprint(w http.ResponseWriter, r *http.Request, pc proxyCall, mb messageBody) (string, error) {
+	if mb.boundary == "" {
+		return mb.fingerprint, nil
+	}
+	var fp string
+	mp := startMultipart(http.MaxBytesReader(w, r.Body, s.opts.MaxMultipartBytes), mb.boundary, multipartEdit{
+		end: func(p multipartParts) ([]formField, error) {
+			fp = fingerprint(r.Method, pc.route, kindMultipart, p.fingerprint)
+			return nil, nil
+		},
+	})
+	io.Copy(io.Discard, mp)
+	if err := mp.finish(false); err != nil {
+		return "", err
+	}
+	return fp, nil
 }
 
 // sendResult is the outcome of sending a message create.
@@ -151,31 +160,29 @@ func (res *sendResult) close() {
 	res.echo.release()
 }
 
-// sendMessage posts the message. The echo expectation is registered before
-// the end of the body is sent: the echo can arrive before the response.
-func (s *Server) sendMessage(ctx context.Context, w http.ResponseWriter, r *http.Request, pc proxyCall, mb messageBody) (res sendResult) {
-	onEcho := func(id string) {
+// sendMessage posts the message. The echo expectation is registered and
+// the attempt record stored before the end of the body is sent: the echo
+// can arrive before the response.
+func (s *Server) sendMessage(ctx context.Context, w http.ResponseWriter, r *http.Request, pc proxyCall, mb messageBody, plan *sendPlan) (res sendResult) {
+	prevEcho := ""
+	if plan.prev != nil {
+		prevEcho = plan.prev.EchoID
+	}
+	ready := func(id, fp, content string, files int) error {
 		res.echoID = id
 		if pc.waitEcho {
 			res.echo = s.expectEcho(id)
 		}
+		return s.beforeEnd(ctx, plan, attempt{Fingerprint: fp, EchoID: id, Started: unixNow(), Content: content, Files: files})
 	}
-	var mp *multipartSend
-	var body io.Reader
-	ct := mb.contentType
-	if mb.boundary != "" {
-		mp = startMultipart(http.MaxBytesReader(w, r.Body, s.opts.MaxMultipartBytes), mb.boundary, onEcho)
-		body, ct = mp.body, mp.contentType
-	} else {
-		onEcho(mb.echoID)
-		body = bytesBody(mb.data)
+	body, ct, mp, err := s.messageStream(w, r, pc, mb, prevEcho, ready)
+	if err != nil {
+		res.err = err
+		return res
 	}
 	resp, err := s.opts.Chatwoot.Do(ctx, http.MethodPost, pc.target(), body, forwardHeader(r, ct))
 	if mp != nil {
-		if resp != nil {
-			mp.body.CloseWithError(errResponded)
-		}
-		if cerr := mp.wait(); cerr != nil { // the body never ended: nothing was created
+		if cerr := mp.finish(resp != nil); cerr != nil { // the body never ended: nothing was created
 			discardResponse(resp)
 			res.err = cerr
 			return res
@@ -183,6 +190,39 @@ func (s *Server) sendMessage(ctx context.Context, w http.ResponseWriter, r *http
 	}
 	res.setResponse(resp, err, s.opts.MaxResponseBytes)
 	return res
+}
+
+// messageStream returns the body to post. ready is called with the echo_id
+// and what identifies the message before the end of the body can be sent;
+// its error keeps the body from being sent.
+func (s *Server) messageStream(w http.ResponseWriter, r *http.Request, pc proxyCall, mb messageBody, echoID string,
+	ready func(id, fp, content string, files int) error) (io.Reader, string, *multipartSend, error) {
+	if mb.boundary == "" {
+		data, id := mb.withEcho(echoID)
+		return bytesBody(data), mb.contentType, nil, ready(id, mb.fingerprint, mb.content, 0)
+	}
+	mp := startMultipart(http.MaxBytesReader(w, r.Body, s.opts.MaxMultipartBytes), mb.boundary, multipartEdit{
+		read:   []string{"echo_id"},
+		digest: []string{"content"},
+		end: func(p multipartParts) ([]formField, error) {
+			var add []formField
+			id := p.fields["echo_id"]
+			if id == "" {
+				id = echoID
+				if id == "" {
+					id = newEchoID()
+				}
+				add = append(add, formField{"echo_id", id})
+			}
+			content := digest("")
+			if d, ok := p.digests["content"]; ok {
+				content = hex.EncodeToString(d)
+			}
+			fp := fingerprint(r.Method, pc.route, kindMultipart, p.fingerprint)
+			return add, ready(id, fp, content, p.files)
+		},
+	})
+	return mp, mp.contentType, mp, nil
 }
 
 func (res *sendResult) setResponse(resp *http.Response, err error, limit int64) {
@@ -211,30 +251,11 @@ func notSent(err error) bool {
 	return errors.Is(err, chatwoot.ErrArgument) || errors.Is(err, chatwoot.ErrNotSent) || (errors.As(err, &oe) && oe.Op == "dial")
 }
 
-// settle completes or releases the idempotency key (none: key is "").
-func (s *Server) settle(ctx context.Context, key string, res sendResult) {
-	if key == "" {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
-	defer cancel()
-	rejected := res.resp != nil && res.resp.StatusCode >= 400 && res.resp.StatusCode < 500
-	if rejected || (res.err != nil && !res.mayHaveRun) {
-		s.release(ctx, key)
-		return
-	}
-	s.complete(ctx, key, res.stored())
-}
-
-// stored is the response a retry with the same key gets. A response larger
+// stored is the answer a retry with the same key gets. A response larger
 // than MaxResponseBytes is stored without its body.
-func (res sendResult) stored() storedResponse {
-	if res.err != nil {
-		status, body := errorResponse(res.err)
-		b, _ := json.Marshal(body)
-		return storedResponse{Status: status, ContentType: "application/json", EchoID: res.echoID, Body: append(b, '\n')}
-	}
-	sr := storedResponse{Status: res.resp.StatusCode, ContentType: res.resp.Header.Get("Content-Type"), EchoID: res.echoID}
+func (res sendResult) stored(fp string) storedResponse {
+	sr := storedResponse{Status: res.resp.StatusCode, ContentType: res.resp.Header.Get("Content-Type"),
+		EchoID: res.echoID, Fingerprint: fp}
 	if res.complete {
 		sr.Body = res.body
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -166,12 +167,100 @@ func TestIdempotentSequentialSends(t *testing.T) {
 			t.Errorf("replays metric = %v", got)
 		}
 
-		// Another key, or the same key on another conversation, sends again.
+		// Another key sends again.
 		send("key-2", path)
+		if n := e.messageCount(); n != 2 {
+			t.Errorf("%d messages, want 2", n)
+		}
+	})
+}
+
+// TestIdempotencyKeyReuse: a key sent again with another request is refused
+// with 422 and sends nothing; the same request spelled differently (escapes,
+// .json, trailing slash, another multipart boundary) is the same request;
+// keys of different API tokens are independent.
+func TestIdempotencyKeyReuse(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, func(o *Options) { o.APITokens = []string{apiToken, "other-token"} })
+		path, ci := e.conversation()
 		path2, _ := e.conversation()
-		send("key-1", path2)
-		if n := e.messageCount(); n != 3 {
-			t.Errorf("%d messages, want 3", n)
+		send := func(target, body string, header ...string) *httptest.ResponseRecorder {
+			return e.do(request("POST", target, body, append([]string{headerIdempotencyKey, "k"}, header...)...))
+		}
+		if rec := send(path, `{"content":"first"}`); rec.Code != 200 {
+			t.Fatalf("first: %d %s", rec.Code, rec.Body)
+		}
+		escaped := strings.Replace(path, "-", "%2D", 1) // in the source_id
+		for _, target := range []string{escaped, path + ".json", path + "/"} {
+			if rec := send(target, `{"content":"first"}`); rec.Header().Get(headerReplay) != "true" {
+				t.Errorf("%s: %d %v, want a replay", strings.Replace(target, ci.SourceID, "SRC", 1), rec.Code, rec.Header())
+			}
+		}
+		for name, rec := range map[string]*httptest.ResponseRecorder{
+			"other body":         send(path, `{"content":"second"}`),
+			"other conversation": send(path2, `{"content":"first"}`),
+			"form body":          send(path, "content=first", "Content-Type", "application/x-www-form-urlencoded"),
+		} {
+			wantError(t, rec, 422, CodeKeyReused, ci.SourceID)
+			if rec.Header().Get(headerReplay) != "" {
+				t.Errorf("%s: a refused reuse is marked as a replay", name)
+			}
+		}
+		other := send(path, `{"content":"second"}`, "Authorization", "Bearer other-token")
+		if other.Code != 200 || other.Header().Get(headerReplay) != "" {
+			t.Errorf("same key, other API token: %d %v, want a fresh send", other.Code, other.Header())
+		}
+		if n := e.messageCount(); n != 2 {
+			t.Errorf("%d messages, want 2", n)
+		}
+	})
+}
+
+// TestIdempotencyKeyReuseMultipart: multipart bodies are compared part by
+// part, whatever their boundary.
+func TestIdempotencyKeyReuseMultipart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, nil)
+		path, _ := e.conversation()
+		send := func(file string) *httptest.ResponseRecorder {
+			body, ct := multipartBody(t, map[string]string{"content": "see file"}, map[string]string{"a.txt": file})
+			return e.do(request("POST", path, string(body), "Content-Type", ct, headerIdempotencyKey, "k"))
+		}
+		if rec := send("one"); rec.Code != 200 {
+			t.Fatalf("first: %d %s", rec.Code, rec.Body)
+		}
+		if rec := send("one"); rec.Header().Get(headerReplay) != "true" {
+			t.Errorf("same parts, new boundary: %d %v, want a replay", rec.Code, rec.Header())
+		}
+		wantError(t, send("two"), 422, CodeKeyReused)
+		if n := e.messageCount(); n != 1 {
+			t.Errorf("%d messages, want 1", n)
+		}
+	})
+}
+
+// TestIdempotencyKeyReuseUnsettled: after an unknown outcome, the retry
+// must be the same request too; a multipart body that differs is cut off
+// before Chatwoot gets its end.
+func TestIdempotencyKeyReuseUnsettled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, nil)
+		path, _ := e.conversation()
+		e.fake.SetFault(chatwoottest.RouteMessageCreate, chatwoottest.Fault{Status: 500, Count: 1})
+		send := func(file string) *httptest.ResponseRecorder {
+			body, ct := multipartBody(t, map[string]string{"content": "see file"}, map[string]string{"a.txt": file})
+			return e.do(request("POST", path, string(body), "Content-Type", ct, headerIdempotencyKey, "k"))
+		}
+		if rec := send("one"); rec.Code != 500 {
+			t.Fatalf("first: %d %s", rec.Code, rec.Body)
+		}
+		wantError(t, send("two"), 422, CodeKeyReused)
+		if n := e.messageCount(); n != 0 {
+			t.Fatalf("%d messages after a refused reuse, want 0", n)
+		}
+		rec := send("one")
+		if rec.Code != 200 || e.messageCount() != 1 {
+			t.Errorf("same request: %d %s, %d messages; want it sent", rec.Code, rec.Body, e.messageCount())
 		}
 	})
 }
@@ -208,20 +297,28 @@ func TestIdempotentConcurrentSends(t *testing.T) {
 	})
 }
 
+// TestIdempotencyOutcomes: only final outcomes are stored. A send that
+// certainly created nothing is posted again; an unknown outcome is resolved
+// on the retry by looking the message up: found -> answered with it, absent
+// -> posted again with the same echo_id, cannot tell yet -> 503.
 func TestIdempotencyOutcomes(t *testing.T) {
+	after := func(f chatwoottest.Fault) chatwoottest.Fault { f.AfterHandling = true; return f }
 	tests := []struct {
-		name      string
-		fault     chatwoottest.Fault
-		status    int
-		resend    bool // a retry with the same key posts again
-		wantCodes string
+		name   string
+		fault  chatwoottest.Fault
+		first  int
+		found  bool // the retry finds the message (answered, not posted)
+		undec  bool // the first retry cannot tell yet (503), a later one can
+		resent bool // the retry posts again
 	}{
-		// Nothing was created: the key is released and a retry sends.
-		{"429", chatwoottest.Fault{Status: 429, Count: 1}, 429, true, ""},
-		{"404", chatwoottest.Fault{Status: 404, Count: 1}, 404, true, ""},
-		// The message may exist: the first answer is replayed.
-		{"500", chatwoottest.Fault{Status: 500, Count: 1}, 500, false, ""},
-		{"timeout", chatwoottest.Fault{Delay: time.Hour, Count: 1}, 504, false, CodeUpstream},
+		{"429", chatwoottest.Fault{Status: 429, Count: 1}, 429, false, false, true},
+		{"404", chatwoottest.Fault{Status: 404, Count: 1}, 404, false, false, true},
+		{"500 nothing created", chatwoottest.Fault{Status: 500, Count: 1}, 500, false, false, true},
+		{"503 nothing created", chatwoottest.Fault{Status: 503, Count: 1}, 503, false, false, true},
+		{"500 after creating", after(chatwoottest.Fault{Status: 500, Count: 1}), 500, true, false, false},
+		{"502 after creating", after(chatwoottest.Fault{Status: 502, Count: 1}), 502, true, false, false},
+		{"timeout after creating", after(chatwoottest.Fault{Delay: time.Hour, Count: 1}), 504, true, false, false},
+		{"timeout nothing created", chatwoottest.Fault{Delay: time.Hour, Count: 1}, 504, false, true, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -229,42 +326,134 @@ func TestIdempotencyOutcomes(t *testing.T) {
 				e := newEnv(t, nil)
 				path, ci := e.conversation()
 				e.fake.SetFault(chatwoottest.RouteMessageCreate, tt.fault)
-				first := e.do(request("POST", path, `{"content":"x"}`, headerIdempotencyKey, "k"))
-				if first.Code != tt.status {
-					t.Fatalf("first: %d %s, want %d", first.Code, first.Body, tt.status)
+				send := func() *httptest.ResponseRecorder {
+					return e.do(request("POST", path, `{"content":"x"}`, headerIdempotencyKey, "k"))
 				}
-				if tt.wantCodes != "" {
-					wantError(t, first, tt.status, tt.wantCodes, ci.SourceID)
+				first := send()
+				if first.Code != tt.first {
+					t.Fatalf("first: %d %s, want %d", first.Code, first.Body, tt.first)
 				}
-				second := e.do(request("POST", path, `{"content":"x"}`, headerIdempotencyKey, "k"))
-				upstream := e.requests(chatwoottest.RouteMessageCreate)
-				if tt.resend {
-					if second.Code != 200 || upstream != 2 || second.Header().Get(headerReplay) != "" {
-						t.Errorf("retry: %d, %d upstream requests, replay %q; want a fresh send",
-							second.Code, upstream, second.Header().Get(headerReplay))
+				echo := first.Header().Get(headerEchoID)
+				retry := send()
+				if tt.undec {
+					wantError(t, retry, 503, CodeUnavailable, ci.SourceID)
+					if retry.Header().Get("Retry-After") == "" {
+						t.Error("undecided retry without Retry-After")
 					}
-					return
+					time.Sleep(time.Minute) // the first attempt cannot be running any more
+					retry = send()
 				}
-				if second.Code != tt.status || upstream != 1 || second.Header().Get(headerReplay) != "true" ||
-					second.Body.String() != first.Body.String() {
-					t.Errorf("retry: %d %s, %d upstream requests; want the first answer replayed", second.Code, second.Body, upstream)
+				if retry.Code != 200 || retry.Header().Get(headerEchoID) != echo {
+					t.Fatalf("retry: %d %s echo %q, want 200 with echo %q", retry.Code, retry.Body, retry.Header().Get(headerEchoID), echo)
 				}
-				if first.Header().Get(headerEchoID) == "" || second.Header().Get(headerEchoID) != first.Header().Get(headerEchoID) {
-					t.Errorf("echo ids %q, %q", first.Header().Get(headerEchoID), second.Header().Get(headerEchoID))
+				if got := retry.Header().Get(headerReplay) == "true"; got != tt.found {
+					t.Errorf("retry Idempotent-Replay %v, want %v", got, tt.found)
+				}
+				creates := int64(1)
+				if tt.resent {
+					creates = 2
+				}
+				if n := e.requests(chatwoottest.RouteMessageCreate); n != creates {
+					t.Errorf("%d upstream message creates, want %d", n, creates)
+				}
+				msgs := e.fake.AllMessages()
+				if len(msgs) != 1 || msgs[0].EchoID != echo {
+					t.Fatalf("messages %+v, want one with echo_id %q", msgs, echo)
+				}
+				if v := decode[map[string]any](t, retry); v["id"] != float64(msgs[0].ID) {
+					t.Errorf("retry body %s is not the message", retry.Body)
+				}
+				// Now final: replayed without asking Chatwoot.
+				before := e.fake.Stats().Requests
+				third := send()
+				if third.Header().Get(headerReplay) != "true" || third.Body.String() != retry.Body.String() {
+					t.Errorf("third: %d %v %s, want the retry's answer replayed", third.Code, third.Header(), third.Body)
+				}
+				if after := e.fake.Stats().Requests; !maps.Equal(before, after) {
+					t.Errorf("a replay called Chatwoot: %v -> %v", before, after)
 				}
 			})
 		})
 	}
 }
 
+// TestIdempotencyLookup: the lookup of an unknown outcome cannot decide
+// when Chatwoot's list fails or when more messages came after the send than
+// it reads; the key stays unsettled, and the echo memory finds the message
+// by id whatever came after it.
+func TestIdempotencyLookup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, nil)
+		path, ci := e.conversation()
+		e.fake.SetFault(chatwoottest.RouteMessageCreate, chatwoottest.Fault{Status: 500, Count: 1, AfterHandling: true})
+		send := func() *httptest.ResponseRecorder {
+			return e.do(request("POST", path, `{"content":"lost answer"}`, headerIdempotencyKey, "k"))
+		}
+		echo := send().Header().Get(headerEchoID)
+		for _, f := range []chatwoottest.Fault{{Status: 500, Count: 1}, {Garbage: true, Count: 1}} {
+			e.fake.SetFault(chatwoottest.RouteMessageIndex, f)
+			wantError(t, send(), 503, CodeUnavailable, ci.SourceID)
+		}
+		e.agentReplies(messagePageSize * maxLookupPages)
+		time.Sleep(time.Hour) // whatever the time, the send is out of reach
+		wantError(t, send(), 503, CodeUnavailable, ci.SourceID)
+		if n := e.requests(chatwoottest.RouteMessageCreate); n != 1 {
+			t.Fatalf("%d upstream message creates while undecided, want 1", n)
+		}
+		msg := e.fake.AllMessages()[0]
+		e.srv.Echoes().ObserveMessage(echo, itoa(msg.ID)) // the live echo, as the event stream reports it
+		rec := send()
+		if rec.Code != 200 || rec.Header().Get(headerReplay) != "true" || decode[map[string]any](t, rec)["id"] != float64(msg.ID) {
+			t.Errorf("with the echo seen: %d %s", rec.Code, rec.Body)
+		}
+		if n := e.requests(chatwoottest.RouteMessageCreate); n != 1 {
+			t.Errorf("%d upstream message creates, want 1", n)
+		}
+		for outcome, want := range map[string]float64{lookupUndecided: 3, lookupFound: 1, lookupAbsent: 0} {
+			if got := testutil.ToFloat64(e.srv.m.lookups.WithLabelValues(outcome)); got != want {
+				t.Errorf("lookups{outcome=%q} = %v, want %v", outcome, got, want)
+			}
+		}
+	})
+}
+
+// TestIdempotencyLookupPages: without the echo, the lookup reads back page
+// by page to the send.
+func TestIdempotencyLookupPages(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, nil)
+		path, _ := e.conversation()
+		e.fake.SetFault(chatwoottest.RouteMessageCreate, chatwoottest.Fault{Status: 500, Count: 1, AfterHandling: true})
+		send := func() *httptest.ResponseRecorder {
+			return e.do(request("POST", path, `{"content":"lost answer"}`, headerIdempotencyKey, "k"))
+		}
+		send()
+		e.agentReplies(2*messagePageSize + 5)
+		rec := send()
+		if rec.Code != 200 || rec.Header().Get(headerReplay) != "true" || decode[map[string]any](t, rec)["content"] != "lost answer" {
+			t.Errorf("retry: %d %s, want the message found", rec.Code, rec.Body)
+		}
+		if n := e.requests(chatwoottest.RouteMessageCreate); n != 1 {
+			t.Errorf("%d upstream message creates, want 1", n)
+		}
+	})
+}
+
 func TestIdempotencyChatwootDown(t *testing.T) {
 	s, _ := newDownServer(t, nil)
 	path := messagesPath("inbox-abc", "src-1", 1)
-	wantError(t, serve(s, request("POST", path, `{"content":"x"}`, headerIdempotencyKey, "k")), 502, CodeUpstream, "src-1")
-	// Connection refused: nothing was sent, so the key is free again.
-	state, _, err := s.opts.Store.ReserveIdempotency(context.Background(), idempotencyStoreKey(path, "k"), time.Minute)
+	req := request("POST", path, `{"content":"x"}`, headerIdempotencyKey, "k")
+	wantError(t, serve(s, req), 502, CodeUpstream, "src-1")
+	// Connection refused: nothing was sent, so the key is free again and
+	// its attempt record says nothing was sent.
+	k := idempotencyKeys(req, "k")
+	state, _, err := s.opts.Store.ReserveIdempotency(context.Background(), k.lock, time.Minute)
 	if err != nil || state != store.IdempotencyReserved {
 		t.Errorf("key after a refused connection: %v %v, want reserved (released)", state, err)
+	}
+	a, err := s.loadAttempt(context.Background(), k)
+	if err != nil || a == nil || a.Sent {
+		t.Errorf("attempt after a refused connection: %+v %v, want one not sent", a, err)
 	}
 }
 
@@ -278,13 +467,17 @@ func TestIdempotencyWithoutStore(t *testing.T) {
 	}
 }
 
-func TestIdempotencyStoreKeyHidesPath(t *testing.T) {
-	k := idempotencyStoreKey("/inboxes/inbox-abc/contacts/secret-source/conversations/1/messages", "client-key")
-	if strings.Contains(k, "secret-source") || strings.Contains(k, "inbox-abc") || strings.Contains(k, "client-key") {
-		t.Errorf("store key %q holds the path or key", k)
+// TestIdempotencyStoreKey: keys are scoped per API token and hold neither
+// the token nor the key.
+func TestIdempotencyStoreKey(t *testing.T) {
+	req := request("POST", "/x", "", headerIdempotencyKey, "client-key")
+	k := idempotencyKeys(req, "client-key")
+	if strings.Contains(k.lock+k.attempt, apiToken) || strings.Contains(k.lock+k.attempt, "client-key") {
+		t.Errorf("store keys %+v hold the token or the key", k)
 	}
-	if k == idempotencyStoreKey("/inboxes/inbox-abc/contacts/other/conversations/1/messages", "client-key") {
-		t.Error("same store key for two paths")
+	req.Header.Set("Authorization", "Bearer another-token")
+	if k2 := idempotencyKeys(req, "client-key"); k2 == k {
+		t.Error("same store keys for two API tokens")
 	}
 }
 

@@ -18,6 +18,10 @@ const (
 	regExisting        = "existing"
 	regFailed          = "failed"
 	regInvalidResponse = "invalid_response"
+
+	lookupFound     = "found"
+	lookupAbsent    = "absent"
+	lookupUndecided = "undecided"
 )
 
 // metrics are the API's collectors. Label values are fixed: route
@@ -29,6 +33,7 @@ type metrics struct {
 	conflicts     prometheus.Counter
 	echoWaits     *prometheus.CounterVec // outcome
 	registrations *prometheus.CounterVec // outcome
+	lookups       *prometheus.CounterVec // outcome
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -58,6 +63,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "relay_api_contact_registrations_total",
 			Help: "Subscriptions registered from proxied contact create/show responses, by outcome.",
 		}, []string{"outcome"}),
+		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_api_idempotency_lookups_total",
+			Help: "Retries of a message send whose outcome was unknown, by what the lookup decided (found, absent: posted again, undecided: 503).",
+		}, []string{"outcome"}),
 	}
 	for _, o := range []string{echoReceived, echoTimeout, echoCanceled, echoOverflow} {
 		m.echoWaits.WithLabelValues(o)
@@ -65,10 +74,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, o := range []string{regCreated, regExisting, regFailed, regInvalidResponse} {
 		m.registrations.WithLabelValues(o)
 	}
+	for _, o := range []string{lookupFound, lookupAbsent, lookupUndecided} {
+		m.lookups.WithLabelValues(o)
+	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.replays, m.conflicts, m.echoWaits, m.registrations} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.replays, m.conflicts, m.echoWaits, m.registrations, m.lookups} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("api: register metrics (one Server per registry): %w", err)
 		}

@@ -1,56 +1,94 @@
 package api
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"mime/multipart"
+	"slices"
 )
 
-// maxFieldBytes bounds the echo_id field the relay reads from a multipart
-// body.
+// maxFieldBytes bounds the small fields (echo_id, identifier...) the relay
+// reads from a multipart body.
 const maxFieldBytes = 4 << 10
 
 // multipartSend streams a client's multipart body to Chatwoot part by part
-// (attachments are never held in memory) and appends an echo_id field when
-// the client sent none (Rack keeps the last value of a field).
+// (attachments are never held in memory). It reads a few small fields on
+// the way (echo_id, identifier, ...) and, after the client's last part,
+// lets the caller append fields (Rack keeps the last value of a field) or
+// cut the body off.
 //
-// The echo_id is known only while streaming: onEcho is called with it on the
-// streaming goroutine before the end of the body is written, so before
-// Chatwoot can have created the message. Call wait after the upstream call
-// returned; only then are echoID and err safe to read.
+// The end callback runs on the streaming goroutine before the closing
+// boundary is written, so before Chatwoot can have acted on the request. An
+// error from it closes the stream unfinished: Chatwoot never gets a complete
+// request. Call wait after the upstream call returned; only then is err safe
+// to read.
 type multipartSend struct {
 	body        *io.PipeReader
 	contentType string
 	done        chan struct{}
 
 	// Written by the streaming goroutine before done is closed.
-	echoID string
-	err    error // a clientBodyError when the client's body was at fault
+	err error // a clientBodyError when the client's body was at fault
 }
 
-// clientBodyError is a failure of the client's body (malformed, too large),
-// as opposed to the upstream side closing the stream.
+// multipartEdit says what a multipartSend reads and what it may add.
+type multipartEdit struct {
+	// read are fields read (at most maxFieldBytes each) and sent on
+	// unchanged; end gets the last value of each.
+	read []string
+	// digest are fields of any size whose SHA-256 end gets.
+	digest []string
+	// end returns the fields to append, or an error that cuts the body off.
+	// fingerprint identifies the parts whatever the boundary.
+	end func(p multipartParts) ([]formField, error)
+}
+
+// multipartParts is what a multipartSend saw of the client's body.
+type multipartParts struct {
+	fields      map[string]string // last value of each read field
+	digests     map[string][]byte // SHA-256 of the last value of each digest field
+	fingerprint []byte            // SHA-256 over every part's name, file name, type and data
+	files       int               // parts with a file name
+}
+
+// formField is a field to append to a form.
+type formField struct{ name, value string }
+
+// clientBodyError is a failure of the client's body (malformed, too large)
+// or a refusal by end, as opposed to the upstream side closing the stream.
 type clientBodyError struct{ err error }
 
 func (e clientBodyError) Error() string { return e.err.Error() }
 func (e clientBodyError) Unwrap() error { return e.err }
 
-func startMultipart(src io.Reader, boundary string, onEcho func(string)) *multipartSend {
+func startMultipart(src io.Reader, boundary string, edit multipartEdit) *multipartSend {
 	pr, pw := io.Pipe()
 	mw := multipart.NewWriter(pw)
 	m := &multipartSend{body: pr, contentType: mw.FormDataContentType(), done: make(chan struct{})}
 	go func() {
 		defer close(m.done)
-		m.err = m.copy(multipart.NewReader(src, boundary), mw, onEcho)
+		m.err = m.copy(multipart.NewReader(src, boundary), mw, edit)
 		pw.CloseWithError(m.err) // nil closes with io.EOF
 	}()
 	return m
 }
 
-// wait waits for the streaming goroutine and returns the client-side error,
-// if any.
-func (m *multipartSend) wait() error {
+// Read reads the edited body; it is what the Chatwoot client sends.
+func (m *multipartSend) Read(p []byte) (int, error) { return m.body.Read(p) }
+
+// finish ends the stream after the upstream call returned (responded: with
+// a response, which may come before the whole body was read) and returns
+// the error that kept the body from being sent whole: the client's (too
+// large, malformed) or end's; nil when the body was complete or upstream
+// stopped reading it.
+func (m *multipartSend) finish(responded bool) error {
+	if responded {
+		m.body.CloseWithError(errResponded)
+	}
 	<-m.done
 	var ce clientBodyError
 	if errors.As(m.err, &ce) {
@@ -59,7 +97,9 @@ func (m *multipartSend) wait() error {
 	return nil
 }
 
-func (m *multipartSend) copy(mr *multipart.Reader, mw *multipart.Writer, onEcho func(string)) error {
+func (m *multipartSend) copy(mr *multipart.Reader, mw *multipart.Writer, edit multipartEdit) error {
+	seen := multipartParts{fields: map[string]string{}, digests: map[string][]byte{}}
+	fp := sha256.New()
 	for {
 		part, err := mr.NextRawPart()
 		if err == io.EOF {
@@ -68,55 +108,56 @@ func (m *multipartSend) copy(mr *multipart.Reader, mw *multipart.Writer, onEcho 
 		if err != nil {
 			return clientError(err)
 		}
-		if err := m.copyPart(part, mw, onEcho); err != nil {
+		if err := copyPart(part, mw, edit, &seen, fp); err != nil {
 			return err
 		}
 	}
-	if m.echoID == "" {
-		m.echoID = newEchoID()
-		onEcho(m.echoID)
-		if err := mw.WriteField("echo_id", m.echoID); err != nil {
+	seen.fingerprint = fp.Sum(nil)
+	add, err := edit.end(seen)
+	if err != nil {
+		return clientBodyError{err}
+	}
+	for _, f := range add {
+		if err := mw.WriteField(f.name, f.value); err != nil {
 			return err
 		}
 	}
 	return mw.Close()
 }
 
-func (m *multipartSend) copyPart(part *multipart.Part, mw *multipart.Writer, onEcho func(string)) error {
+// copyPart sends one part on, reading or hashing it as edit asks, and adds
+// it to the fingerprint.
+func copyPart(part *multipart.Part, mw *multipart.Writer, edit multipartEdit, seen *multipartParts, fp hash.Hash) error {
 	defer part.Close()
-	if part.FormName() == "echo_id" && part.FileName() == "" {
-		return m.copyEchoField(part, mw, onEcho)
-	}
+	name, file := part.FormName(), part.FileName()
 	dst, err := mw.CreatePart(part.Header)
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(pipeWriter{dst}, readerOnly{part}); err != nil {
+	data := sha256.New()
+	var src io.Reader = io.TeeReader(readerOnly{part}, data)
+	var field *bytes.Buffer
+	switch {
+	case file != "":
+		seen.files++
+	case slices.Contains(edit.read, name):
+		field = &bytes.Buffer{}
+		src = io.TeeReader(io.LimitReader(src, maxFieldBytes+1), field)
+	}
+	if _, err := io.Copy(pipeWriter{dst}, readerOnly{src}); err != nil {
 		return classifyCopy(err)
 	}
-	return nil
-}
-
-// copyEchoField reads the client's echo_id and sends it on unchanged.
-func (m *multipartSend) copyEchoField(part *multipart.Part, mw *multipart.Writer, onEcho func(string)) error {
-	b, err := io.ReadAll(io.LimitReader(part, maxFieldBytes+1))
-	if err != nil {
-		return clientError(err)
+	if field != nil {
+		if field.Len() > maxFieldBytes {
+			return clientBodyError{fmt.Errorf("%w: field %s is longer than %d bytes", ErrInvalid, name, maxFieldBytes)}
+		}
+		seen.fields[name] = field.String()
 	}
-	if len(b) > maxFieldBytes {
-		return clientBodyError{fmt.Errorf("%w: echo_id is longer than %d bytes", ErrInvalid, maxFieldBytes)}
+	sum := data.Sum(nil)
+	if file == "" && slices.Contains(edit.digest, name) {
+		seen.digests[name] = sum
 	}
-	dst, err := mw.CreatePart(part.Header)
-	if err != nil {
-		return err
-	}
-	if _, err := dst.Write(b); err != nil {
-		return err
-	}
-	if len(b) > 0 && m.echoID == "" {
-		m.echoID = string(b)
-		onEcho(m.echoID)
-	}
+	fmt.Fprintf(fp, "%q %q %q %x\n", name, file, part.Header.Get("Content-Type"), sum)
 	return nil
 }
 

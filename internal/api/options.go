@@ -22,6 +22,7 @@ const (
 	DefaultIdempotencyTTL     = 24 * time.Hour
 	DefaultIdempotencyLockTTL = 2 * time.Minute
 	DefaultMaxEchoWaiters     = 10000
+	DefaultOutcomeGrace       = 30 * time.Second
 )
 
 // Options configure a Server. Registry and Chatwoot are required.
@@ -83,6 +84,11 @@ type Options struct {
 	// request dies before finishing (a crashed replica). It must exceed
 	// RequestTimeout. Zero: DefaultIdempotencyLockTTL.
 	IdempotencyLockTTL time.Duration
+	// OutcomeGrace is how long after RequestTimeout a send whose outcome is
+	// unknown (timeout, lost connection) may still be running at Chatwoot:
+	// until then a retry with its Idempotency-Key that does not find the
+	// message gets 503 instead of posting again. Zero: DefaultOutcomeGrace.
+	OutcomeGrace time.Duration
 }
 
 // withDefaults fills zero fields and reports every invalid one at once.
@@ -95,7 +101,7 @@ func (o Options) withDefaults() (Options, error) {
 		errs = append(errs, errors.New("api: Chatwoot is required"))
 	}
 	if o.MaxBodyBytes < 0 || o.MaxMultipartBytes < 0 || o.MaxResponseBytes < 0 ||
-		o.RequestTimeout < 0 || o.EchoWait < 0 || o.IdempotencyTTL < 0 || o.IdempotencyLockTTL < 0 {
+		o.RequestTimeout < 0 || o.EchoWait < 0 || o.IdempotencyTTL < 0 || o.IdempotencyLockTTL < 0 || o.OutcomeGrace < 0 {
 		errs = append(errs, errors.New("api: negative size or duration in options"))
 	}
 	o.MaxBodyBytes = orDefault(o.MaxBodyBytes, DefaultMaxBodyBytes)
@@ -105,6 +111,7 @@ func (o Options) withDefaults() (Options, error) {
 	o.EchoWait = orDefault(o.EchoWait, DefaultEchoWait)
 	o.IdempotencyTTL = orDefault(o.IdempotencyTTL, DefaultIdempotencyTTL)
 	o.IdempotencyLockTTL = orDefault(o.IdempotencyLockTTL, DefaultIdempotencyLockTTL)
+	o.OutcomeGrace = orDefault(o.OutcomeGrace, DefaultOutcomeGrace)
 	if o.IdempotencyLockTTL <= o.RequestTimeout {
 		errs = append(errs, errors.New("api: IdempotencyLockTTL must exceed RequestTimeout"))
 	}

@@ -56,7 +56,8 @@ type proxyCall struct {
 	tmpl      string // Chatwoot route template, for labels and logs
 	inbox     string // unescaped {inbox}, "" when the route has none
 	sourceID  string // unescaped {source_id}, "" when the route has none
-	path      string // escaped path below chatwoot.APIPrefix
+	path      string // escaped path below chatwoot.APIPrefix, as forwarded
+	route     string // unescaped path of the route: no ".json", no trailing slash
 	query     string // raw query to forward (relay parameters removed)
 	subscribe bool   // register the token of a contact create/show
 	waitEcho  bool   // ?wait=echo on message create
@@ -90,6 +91,10 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
 
 func newProxyCall(r *http.Request) (proxyCall, error) {
 	path := strings.TrimPrefix(r.URL.EscapedPath(), chatwoot.APIPrefix)
+	path = strings.TrimSuffix(path, "/") // Rails ignores a trailing slash
+	if path == "" {
+		return proxyCall{}, fmt.Errorf("%w: empty path below %s", ErrInvalid, chatwoot.APIPrefix)
+	}
 	pc := matchProxy(r.Method, path)
 	query, relay := splitQuery(r.URL.RawQuery)
 	pc.query = query
@@ -150,17 +155,40 @@ var proxyTemplates = []string{
 	chatwoot.RouteMessage, chatwoot.RouteCSATSurvey,
 }
 
-// matchProxy finds the template of an escaped path below the API prefix.
+// formatSuffix is the format extension Rails routes accept on every route
+// ("(.:format)"); Chatwoot answers JSON with or without it.
+const formatSuffix = ".json"
+
+// matchProxy finds the template of an escaped path below the API prefix
+// (without its trailing slash). A ".json" suffix is the same route: it is
+// left out of matching and of pc.route, and forwarded as sent.
 func matchProxy(method, path string) proxyCall {
 	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	last := len(segs) - 1
+	segs[last] = strings.TrimSuffix(segs[last], formatSuffix)
+	pc := proxyCall{tmpl: "/" + chatwoot.RouteOther, path: path, route: unescapedRoute(segs)}
 	for _, tmpl := range proxyTemplates {
 		if vals, ok := matchTemplate(tmpl, segs); ok {
-			pc := proxyCall{tmpl: tmpl, path: path, inbox: vals["{inbox}"], sourceID: vals["{source_id}"]}
+			pc.tmpl, pc.inbox, pc.sourceID = tmpl, vals["{inbox}"], vals["{source_id}"]
 			pc.kind = kindOf(method, tmpl)
 			return pc
 		}
 	}
-	return proxyCall{tmpl: "/" + chatwoot.RouteOther, path: path}
+	return pc
+}
+
+// unescapedRoute joins unescaped segments, so that "12%2D" and "12-" name
+// the same route (checkPath already refused encoded slashes).
+func unescapedRoute(segs []string) string {
+	var b strings.Builder
+	for _, seg := range segs {
+		v, err := url.PathUnescape(seg)
+		if err != nil {
+			v = seg
+		}
+		b.WriteString("/" + v)
+	}
+	return b.String()
 }
 
 func matchTemplate(tmpl string, segs []string) (map[string]string, bool) {
@@ -215,7 +243,11 @@ func (s *Server) proxyPlain(w http.ResponseWriter, r *http.Request, pc proxyCall
 // (too large, cut off) is the client's error, whatever Chatwoot did.
 func (s *Server) send(ctx context.Context, r *http.Request, pc proxyCall, body io.Reader, ct string) (*http.Response, error) {
 	resp, err := s.opts.Chatwoot.Do(ctx, r.Method, pc.target(), body, forwardHeader(r, ct))
-	if cerr := clientReadError(body); cerr != nil {
+	cerr := clientReadError(body)
+	if mp, ok := body.(*multipartSend); ok {
+		cerr = mp.finish(resp != nil)
+	}
+	if cerr != nil {
 		discardResponse(resp)
 		return nil, cerr
 	}

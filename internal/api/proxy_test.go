@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -360,4 +361,125 @@ func TestContactBadBodies(t *testing.T) {
 	if n := len(u.requests()); n != 0 {
 		t.Errorf("%d upstream requests for bad bodies", n)
 	}
+}
+
+// TestProxyRouteSpellings sends the spellings Rails routes alike: a ".json"
+// format suffix and a trailing slash get the relay's handling, not a 400 or
+// a plain forward.
+func TestProxyRouteSpellings(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, nil)
+		path, ci := e.conversation()
+		contact := "/public/api/v1/inboxes/" + e.inbox.Identifier + "/contacts/" + ci.SourceID
+		for _, target := range []string{contact + "/", contact + ".json"} {
+			rec := e.do(request("GET", target, ""))
+			if rec.Code != 200 || rec.Header().Get(headerSubscription) == "" {
+				t.Errorf("GET %s: %d %s, subscription %q", strings.Replace(target, ci.SourceID, "SRC", 1),
+					rec.Code, rec.Body, rec.Header().Get(headerSubscription))
+			}
+		}
+		created := e.do(request("POST", "/public/api/v1/inboxes/"+e.inbox.Identifier+"/contacts.json", `{"name":"x"}`))
+		if created.Code != 200 || created.Header().Get(headerSubscription) == "" {
+			t.Errorf("contact create .json: %d %s, subscription %q", created.Code, created.Body, created.Header().Get(headerSubscription))
+		}
+		for _, target := range []string{path + ".json", path + "/", path + ".json?wait=echo"} {
+			key := "key " + target
+			first := e.do(request("POST", target, `{"content":"once"}`, headerIdempotencyKey, key))
+			second := e.do(request("POST", target, `{"content":"once"}`, headerIdempotencyKey, key))
+			if first.Code != 200 || first.Header().Get(headerEchoID) == "" || second.Header().Get(headerReplay) != "true" {
+				t.Errorf("POST %s: %d echo %q, retry replay %q", target, first.Code,
+					first.Header().Get(headerEchoID), second.Header().Get(headerReplay))
+			}
+		}
+		if n := e.messageCount(); n != 3 {
+			t.Errorf("%d messages for three keys, want 3", n)
+		}
+		for _, m := range e.fake.AllMessages() {
+			if m.EchoID == "" {
+				t.Errorf("message %d posted without an echo_id", m.ID)
+			}
+		}
+	})
+}
+
+// TestProxyForwardsFormatSuffix: the suffix reaches Chatwoot as sent (it
+// answers the same), a trailing slash does not.
+func TestProxyForwardsFormatSuffix(t *testing.T) {
+	u := &upstream{respond: respondJSON(200, `{"id":1}`)}
+	s, _ := newUpstreamServer(t, u, nil)
+	serve(s, request("POST", "/public/api/v1/inboxes/i/contacts/s/conversations/7/messages.json", `{"content":"x"}`))
+	serve(s, request("GET", "/public/api/v1/inboxes/i/contacts/s/conversations/", ""))
+	reqs := u.requests()
+	if len(reqs) != 2 || reqs[0].Path != "/public/api/v1/inboxes/i/contacts/s/conversations/7/messages.json" ||
+		reqs[1].Path != "/public/api/v1/inboxes/i/contacts/s/conversations" {
+		t.Fatalf("upstream requests = %+v", reqs)
+	}
+	if !bytes.Contains(reqs[0].Body, []byte(`"echo_id"`)) {
+		t.Errorf("message create .json forwarded without echo_id: %s", reqs[0].Body)
+	}
+}
+
+// TestProxyErrorShape: errors the relay answers itself on proxied routes
+// have Chatwoot's shape (clients parse them); the /v1 API keeps its own.
+func TestProxyErrorShape(t *testing.T) {
+	s, _ := newDownServer(t, nil)
+	path := messagesPath("inbox-abc", "src-1", 1)
+	var want map[string]any // Chatwoot's own 404
+	if err := json.Unmarshal(readFixture(t, "notfound.json"), &want); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		req    *http.Request
+		status int
+		code   string
+		body   string
+	}{
+		{"malformed JSON", request("POST", path, `{"content":`), 400, CodeInvalid, `{"status":400,"error":"Bad Request"}`},
+		{"oversized", request("POST", path, `{"content":"`+strings.Repeat("x", 2<<20)+`"}`), 413, CodeInvalid, `{"status":413,"error":"Payload Too Large"}`},
+		{"unreachable", request("GET", "/public/api/v1/inboxes/inbox-abc", ""), 502, CodeUpstream, `{"status":502,"error":"Bad Gateway"}`},
+		{"no token", httptest.NewRequest("GET", "/public/api/v1/inboxes/inbox-abc", nil), 401, CodeUnauthorized, `{"status":401,"error":"Unauthorized"}`},
+	}
+	for _, tt := range tests {
+		rec := serve(s, tt.req)
+		wantError(t, rec, tt.status, tt.code, "src-1", "inbox-abc")
+		if rec.Body.String() != tt.body {
+			t.Errorf("%s: body %s, want %s", tt.name, rec.Body, tt.body)
+		}
+		var got map[string]any
+		json.Unmarshal(rec.Body.Bytes(), &got)
+		if len(got) != len(want) || got["status"] == nil || got["error"] == nil {
+			t.Errorf("%s: %v does not have the members of Chatwoot's %v", tt.name, got, want)
+		}
+	}
+	wantError(t, serve(s, request("POST", "/v1/subscriptions", `{`)), 400, CodeInvalid)
+}
+
+// TestIdentifierHashMultipart: a multipart contact create (e.g. with an
+// avatar) on an HMAC-mandatory inbox gets identifier_hash like JSON and
+// form bodies; the fake Chatwoot refuses it without.
+func TestIdentifierHashMultipart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, func(o *Options) { o.InboxHMACTokens = map[string]string{"inbox-mandatory": "mandatory-secret"} })
+		if _, err := e.fake.AddInbox(chatwoottest.InboxConfig{Identifier: "inbox-mandatory", HMACToken: "mandatory-secret", HMACMandatory: true}); err != nil {
+			t.Fatal(err)
+		}
+		create := "/public/api/v1/inboxes/inbox-mandatory/contacts"
+		body, ct := multipartBody(t, map[string]string{"identifier": "user-mp", "name": "Avatar Person"}, map[string]string{"avatar.png": "PNG"})
+		rec := e.do(request("POST", create, string(body), "Content-Type", ct))
+		if rec.Code != 200 || rec.Header().Get(headerSubscription) == "" {
+			t.Fatalf("multipart create with relay-computed hash: %d %s", rec.Code, rec.Body)
+		}
+		// A hash sent by the client is kept as sent: a wrong one fails at Chatwoot.
+		body, ct = multipartBody(t, map[string]string{"identifier": "user-mp", "identifier_hash": "00"}, nil)
+		if rec := e.do(request("POST", create, string(body), "Content-Type", ct)); rec.Code != 500 {
+			t.Errorf("wrong client hash: %d %s, want Chatwoot's 500", rec.Code, rec.Body)
+		}
+		// An oversized identifier is refused before Chatwoot gets a whole body.
+		body, ct = multipartBody(t, map[string]string{"identifier": strings.Repeat("i", 5<<10)}, nil)
+		wantError(t, e.do(request("POST", create, string(body), "Content-Type", ct)), 400, CodeInvalid)
+		if n := len(e.reg.registrations()); n != 1 {
+			t.Errorf("%d contacts registered, want 1", n)
+		}
+	})
 }

@@ -161,7 +161,8 @@ func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) {
 
 // checkPath refuses paths that a proxy or a router could read differently
 // from Chatwoot: empty or dot segments (also percent-encoded), encoded
-// slashes and backslashes, control characters and bad escapes.
+// slashes and backslashes, control characters and bad escapes. One trailing
+// slash is allowed: Rails ignores it.
 func checkPath(escaped string) error {
 	rest := strings.TrimPrefix(escaped, "/")
 	if rest == "" {
@@ -169,6 +170,10 @@ func checkPath(escaped string) error {
 	}
 	if !strings.HasPrefix(escaped, "/") {
 		return fmt.Errorf("%w: path must start with /", ErrInvalid)
+	}
+	rest = strings.TrimSuffix(rest, "/")
+	if rest == "" {
+		return fmt.Errorf("%w: empty path segment", ErrInvalid)
 	}
 	for seg := range strings.SplitSeq(rest, "/") {
 		if err := checkSegment(seg); err != nil {

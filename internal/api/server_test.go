@@ -233,7 +233,9 @@ func TestCheckPath(t *testing.T) {
 		{"/public/api/v1/inboxes/a%2fb", false},
 		{"/public/api/v1/inboxes/a%5Cb", false},
 		{"/public/api/v1//inboxes", false},
-		{"/public/api/v1/inboxes/", false},
+		{"/public/api/v1/inboxes/", true}, // Rails ignores a trailing slash
+		{"/public/api/v1/inboxes//", false},
+		{"//", false},
 		{"/public/api/v1/inboxes/a%00b", false},
 		{"/public/api/v1/inboxes/a%0ab", false},
 		{"/public/api/v1/inboxes/a%zz", false},

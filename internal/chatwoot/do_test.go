@@ -157,6 +157,9 @@ func TestMatchRoute(t *testing.T) {
 		"/inboxes//contacts":                                       RouteOther,
 		"/inboxes/abc/secrets":                                     RouteOther,
 		"/inboxes/abc/contacts/s/conversations/3/messages/9/x":     RouteOther,
+		"/inboxes/abc/contacts.json":                               RouteContacts,
+		"/inboxes/abc/contacts/s.json":                             RouteContact,
+		"/inboxes/abc/contacts/s/conversations/3/messages.json":    RouteMessages,
 	}
 	for p, want := range tests {
 		if got := matchRoute("GET", p).tmpl; got != want {

@@ -127,9 +127,11 @@ func proxyRoute(method, p string) (route, error) {
 	return rt, nil
 }
 
-// matchRoute finds the template an escaped path belongs to.
+// matchRoute finds the template an escaped path belongs to. Like Rails, it
+// takes a ".json" format suffix as the same route.
 func matchRoute(method, escPath string) route {
 	segs := strings.Split(strings.TrimPrefix(escPath, "/"), "/")
+	segs[len(segs)-1] = strings.TrimSuffix(segs[len(segs)-1], ".json")
 	for _, tmpl := range knownRoutes {
 		if rt, ok := matchTemplate(tmpl, segs); ok {
 			rt.method, rt.path = method, escPath

@@ -33,8 +33,14 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		retryLater(w)
 		return
 	}
-	if f, ok := s.rest.takeFault(rt.name); ok && s.applyFault(w, r, f) {
-		return
+	if f, ok := s.rest.takeFault(rt.name); ok {
+		if f.AfterHandling && !cable {
+			s.handleThenFault(w, r, rt, f)
+			return
+		}
+		if s.applyFault(w, r, f) {
+			return
+		}
 	}
 	if cable {
 		s.serveCable(w, r)
@@ -83,9 +89,10 @@ func fileURL(r *http.Request, m *model, name string) string {
 	return fmt.Sprintf("http://%s/rails/active_storage/blobs/redirect/%s/%s", r.Host, key, url.PathEscape(name))
 }
 
-// matchRoute maps a request to a route; cable reports /cable.
+// matchRoute maps a request to a route; cable reports /cable. Like Rails,
+// it ignores a trailing slash and a ".json" format suffix.
 func matchRoute(r *http.Request) (rt route, cable bool) {
-	p := strings.TrimSuffix(r.URL.Path, "/")
+	p := strings.TrimSuffix(strings.TrimSuffix(r.URL.Path, "/"), ".json")
 	if p == "/cable" {
 		return route{name: RouteCable}, true
 	}

@@ -41,6 +41,11 @@ type Fault struct {
 	Garbage bool
 	// Count limits the fault to this many requests; 0 means until cleared.
 	Count int
+	// AfterHandling handles the request first (a message is created, its
+	// events are broadcast) and then applies Delay and Status to the answer,
+	// which is discarded: the client sees the fault of a request that did
+	// run, like a Chatwoot that committed and then failed or hung.
+	AfterHandling bool
 }
 
 // GarbageBody is the body of a Fault with Garbage set.
@@ -172,3 +177,19 @@ func retryLater(w http.ResponseWriter) {
 	w.WriteHeader(http.StatusTooManyRequests)
 	w.Write([]byte("Retry later\n"))
 }
+
+// handleThenFault runs the request with its answer discarded, then answers
+// with the fault.
+func (s *Server) handleThenFault(w http.ResponseWriter, r *http.Request, rt route, f Fault) {
+	s.serveAPI(&discardWriter{header: http.Header{}}, r, rt)
+	if !s.applyFault(w, r, f) {
+		w.WriteHeader(http.StatusInternalServerError)
+	}
+}
+
+// discardWriter is a ResponseWriter that keeps nothing.
+type discardWriter struct{ header http.Header }
+
+func (d *discardWriter) Header() http.Header         { return d.header }
+func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discardWriter) WriteHeader(int)             {}
