@@ -80,7 +80,11 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (a *app, err error
 func (a *app) openStore(context.Context) error {
 	var err error
 	if a.cfg.RedisURL != "" {
-		a.store, err = redisstore.Open(a.cfg.RedisURL, redisstore.Options{})
+		var tlsConfig *tls.Config
+		if tlsConfig, err = tlsWithCA("redis", a.cfg.RedisTLSCA); err != nil {
+			return err
+		}
+		a.store, err = redisstore.Open(a.cfg.RedisURL, redisstore.Options{Prefix: a.cfg.RedisKeyPrefix, TLSConfig: tlsConfig})
 	} else {
 		a.store, err = bolt.Open(filepath.Join(a.cfg.DataDir, "relay.db"), bolt.Options{})
 	}
@@ -171,7 +175,7 @@ func (a *app) newPool(context.Context) error {
 	if err != nil {
 		return err
 	}
-	tlsConfig, err := tlsWithCA(c.CableTLSCA)
+	tlsConfig, err := tlsWithCA("cable", c.CableTLSCA)
 	if err != nil {
 		return err
 	}
@@ -191,20 +195,22 @@ func (a *app) newPool(context.Context) error {
 	return nil
 }
 
-func tlsWithCA(file string) (*tls.Config, error) {
+// tlsWithCA returns a TLS configuration trusting the system roots and the
+// CAs in file; nil when file is empty. what names the connection in errors.
+func tlsWithCA(what, file string) (*tls.Config, error) {
 	if file == "" {
 		return nil, nil
 	}
 	pem, err := os.ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("cable CA: %w", err)
+		return nil, fmt.Errorf("%s CA: %w", what, err)
 	}
 	roots, err := x509.SystemCertPool()
 	if err != nil {
 		roots = x509.NewCertPool()
 	}
 	if !roots.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("cable CA %s: no certificate found", file)
+		return nil, fmt.Errorf("%s CA %s: no certificate found", what, file)
 	}
 	return &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}, nil
 }

@@ -47,6 +47,8 @@ type Config struct {
 
 	DataDir           string            `env:"DATA_DIR" envDefault:"./data" desc:"local state file and embedded JetStream storage"`
 	RedisURL          string            `env:"REDIS_URL" secret:"true" desc:"shared state for several replicas; empty = local state file"`
+	RedisTLSCA        string            `env:"REDIS_TLS_CA" desc:"CA file for a rediss:// REDIS_URL (a private CA); empty = system roots"`
+	RedisKeyPrefix    string            `env:"REDIS_KEY_PREFIX" envDefault:"relay:" desc:"starts every Redis key, so several deployments share one Redis"`
 	InboxHMACTokens   map[string]string `env:"INBOX_HMAC_TOKENS" envKeyValSeparator:"=" secret:"true" desc:"inbox_identifier=hmac_token,..."`
 	SubscriptionsFile string            `env:"SUBSCRIPTIONS_FILE" desc:"static subscriptions, reloaded on SIGHUP"`
 
@@ -145,6 +147,12 @@ func (c *Config) validate(demo bool) error {
 	}
 	if c.RedisURL == "" && c.DataDir == "" {
 		bad("DATA_DIR", "required without REDIS_URL")
+	}
+	if c.RedisTLSCA != "" && !strings.HasPrefix(c.RedisURL, "rediss://") {
+		bad("REDIS_TLS_CA", "needs a rediss:// REDIS_URL")
+	}
+	if strings.ContainsFunc(c.RedisKeyPrefix, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		bad("REDIS_KEY_PREFIX", "%q: no spaces or control characters", c.RedisKeyPrefix)
 	}
 	for name, v := range map[string]float64{
 		"CABLE_PER_CONN": float64(c.CablePerConn), "CABLE_SUBSCRIBE_RATE": c.CableSubscribeRate,
