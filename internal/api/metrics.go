@@ -29,6 +29,8 @@ type metrics struct {
 	conflicts     prometheus.Counter
 	echoWaits     *prometheus.CounterVec // outcome
 	registrations *prometheus.CounterVec // outcome
+	inflight      prometheus.Gauge
+	overloaded    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -58,6 +60,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "relay_api_contact_registrations_total",
 			Help: "Subscriptions registered from proxied contact create/show responses, by outcome.",
 		}, []string{"outcome"}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "relay_api_requests_in_flight",
+			Help: "HTTP API requests being served, within the RELAY_HTTP_MAX_CONCURRENT bound (health, readiness and metrics not counted).",
+		}),
+		overloaded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relay_api_overload_refusals_total",
+			Help: "HTTP API requests refused with 503 because RELAY_HTTP_MAX_CONCURRENT requests were in flight.",
+		}),
 	}
 	for _, o := range []string{echoReceived, echoTimeout, echoCanceled, echoOverflow} {
 		m.echoWaits.WithLabelValues(o)
@@ -68,7 +78,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.replays, m.conflicts, m.echoWaits, m.registrations} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.replays, m.conflicts, m.echoWaits, m.registrations, m.inflight, m.overloaded} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("api: register metrics (one Server per registry): %w", err)
 		}
