@@ -35,22 +35,24 @@ import (
 
 // app is the wired relay. Fields are set once by start.
 type app struct {
-	cfg      Config
-	log      *slog.Logger
-	metrics  *prometheus.Registry
-	store    store.Store
-	nats     *natsserver.Server // nil with an external NATS
-	natsURL  string
-	fanout   *fanout.Fanout
-	client   *chatwoot.Client
-	registry *registry.Registry
-	catchup  *catchup.Catchup
-	pool     *cable.Pool
-	echoes   *api.EchoTracker
-	http     *http.Server
-	httpAddr net.Addr
-	pprof    *http.Server // nil unless RELAY_PPROF_ADDR
-	static   *staticSubscriptions
+	cfg         Config
+	log         *slog.Logger
+	metrics     *prometheus.Registry
+	store       store.Store
+	nats        *natsserver.Server // nil with an external NATS
+	natsURL     string
+	fanout      *fanout.Fanout
+	client      *chatwoot.Client
+	registry    *registry.Registry
+	catchup     *catchup.Catchup
+	pool        *cable.Pool
+	echoes      *api.EchoTracker
+	http        *http.Server
+	httpAddr    net.Addr
+	metricsHTTP *http.Server // nil unless RELAY_METRICS_ADDR
+	metricsAddr net.Addr
+	pprof       *http.Server // nil unless RELAY_PPROF_ADDR
+	static      *staticSubscriptions
 }
 
 // start wires every part in dependency order and starts serving. On error
@@ -65,7 +67,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (a *app, err error
 		}
 	}()
 	steps := []func(context.Context) error{
-		a.openStore, a.startNATS, a.openFanout, a.newClient, a.newCatchup, a.newPool, a.serveHTTP, a.servePprof,
+		a.openStore, a.startNATS, a.openFanout, a.newClient, a.newCatchup, a.newPool, a.serveHTTP, a.serveMetrics, a.servePprof,
 		a.loadSubscriptions,
 	}
 	for _, step := range steps {
@@ -216,11 +218,16 @@ func tlsWithCA(what, file string) (*tls.Config, error) {
 }
 
 func (a *app) serveHTTP(context.Context) error {
+	var metrics http.Handler
+	if a.cfg.MetricsAddr == "" {
+		metrics = a.metricsHandler()
+	}
 	srv, err := api.New(api.Options{
 		Registry: a.registry, Chatwoot: a.client, Store: a.store, APITokens: a.cfg.APITokens,
 		InboxHMACTokens: a.cfg.InboxHMACTokens, MaxMultipartBytes: a.cfg.MultipartLimit, Echoes: a.echoes,
-		Ready: a.ready, Metrics: promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{Registry: a.metrics}),
-		Logger: a.log.With("component", "api"), Registerer: a.metrics,
+		Ready: a.ready, Metrics: metrics, Logger: a.log.With("component", "api"), Registerer: a.metrics,
+		MaxConcurrent: a.cfg.HTTPMaxConcurrent, BodyReadTimeout: a.cfg.HTTPBodyTimeout,
+		UploadReadTimeout: a.cfg.HTTPUploadTimeout,
 	})
 	if err != nil {
 		return fmt.Errorf("HTTP API: %w", err)
@@ -233,8 +240,8 @@ func (a *app) serveHTTP(context.Context) error {
 	a.http = &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       5 * time.Minute, // attachments up to RELAY_MULTIPART_LIMIT on slow links
-		WriteTimeout:      5 * time.Minute, // above the API's request timeout plus the echo wait
+		ReadTimeout:       a.cfg.HTTPUploadTimeout, // the API shortens it for bodies that are not uploads
+		WriteTimeout:      5 * time.Minute,         // above the API's request timeout plus the echo wait
 		IdleTimeout:       2 * time.Minute,
 	}
 	go func() {
@@ -242,6 +249,33 @@ func (a *app) serveHTTP(context.Context) error {
 			a.log.Error("HTTP server stopped", "err", err)
 		}
 	}()
+	return nil
+}
+
+func (a *app) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{Registry: a.metrics})
+}
+
+// serveMetrics serves /metrics on RELAY_METRICS_ADDR, apart from the API,
+// when it is set.
+func (a *app) serveMetrics(context.Context) error {
+	if a.cfg.MetricsAddr == "" {
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", a.metricsHandler())
+	ln, err := net.Listen("tcp", a.cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("metrics listener: %w", err)
+	}
+	a.metricsAddr = ln.Addr()
+	a.metricsHTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: time.Minute}
+	go func() {
+		if err := a.metricsHTTP.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	a.log.Info("metrics served", "addr", a.metricsAddr.String())
 	return nil
 }
 
@@ -434,7 +468,8 @@ func (a *app) ready() error {
 
 // shutdown stops in order: the HTTP API, the websockets, the NATS publisher
 // (draining its buffer), catch-up (writing the cursors of what NATS
-// acknowledged meanwhile), the embedded NATS and the store. The whole is
+// acknowledged meanwhile), the embedded NATS, the store and the metrics
+// listener. The whole is
 // bounded by ShutdownTimeout: the HTTP API gets a third of it and is then
 // closed hard, so slow proxied requests cannot starve the drain.
 func (a *app) shutdown() error {
@@ -474,6 +509,12 @@ func (a *app) shutdown() error {
 	}
 	if a.store != nil {
 		errs = append(errs, a.store.Close())
+	}
+	if a.metricsHTTP != nil {
+		// Last, so that the drain above can be watched.
+		if a.metricsHTTP.Shutdown(ctx) != nil {
+			a.metricsHTTP.Close()
+		}
 	}
 	err := errors.Join(errs...)
 	a.log.Info("relay stopped", "clean", err == nil, "took", time.Since(start).String())
