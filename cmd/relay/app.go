@@ -35,24 +35,25 @@ import (
 
 // app is the wired relay. Fields are set once by start.
 type app struct {
-	cfg         Config
-	log         *slog.Logger
-	metrics     *prometheus.Registry
-	store       store.Store
-	nats        *natsserver.Server // nil with an external NATS
-	natsURL     string
-	fanout      *fanout.Fanout
-	client      *chatwoot.Client
-	registry    *registry.Registry
-	catchup     *catchup.Catchup
-	pool        *cable.Pool
-	echoes      *api.EchoTracker
-	http        *http.Server
-	httpAddr    net.Addr
+	cfg      Config
+	log      *slog.Logger
+	metrics  *prometheus.Registry
+	store    store.Store
+	nats     *natsserver.Server // nil with an external NATS
+	natsURL  string
+	fanout   *fanout.Fanout
+	client   *chatwoot.Client
+	registry *registry.Registry
+	catchup  *catchup.Catchup
+	pool     *cable.Pool
+	echoes   *api.EchoTracker
+	http     *http.Server
+	httpAddr net.Addr
+	pprof    *http.Server // nil unless RELAY_PPROF_ADDR
+	static   *staticSubscriptions
+
 	metricsHTTP *http.Server // nil unless RELAY_METRICS_ADDR
 	metricsAddr net.Addr
-	pprof       *http.Server // nil unless RELAY_PPROF_ADDR
-	static      *staticSubscriptions
 }
 
 // start wires every part in dependency order and starts serving. On error
@@ -237,11 +238,13 @@ func (a *app) serveHTTP(context.Context) error {
 		return fmt.Errorf("HTTP listener: %w", err)
 	}
 	a.httpAddr = ln.Addr()
+	// ReadTimeout is the upload bound: the API shortens it per request for
+	// bodies that are not uploads.
 	a.http = &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       a.cfg.HTTPUploadTimeout, // the API shortens it for bodies that are not uploads
-		WriteTimeout:      5 * time.Minute,         // above the API's request timeout plus the echo wait
+		ReadTimeout:       a.cfg.HTTPUploadTimeout,
+		WriteTimeout:      5 * time.Minute, // above the API's request timeout plus the echo wait
 		IdleTimeout:       2 * time.Minute,
 	}
 	go func() {

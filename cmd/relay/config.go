@@ -22,15 +22,15 @@ const envPrefix = "RELAY_"
 // Config is the relay's whole configuration, read once from RELAY_*
 // environment variables. Fields tagged secret are redacted when logged.
 type Config struct {
-	ChatwootURL string `env:"CHATWOOT_URL" desc:"base URL of Chatwoot; /cable and /public/api/v1 hang off it (required outside -demo)"`
-	HTTPAddr    string `env:"HTTP_ADDR" envDefault:"127.0.0.1:8080" desc:"the relay's HTTP API, health and metrics"`
-	MetricsAddr string `env:"METRICS_ADDR" desc:"serves /metrics on its own listener instead of HTTP_ADDR; empty = on HTTP_ADDR"`
+	ChatwootURL string   `env:"CHATWOOT_URL" desc:"base URL of Chatwoot; /cable and /public/api/v1 hang off it (required outside -demo)"`
+	HTTPAddr    string   `env:"HTTP_ADDR" envDefault:"127.0.0.1:8080" desc:"the relay's HTTP API, health and metrics"`
+	APITokens   []string `env:"API_TOKENS" secret:"true" desc:"comma-separated bearer tokens; empty = loopback only"`
+	LogLevel    string   `env:"LOG_LEVEL" envDefault:"info" desc:"debug, info, warn or error"`
 
+	MetricsAddr       string        `env:"METRICS_ADDR" desc:"serves /metrics on its own listener instead of HTTP_ADDR; empty = on HTTP_ADDR"`
 	HTTPMaxConcurrent int           `env:"HTTP_MAX_CONCURRENT" envDefault:"1024" desc:"API requests served at once (health, readiness, metrics apart); past it 503 with Retry-After"`
 	HTTPBodyTimeout   time.Duration `env:"HTTP_BODY_TIMEOUT" envDefault:"15s" desc:"bound on reading a request body, multipart uploads on the proxied API apart"`
 	HTTPUploadTimeout time.Duration `env:"HTTP_UPLOAD_TIMEOUT" envDefault:"5m" desc:"bound on reading a request, multipart uploads on the proxied API included"`
-	APITokens         []string      `env:"API_TOKENS" secret:"true" desc:"comma-separated bearer tokens; empty = loopback only"`
-	LogLevel          string        `env:"LOG_LEVEL" envDefault:"info" desc:"debug, info, warn or error"`
 
 	NATSURL            string        `env:"NATS_URL" url:"true" desc:"external NATS; empty runs an embedded server"`
 	NATSListen         string        `env:"NATS_LISTEN" envDefault:"127.0.0.1:4222" desc:"where the embedded NATS listens"`
