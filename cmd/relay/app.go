@@ -52,6 +52,9 @@ type app struct {
 	pprof    *http.Server // nil unless RELAY_PPROF_ADDR
 	static   *staticSubscriptions
 	tokens   []api.Token // from RELAY_API_TOKENS_FILE
+
+	metricsHTTP *http.Server // nil unless RELAY_METRICS_ADDR
+	metricsAddr net.Addr
 }
 
 // start wires every part in dependency order and starts serving. On error
@@ -66,7 +69,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (a *app, err error
 		}
 	}()
 	steps := []func(context.Context) error{
-		a.readTokens, a.openStore, a.startNATS, a.openFanout, a.newClient, a.newCatchup, a.newPool, a.serveHTTP, a.servePprof,
+		a.readTokens, a.openStore, a.startNATS, a.openFanout, a.newClient, a.newCatchup, a.newPool, a.serveHTTP, a.serveMetrics, a.servePprof,
 		a.loadSubscriptions,
 	}
 	for _, step := range steps {
@@ -92,7 +95,11 @@ func (a *app) readTokens(context.Context) error {
 func (a *app) openStore(context.Context) error {
 	var err error
 	if a.cfg.RedisURL != "" {
-		a.store, err = redisstore.Open(a.cfg.RedisURL, redisstore.Options{})
+		var tlsConfig *tls.Config
+		if tlsConfig, err = tlsWithCA("redis", a.cfg.RedisTLSCA); err != nil {
+			return err
+		}
+		a.store, err = redisstore.Open(a.cfg.RedisURL, redisstore.Options{Prefix: a.cfg.RedisKeyPrefix, TLSConfig: tlsConfig})
 	} else {
 		a.store, err = bolt.Open(filepath.Join(a.cfg.DataDir, "relay.db"), bolt.Options{})
 	}
@@ -186,7 +193,7 @@ func (a *app) newPool(context.Context) error {
 	if err != nil {
 		return err
 	}
-	tlsConfig, err := tlsWithCA(c.CableTLSCA)
+	tlsConfig, err := tlsWithCA("cable", c.CableTLSCA)
 	if err != nil {
 		return err
 	}
@@ -207,30 +214,37 @@ func (a *app) newPool(context.Context) error {
 	return nil
 }
 
-func tlsWithCA(file string) (*tls.Config, error) {
+// tlsWithCA returns a TLS configuration trusting the system roots and the
+// CAs in file; nil when file is empty. what names the connection in errors.
+func tlsWithCA(what, file string) (*tls.Config, error) {
 	if file == "" {
 		return nil, nil
 	}
 	pem, err := os.ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("cable CA: %w", err)
+		return nil, fmt.Errorf("%s CA: %w", what, err)
 	}
 	roots, err := x509.SystemCertPool()
 	if err != nil {
 		roots = x509.NewCertPool()
 	}
 	if !roots.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("cable CA %s: no certificate found", file)
+		return nil, fmt.Errorf("%s CA %s: no certificate found", what, file)
 	}
 	return &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}, nil
 }
 
 func (a *app) serveHTTP(context.Context) error {
+	var metrics http.Handler
+	if a.cfg.MetricsAddr == "" {
+		metrics = a.metricsHandler()
+	}
 	srv, err := api.New(api.Options{
 		Registry: a.registry, Chatwoot: a.client, Store: a.store, APITokens: a.cfg.APITokens, Tokens: a.tokens,
 		InboxHMACTokens: a.cfg.InboxHMACTokens, MaxMultipartBytes: a.cfg.MultipartLimit, Echoes: a.echoes,
-		Ready: a.ready, Metrics: promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{Registry: a.metrics}),
-		Logger: a.log.With("component", "api"), Registerer: a.metrics,
+		Ready: a.ready, Metrics: metrics, Logger: a.log.With("component", "api"), Registerer: a.metrics,
+		MaxConcurrent: a.cfg.HTTPMaxConcurrent, BodyReadTimeout: a.cfg.HTTPBodyTimeout,
+		UploadReadTimeout: a.cfg.HTTPUploadTimeout,
 	})
 	if err != nil {
 		return fmt.Errorf("HTTP API: %w", err)
@@ -240,10 +254,12 @@ func (a *app) serveHTTP(context.Context) error {
 		return fmt.Errorf("HTTP listener: %w", err)
 	}
 	a.httpAddr = ln.Addr()
+	// ReadTimeout is the upload bound: the API shortens it per request for
+	// bodies that are not uploads.
 	a.http = &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       5 * time.Minute, // attachments up to RELAY_MULTIPART_LIMIT on slow links
+		ReadTimeout:       a.cfg.HTTPUploadTimeout,
 		WriteTimeout:      5 * time.Minute, // above the API's request timeout plus the echo wait
 		IdleTimeout:       2 * time.Minute,
 	}
@@ -252,6 +268,33 @@ func (a *app) serveHTTP(context.Context) error {
 			a.log.Error("HTTP server stopped", "err", err)
 		}
 	}()
+	return nil
+}
+
+func (a *app) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{Registry: a.metrics})
+}
+
+// serveMetrics serves /metrics on RELAY_METRICS_ADDR, apart from the API,
+// when it is set.
+func (a *app) serveMetrics(context.Context) error {
+	if a.cfg.MetricsAddr == "" {
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", a.metricsHandler())
+	ln, err := net.Listen("tcp", a.cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("metrics listener: %w", err)
+	}
+	a.metricsAddr = ln.Addr()
+	a.metricsHTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: time.Minute}
+	go func() {
+		if err := a.metricsHTTP.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	a.log.Info("metrics served", "addr", a.metricsAddr.String())
 	return nil
 }
 
@@ -417,7 +460,8 @@ func (a *app) ready() error {
 
 // shutdown stops in order: the HTTP API, the websockets, the NATS publisher
 // (draining its buffer), catch-up (writing the cursors of what NATS
-// acknowledged meanwhile), the embedded NATS and the store. The whole is
+// acknowledged meanwhile), the embedded NATS, the store and the metrics
+// listener. The whole is
 // bounded by ShutdownTimeout: the HTTP API gets a third of it and is then
 // closed hard, so slow proxied requests cannot starve the drain.
 func (a *app) shutdown() error {
@@ -457,6 +501,12 @@ func (a *app) shutdown() error {
 	}
 	if a.store != nil {
 		errs = append(errs, a.store.Close())
+	}
+	if a.metricsHTTP != nil {
+		// Last, so that the drain above can be watched.
+		if a.metricsHTTP.Shutdown(ctx) != nil {
+			a.metricsHTTP.Close()
+		}
 	}
 	err := errors.Join(errs...)
 	a.log.Info("relay stopped", "clean", err == nil, "took", time.Since(start).String())

@@ -29,6 +29,11 @@ type Config struct {
 	APITokensFile string `env:"API_TOKENS_FILE" desc:"file of bearer tokens with scopes (admin, proxy) and inboxes, one JSON object a line"`
 	LogLevel      string `env:"LOG_LEVEL" envDefault:"info" desc:"debug, info, warn or error"`
 
+	MetricsAddr       string        `env:"METRICS_ADDR" desc:"serves /metrics on its own listener instead of HTTP_ADDR; empty = on HTTP_ADDR"`
+	HTTPMaxConcurrent int           `env:"HTTP_MAX_CONCURRENT" envDefault:"1024" desc:"API requests served at once (health, readiness, metrics apart); past it 503 with Retry-After"`
+	HTTPBodyTimeout   time.Duration `env:"HTTP_BODY_TIMEOUT" envDefault:"15s" desc:"bound on reading a request body, multipart uploads on the proxied API apart"`
+	HTTPUploadTimeout time.Duration `env:"HTTP_UPLOAD_TIMEOUT" envDefault:"5m" desc:"bound on reading a request, multipart uploads on the proxied API included"`
+
 	NATSURL            string        `env:"NATS_URL" url:"true" desc:"external NATS; empty runs an embedded server"`
 	NATSListen         string        `env:"NATS_LISTEN" envDefault:"127.0.0.1:4222" desc:"where the embedded NATS listens"`
 	NATSJetStream      bool          `env:"NATS_JETSTREAM" envDefault:"true" desc:"publish to a JetStream stream (durable) or core NATS"`
@@ -49,6 +54,8 @@ type Config struct {
 
 	DataDir           string            `env:"DATA_DIR" envDefault:"./data" desc:"local state file and embedded JetStream storage"`
 	RedisURL          string            `env:"REDIS_URL" secret:"true" desc:"shared state for several replicas; empty = local state file"`
+	RedisTLSCA        string            `env:"REDIS_TLS_CA" desc:"CA file for a rediss:// REDIS_URL (a private CA); empty = system roots"`
+	RedisKeyPrefix    string            `env:"REDIS_KEY_PREFIX" envDefault:"relay:" desc:"starts every Redis key, so several deployments share one Redis"`
 	InboxHMACTokens   map[string]string `env:"INBOX_HMAC_TOKENS" envKeyValSeparator:"=" secret:"true" desc:"inbox_identifier=hmac_token,..."`
 	SubscriptionsFile string            `env:"SUBSCRIPTIONS_FILE" desc:"static subscriptions, reloaded on SIGHUP"`
 	MaxSubscriptions  int               `env:"MAX_SUBSCRIPTIONS" envDefault:"1000000" desc:"most subscriptions the relay holds; new ones past it are refused (0 = no limit)"`
@@ -131,6 +138,17 @@ func (c *Config) validate(demo bool) error {
 	} else if len(c.APITokens) == 0 && c.APITokensFile == "" && !loopbackAddr(c.HTTPAddr) {
 		bad("API_TOKENS", "required (or API_TOKENS_FILE) when HTTP_ADDR %q is not a loopback address", c.HTTPAddr)
 	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			bad("METRICS_ADDR", "%v", err)
+		}
+	}
+	if c.HTTPMaxConcurrent <= 0 {
+		bad("HTTP_MAX_CONCURRENT", "must be positive")
+	}
+	if c.HTTPBodyTimeout <= 0 || c.HTTPBodyTimeout > c.HTTPUploadTimeout {
+		bad("HTTP_BODY_TIMEOUT", "must be positive and at most HTTP_UPLOAD_TIMEOUT")
+	}
 	if c.PprofAddr != "" && !loopbackAddr(c.PprofAddr) {
 		bad("PPROF_ADDR", "%q: profiles are served on loopback addresses only", c.PprofAddr)
 	}
@@ -156,6 +174,12 @@ func (c *Config) validate(demo bool) error {
 	}
 	if c.MaxSubscriptions < 0 {
 		bad("MAX_SUBSCRIPTIONS", "must not be negative (0 = no limit)")
+	}
+	if c.RedisTLSCA != "" && !strings.HasPrefix(c.RedisURL, "rediss://") {
+		bad("REDIS_TLS_CA", "needs a rediss:// REDIS_URL")
+	}
+	if strings.ContainsFunc(c.RedisKeyPrefix, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		bad("REDIS_KEY_PREFIX", "%q: no spaces or control characters", c.RedisKeyPrefix)
 	}
 	for name, v := range map[string]float64{
 		"CABLE_PER_CONN": float64(c.CablePerConn), "CABLE_SUBSCRIBE_RATE": c.CableSubscribeRate,

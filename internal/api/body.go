@@ -57,7 +57,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	case errors.As(err, &mbe):
 		return nil, err
 	case err != nil:
-		return nil, fmt.Errorf("%w: reading the request body failed", ErrInvalid)
+		return nil, bodyReadError(err)
 	}
 	return b, nil
 }

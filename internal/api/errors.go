@@ -19,6 +19,9 @@ var (
 	ErrInvalid = errors.New("api: invalid request")
 	// ErrTooLarge: the request body is over its limit (413).
 	ErrTooLarge = errors.New("api: request body too large")
+	// ErrBodyTimeout: the request body did not arrive within its read
+	// deadline (408).
+	ErrBodyTimeout = errors.New("api: request body timeout")
 	// ErrUnsupportedMediaType: the body's content type is not accepted (415).
 	ErrUnsupportedMediaType = errors.New("api: unsupported content type")
 	// ErrMethodNotAllowed: the route exists with other methods (405).
@@ -125,6 +128,8 @@ func classifyClient(err error) (int, string, string, bool) {
 		return http.StatusRequestEntityTooLarge, CodeInvalid, fmt.Sprintf("request body is larger than %d bytes", mbe.Limit), true
 	case errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, CodeInvalid, clientText(err), true
+	case errors.Is(err, ErrBodyTimeout):
+		return http.StatusRequestTimeout, CodeInvalid, clientText(err), true
 	case errors.Is(err, ErrUnsupportedMediaType):
 		return http.StatusUnsupportedMediaType, CodeInvalid, clientText(err), true
 	case errors.Is(err, ErrMethodNotAllowed):

@@ -34,6 +34,8 @@ type metrics struct {
 	echoWaits     *prometheus.CounterVec // outcome
 	registrations *prometheus.CounterVec // outcome
 	lookups       *prometheus.CounterVec // outcome
+	inflight      prometheus.Gauge
+	overloaded    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -67,6 +69,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "relay_api_idempotency_lookups_total",
 			Help: "Retries of a message send whose outcome was unknown, by what the lookup decided (found, absent: posted again, undecided: 503).",
 		}, []string{"outcome"}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "relay_api_requests_in_flight",
+			Help: "HTTP API requests being served, within the RELAY_HTTP_MAX_CONCURRENT bound (health, readiness and metrics not counted).",
+		}),
+		overloaded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relay_api_overload_refusals_total",
+			Help: "HTTP API requests refused with 503 because RELAY_HTTP_MAX_CONCURRENT requests were in flight.",
+		}),
 	}
 	for _, o := range []string{echoReceived, echoTimeout, echoCanceled, echoOverflow} {
 		m.echoWaits.WithLabelValues(o)
@@ -80,7 +90,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.replays, m.conflicts, m.echoWaits, m.registrations, m.lookups} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.replays, m.conflicts, m.echoWaits, m.registrations, m.lookups, m.inflight, m.overloaded} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("api: register metrics (one Server per registry): %w", err)
 		}

@@ -23,6 +23,9 @@ const (
 	DefaultIdempotencyLockTTL = 2 * time.Minute
 	DefaultMaxEchoWaiters     = 10000
 	DefaultOutcomeGrace       = 30 * time.Second
+	DefaultMaxConcurrent      = 1024
+	DefaultBodyReadTimeout    = 15 * time.Second
+	DefaultUploadReadTimeout  = 5 * time.Minute // attachments up to MaxMultipartBytes on slow links
 )
 
 // Options configure a Server. Registry and Chatwoot are required.
@@ -89,6 +92,19 @@ type Options struct {
 	// until then a retry with its Idempotency-Key that does not find the
 	// message gets 503 instead of posting again. Zero: DefaultOutcomeGrace.
 	OutcomeGrace time.Duration
+
+	// MaxConcurrent bounds the requests served at once; /healthz, /readyz
+	// and /metrics are outside the bound. Past it a request is refused at
+	// once with 503 and Retry-After, never queued. Zero: DefaultMaxConcurrent.
+	MaxConcurrent int
+	// BodyReadTimeout bounds reading a request body that cannot carry an
+	// upload (all but multipart bodies on the proxied public API), from
+	// when the request is routed. Zero: DefaultBodyReadTimeout.
+	BodyReadTimeout time.Duration
+	// UploadReadTimeout bounds reading a multipart body on the proxied
+	// public API. The http.Server's ReadTimeout should be at least this.
+	// Zero: DefaultUploadReadTimeout.
+	UploadReadTimeout time.Duration
 }
 
 // withDefaults fills zero fields and reports every invalid one at once.
@@ -101,7 +117,8 @@ func (o Options) withDefaults() (Options, error) {
 		errs = append(errs, errors.New("api: Chatwoot is required"))
 	}
 	if o.MaxBodyBytes < 0 || o.MaxMultipartBytes < 0 || o.MaxResponseBytes < 0 ||
-		o.RequestTimeout < 0 || o.EchoWait < 0 || o.IdempotencyTTL < 0 || o.IdempotencyLockTTL < 0 || o.OutcomeGrace < 0 {
+		o.RequestTimeout < 0 || o.EchoWait < 0 || o.IdempotencyTTL < 0 || o.IdempotencyLockTTL < 0 || o.OutcomeGrace < 0 ||
+		o.MaxConcurrent < 0 || o.BodyReadTimeout < 0 || o.UploadReadTimeout < 0 {
 		errs = append(errs, errors.New("api: negative size or duration in options"))
 	}
 	o.MaxBodyBytes = orDefault(o.MaxBodyBytes, DefaultMaxBodyBytes)
@@ -112,6 +129,9 @@ func (o Options) withDefaults() (Options, error) {
 	o.IdempotencyTTL = orDefault(o.IdempotencyTTL, DefaultIdempotencyTTL)
 	o.IdempotencyLockTTL = orDefault(o.IdempotencyLockTTL, DefaultIdempotencyLockTTL)
 	o.OutcomeGrace = orDefault(o.OutcomeGrace, DefaultOutcomeGrace)
+	o.MaxConcurrent = orDefault(o.MaxConcurrent, DefaultMaxConcurrent)
+	o.BodyReadTimeout = orDefault(o.BodyReadTimeout, DefaultBodyReadTimeout)
+	o.UploadReadTimeout = orDefault(o.UploadReadTimeout, DefaultUploadReadTimeout)
 	if o.IdempotencyLockTTL <= o.RequestTimeout {
 		errs = append(errs, errors.New("api: IdempotencyLockTTL must exceed RequestTimeout"))
 	}

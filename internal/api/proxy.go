@@ -357,7 +357,7 @@ func clientReadError(body io.Reader) error {
 	case isMaxBytes(c.err):
 		return c.err
 	}
-	return fmt.Errorf("%w: reading the request body failed", ErrInvalid)
+	return bodyReadError(c.err)
 }
 
 // readResponse reads a Chatwoot response body of at most limit bytes.

@@ -21,6 +21,8 @@ type Server struct {
 	m       *metrics
 	mux     *http.ServeMux
 	handler http.Handler
+	// inflight bounds the requests served at once (MaxConcurrent).
+	inflight limiter
 }
 
 // New returns a Server; it reports every invalid option at once.
@@ -37,7 +39,8 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: o, auth: a, log: o.Logger.With("component", "api"), m: m}
+	s := &Server{opts: o, auth: a, log: o.Logger.With("component", "api"), m: m,
+		inflight: make(limiter, o.MaxConcurrent)}
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.pattern, s.wrap(rt))
@@ -105,7 +108,8 @@ func (s *Server) wrap(rt route) http.Handler {
 	})
 }
 
-// serveHTTP checks the path, routes, and records every request.
+// serveHTTP checks the path, admits the request within the concurrency
+// bound, sets its body read deadline, routes, and records every request.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
@@ -116,10 +120,17 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		Error(rec, r, err)
 		return
 	}
-	if _, pattern := s.mux.Handler(r); pattern == "" {
+	_, pattern := s.mux.Handler(r)
+	if pattern == "" {
 		s.unmatched(rec, r)
 		return
 	}
+	release, ok := s.admit(rec, r, pattern)
+	if !ok {
+		return
+	}
+	defer release()
+	s.limitBodyRead(rec, r)
 	s.mux.ServeHTTP(rec, r)
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -257,8 +258,7 @@ func (c *conn) dial() (*websocket.Conn, error) {
 	ws, resp, err := d.DialContext(c.ctx, cfg.URL, h)
 	if err != nil {
 		if resp != nil {
-			// Rails answers 404 "Page not found" to a refused origin.
-			return nil, fmt.Errorf("cable: handshake refused with HTTP %d (check the Origin setting): %w", resp.StatusCode, err)
+			return nil, handshakeError(resp, err)
 		}
 		return nil, fmt.Errorf("cable: dial: %w", err)
 	}
@@ -267,6 +267,32 @@ func (c *conn) dial() (*websocket.Conn, error) {
 		return nil, fmt.Errorf("cable: server chose subprotocol %q", p)
 	}
 	return ws, nil
+}
+
+// handshakeError says why the websocket upgrade was refused. A 502, 503 or
+// 504 is Chatwoot (or its proxy) down or deploying. Only a refusal that
+// looks like an Origin check suggests the Origin setting: Rails answers a
+// refused Origin with 404 "Page not found", and proxies that check it with
+// 403; any other 404 means no ActionCable at the URL.
+func handshakeError(resp *http.Response, err error) error {
+	switch status := resp.StatusCode; {
+	case status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout:
+		return fmt.Errorf("cable: Chatwoot unavailable: handshake answered HTTP %d: %w", status, err)
+	case status == http.StatusForbidden || status == http.StatusNotFound && railsNotFound(resp):
+		return fmt.Errorf("cable: handshake refused with HTTP %d, as for a refused Origin (check RELAY_CABLE_ORIGIN): %w", status, err)
+	default:
+		return fmt.Errorf("cable: handshake refused with HTTP %d: %w", status, err)
+	}
+}
+
+// railsNotFound reports whether a handshake answer is ActionCable's own
+// refusal: text/plain "Page not found".
+func railsNotFound(resp *http.Response) bool {
+	if resp.Body == nil {
+		return false
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64))
+	return strings.HasPrefix(string(b), "Page not found")
 }
 
 // write writes the session's commands. Subscribes wait for the pool's

@@ -372,6 +372,21 @@ type LifecycleEvent struct {
 	Conversations int `json:"conversations,omitempty"`
 }
 
+// MarshalJSON writes each event's documented fields: a CatchupDone always
+// carries conversations and replayed, zeros included, so consumers need not
+// tell a missing count from none; other events leave them out.
+func (ev LifecycleEvent) MarshalJSON() ([]byte, error) {
+	type plain LifecycleEvent // without this method
+	if ev.Event != CatchupDone {
+		return json.Marshal(plain(ev))
+	}
+	return json.Marshal(struct {
+		plain
+		Replayed      int `json:"replayed"` // shallower: replaces plain's
+		Conversations int `json:"conversations"`
+	}{plain(ev), ev.Replayed, ev.Conversations})
+}
+
 // Lifecycle buffers a lifecycle event on <prefix>.relay.<ev.Event>, in order
 // with the events handled before it.
 func (f *Fanout) Lifecycle(ev LifecycleEvent) error {

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/url"
@@ -22,6 +23,11 @@ type Options struct {
 	// Prefix starts every key, so several relays can share one Redis
 	// database. Default DefaultPrefix.
 	Prefix string
+	// TLSConfig is used for rediss:// URLs instead of go-redis' default
+	// (system roots), e.g. with RootCAs holding a private CA. The server
+	// name comes from the URL unless set. Open refuses it with any other
+	// scheme, where it would go unused. Nil: the default.
+	TLSConfig *tls.Config
 	// Now is the clock for subscription timestamps. Default time.Now. Expiry
 	// uses Redis' own clock.
 	Now func() time.Time
@@ -49,6 +55,16 @@ func Open(rawURL string, opts Options) (*Store, error) {
 			err = ue.Err
 		}
 		return nil, fmt.Errorf("store/redisstore: invalid redis URL: %w", err)
+	}
+	if opts.TLSConfig != nil {
+		if o.TLSConfig == nil {
+			return nil, errors.New("store/redisstore: TLS options need a rediss:// URL")
+		}
+		c := opts.TLSConfig.Clone()
+		if c.ServerName == "" {
+			c.ServerName = o.TLSConfig.ServerName
+		}
+		o.TLSConfig = c
 	}
 	return New(redis.NewClient(o), opts), nil
 }
