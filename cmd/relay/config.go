@@ -22,7 +22,7 @@ const envPrefix = "RELAY_"
 // Config is the relay's whole configuration, read once from RELAY_*
 // environment variables. Fields tagged secret are redacted when logged.
 type Config struct {
-	ChatwootURL string   `env:"CHATWOOT_URL" desc:"base URL of Chatwoot; /cable and /public/api/v1 hang off it (required outside -demo)"`
+	ChatwootURL string   `env:"CHATWOOT_URL" url:"true" desc:"base URL of Chatwoot; /cable and /public/api/v1 hang off it (required outside -demo); no user info, query or fragment"`
 	HTTPAddr    string   `env:"HTTP_ADDR" envDefault:"127.0.0.1:8080" desc:"the relay's HTTP API, health and metrics"`
 	APITokens   []string `env:"API_TOKENS" secret:"true" desc:"comma-separated bearer tokens; empty = loopback only"`
 	LogLevel    string   `env:"LOG_LEVEL" envDefault:"info" desc:"debug, info, warn or error"`
@@ -111,12 +111,12 @@ func (c *Config) validate(demo bool) error {
 	bad := func(name, format string, a ...any) {
 		errs = append(errs, fmt.Errorf("%s%s: %s", envPrefix, name, fmt.Sprintf(format, a...)))
 	}
-	switch u, err := url.Parse(c.ChatwootURL); {
-	case c.ChatwootURL == "" && !demo:
+	if c.ChatwootURL == "" && !demo {
 		bad("CHATWOOT_URL", "required (or run with -demo)")
-	case c.ChatwootURL == "":
-	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		bad("CHATWOOT_URL", "want an http(s) URL, got %q", fanout.RedactURL(c.ChatwootURL))
+	} else if c.ChatwootURL != "" {
+		for _, problem := range chatwootURLProblems(c.ChatwootURL) {
+			bad("CHATWOOT_URL", "%s", problem)
+		}
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		bad("HTTP_ADDR", "%v", err)
@@ -168,6 +168,27 @@ func (c *Config) validate(demo bool) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// chatwootURLProblems checks RELAY_CHATWOOT_URL. Credentials, a query or a
+// fragment are refused without being echoed: the relay sends none of them,
+// and they would otherwise reach logs.
+func chatwootURLProblems(raw string) []string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Opaque != "" || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return []string{fmt.Sprintf("want an http(s) URL such as https://chat.example.com, got %q", fanout.RedactURL(raw))}
+	}
+	var problems []string
+	if u.User != nil {
+		problems = append(problems, "must not carry user info (user:password@); the relay needs no credentials for Chatwoot")
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		problems = append(problems, "must not carry a query (?...)")
+	}
+	if u.Fragment != "" {
+		problems = append(problems, "must not carry a fragment (#...)")
+	}
+	return problems
 }
 
 func validSubjectToken(s string) bool {

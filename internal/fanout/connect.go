@@ -67,22 +67,37 @@ func (c NATSConfig) LogValue() slog.Value {
 	)
 }
 
-// RedactURL hides passwords in a comma-separated list of server URLs.
+// RedactURL hides passwords, bare user tokens, queries and fragments in a
+// comma-separated list of URLs, so a URL can be logged or quoted in an
+// error whatever secret it carries. An unparsable URL becomes REDACTED.
 func RedactURL(raw string) string {
 	parts := strings.Split(raw, ",")
 	for i, p := range parts {
 		u, err := url.Parse(strings.TrimSpace(p))
 		switch {
-		case err != nil:
+		case err != nil || u.Opaque != "":
 			parts[i] = "REDACTED"
-		case u.User != nil:
-			if _, hasPw := u.User.Password(); !hasPw {
-				u.User = url.User("REDACTED") // a bare user part is a token
-			}
-			parts[i] = u.Redacted()
+		case u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+			parts[i] = redactParsed(u)
 		}
 	}
 	return strings.Join(parts, ",")
+}
+
+// redactParsed replaces the secret-bearing parts of u.
+func redactParsed(u *url.URL) string {
+	if u.User != nil {
+		if _, hasPw := u.User.Password(); !hasPw {
+			u.User = url.User("REDACTED") // a bare user part is a token
+		}
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		u.RawQuery, u.ForceQuery = "REDACTED", false
+	}
+	if u.Fragment != "" {
+		u.Fragment, u.RawFragment = "REDACTED", ""
+	}
+	return u.Redacted()
 }
 
 // Validate reports every problem of c at once.
