@@ -128,7 +128,7 @@ func (a *app) openFanout(context.Context) error {
 		Stream: fanout.JetStreamConfig{Name: c.NATSStream, MaxAge: orUnlimited(c.NATSStreamMaxAge),
 			MaxBytes: c.NATSStreamMaxBytes, Duplicates: c.NATSDupWindow},
 	}, fanout.Options{
-		Prefix: c.NATSSubjectPrefix, ForwardTokens: c.ForwardTokens, BufferBytes: c.NATSBufferBytes,
+		Prefix: c.NATSSubjectPrefix, ForwardTokens: c.ForwardTokens, ForwardSourceIDs: c.ForwardSourceIDs, BufferBytes: c.NATSBufferBytes,
 		Observe: a.observe, Published: a.published, Lost: a.lost, Drained: a.drained, Logger: a.log.With("component", "fanout"), Registerer: a.metrics,
 	})
 	if err != nil {

@@ -48,6 +48,7 @@ type Config struct {
 	NATSListenTLSKey   string        `env:"NATS_LISTEN_TLS_KEY" desc:"embedded NATS: key of NATS_LISTEN_TLS_CERT"`
 	NATSListenClientCA string        `env:"NATS_LISTEN_TLS_CLIENT_CA" desc:"embedded NATS: clients must also present a certificate signed by this CA"`
 	ForwardTokens      bool          `env:"FORWARD_TOKENS" envDefault:"false" desc:"keep pubsub_token values in published bodies"`
+	ForwardSourceIDs   bool          `env:"FORWARD_SOURCE_IDS" envDefault:"false" desc:"keep the contact's source_id (contact_inbox.source_id) in published bodies"`
 
 	DataDir           string            `env:"DATA_DIR" envDefault:"./data" desc:"local state file and embedded JetStream storage"`
 	RedisURL          string            `env:"REDIS_URL" secret:"true" desc:"shared state for several replicas; empty = local state file"`
