@@ -114,13 +114,22 @@ func (a *app) startNATS(context.Context) error {
 		a.natsURL = a.cfg.NATSURL
 		return nil
 	}
-	host, port, err := natsserver.SplitListen(a.cfg.NATSListen)
+	c := a.cfg
+	host, port, err := natsserver.SplitListen(c.NATSListen)
 	if err != nil {
 		return fmt.Errorf("embedded NATS: %w", err)
 	}
+	var nkey string
+	if c.NATSNKeySeedFile != "" {
+		if nkey, err = natsserver.NKeyFromSeedFile(c.NATSNKeySeedFile); err != nil {
+			return fmt.Errorf("embedded NATS: %w", err)
+		}
+	}
 	a.nats, err = natsserver.Start(natsserver.Config{
-		Host: host, Port: port, JetStream: a.cfg.NATSJetStream,
-		StoreDir: filepath.Join(a.cfg.DataDir, "nats"), ServerName: "relay", Logger: a.log.With("component", "nats"),
+		Host: host, Port: port, JetStream: c.NATSJetStream,
+		StoreDir: filepath.Join(c.DataDir, "nats"), ServerName: "relay", Logger: a.log.With("component", "nats"),
+		User: c.NATSUser, Password: c.NATSPassword, Token: c.NATSToken, NKey: nkey,
+		TLSCert: c.NATSListenTLSCert, TLSKey: c.NATSListenTLSKey, TLSClientCA: c.NATSListenClientCA,
 	})
 	if err != nil {
 		return fmt.Errorf("embedded NATS on %s: %w", a.cfg.NATSListen, err)
@@ -133,19 +142,32 @@ func (a *app) openFanout(context.Context) error {
 	c := a.cfg
 	var err error
 	a.fanout, err = fanout.Open(fanout.Config{
-		NATS: fanout.NATSConfig{URL: a.natsURL, CredsFile: c.NATSCredsFile, User: c.NATSUser, Password: c.NATSPassword,
-			Token: c.NATSToken, CAFile: c.NATSTLSCA, CertFile: c.NATSTLSCert, KeyFile: c.NATSTLSKey},
+		NATS: a.natsConfig(),
 		Core: !c.NATSJetStream,
 		Stream: fanout.JetStreamConfig{Name: c.NATSStream, MaxAge: orUnlimited(c.NATSStreamMaxAge),
 			MaxBytes: c.NATSStreamMaxBytes, Duplicates: c.NATSDupWindow},
 	}, fanout.Options{
-		Prefix: c.NATSSubjectPrefix, ForwardTokens: c.ForwardTokens, BufferBytes: c.NATSBufferBytes,
+		Prefix: c.NATSSubjectPrefix, ForwardTokens: c.ForwardTokens, ForwardSourceIDs: c.ForwardSourceIDs, BufferBytes: c.NATSBufferBytes,
 		Observe: a.observe, Published: a.published, Lost: a.lost, Drained: a.drained, Logger: a.log.With("component", "fanout"), Registerer: a.metrics,
 	})
 	if err != nil {
 		return fmt.Errorf("NATS: %w", err)
 	}
 	return nil
+}
+
+// natsConfig is the relay's connection to NATS, with the same credentials
+// for an external server and the embedded one. The embedded server is
+// reached in process: no socket, so no TLS client settings, whatever it
+// listens on.
+func (a *app) natsConfig() fanout.NATSConfig {
+	c := a.cfg
+	nc := fanout.NATSConfig{URL: a.natsURL, CredsFile: c.NATSCredsFile, User: c.NATSUser, Password: c.NATSPassword,
+		Token: c.NATSToken, NKeySeedFile: c.NATSNKeySeedFile, CAFile: c.NATSTLSCA, CertFile: c.NATSTLSCert, KeyFile: c.NATSTLSKey}
+	if a.nats != nil {
+		nc.InProcess = a.nats
+	}
+	return nc
 }
 
 // orUnlimited maps the documented 0 = unlimited to the fanout's negative.

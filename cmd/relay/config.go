@@ -22,7 +22,7 @@ const envPrefix = "RELAY_"
 // Config is the relay's whole configuration, read once from RELAY_*
 // environment variables. Fields tagged secret are redacted when logged.
 type Config struct {
-	ChatwootURL string   `env:"CHATWOOT_URL" desc:"base URL of Chatwoot; /cable and /public/api/v1 hang off it (required outside -demo)"`
+	ChatwootURL string   `env:"CHATWOOT_URL" url:"true" desc:"base URL of Chatwoot; /cable and /public/api/v1 hang off it (required outside -demo); no user info, query or fragment"`
 	HTTPAddr    string   `env:"HTTP_ADDR" envDefault:"127.0.0.1:8080" desc:"the relay's HTTP API, health and metrics"`
 	APITokens   []string `env:"API_TOKENS" secret:"true" desc:"comma-separated bearer tokens with full access; empty (and no API_TOKENS_FILE) = local requests only"`
 	// APITokensFile: JSON lines {"token","scopes","inboxes"}; see tokensfile.go.
@@ -35,7 +35,7 @@ type Config struct {
 	HTTPUploadTimeout time.Duration `env:"HTTP_UPLOAD_TIMEOUT" envDefault:"5m" desc:"bound on reading a request, multipart uploads on the proxied API included"`
 
 	NATSURL            string        `env:"NATS_URL" url:"true" desc:"external NATS; empty runs an embedded server"`
-	NATSListen         string        `env:"NATS_LISTEN" envDefault:"127.0.0.1:4222" desc:"where the embedded NATS listens"`
+	NATSListen         string        `env:"NATS_LISTEN" envDefault:"127.0.0.1:4222" desc:"where the embedded NATS listens; other than loopback needs NATS_USER+NATS_PASSWORD, NATS_TOKEN or NATS_NKEY_SEED_FILE"`
 	NATSJetStream      bool          `env:"NATS_JETSTREAM" envDefault:"true" desc:"publish to a JetStream stream (durable) or core NATS"`
 	NATSSubjectPrefix  string        `env:"NATS_SUBJECT_PREFIX" envDefault:"chatwoot" desc:"first subject token"`
 	NATSStream         string        `env:"NATS_STREAM" envDefault:"CHATWOOT" desc:"JetStream stream name"`
@@ -43,14 +43,19 @@ type Config struct {
 	NATSStreamMaxBytes int64         `env:"NATS_STREAM_MAX_BYTES" envDefault:"1073741824" desc:"JetStream stream max bytes (-1 = unlimited)"`
 	NATSDupWindow      time.Duration `env:"NATS_DUPLICATE_WINDOW" envDefault:"2m" desc:"JetStream duplicate window for Nats-Msg-Id"`
 	NATSBufferBytes    int64         `env:"NATS_BUFFER_BYTES" envDefault:"67108864" desc:"events held while NATS is unreachable"`
-	NATSCredsFile      string        `env:"NATS_CREDS_FILE" desc:"NATS credentials file"`
-	NATSUser           string        `env:"NATS_USER" desc:"NATS user"`
-	NATSPassword       string        `env:"NATS_PASSWORD" secret:"true" desc:"NATS password"`
-	NATSToken          string        `env:"NATS_TOKEN" secret:"true" desc:"NATS token"`
-	NATSTLSCA          string        `env:"NATS_TLS_CA" desc:"CA file for NATS TLS"`
-	NATSTLSCert        string        `env:"NATS_TLS_CERT" desc:"client certificate for NATS TLS"`
-	NATSTLSKey         string        `env:"NATS_TLS_KEY" desc:"client key for NATS TLS"`
+	NATSCredsFile      string        `env:"NATS_CREDS_FILE" desc:"NATS credentials file (external NATS only)"`
+	NATSUser           string        `env:"NATS_USER" desc:"NATS user; the embedded NATS then requires it, with NATS_PASSWORD, from every client"`
+	NATSPassword       string        `env:"NATS_PASSWORD" secret:"true" desc:"NATS password (with NATS_USER)"`
+	NATSToken          string        `env:"NATS_TOKEN" secret:"true" desc:"NATS token; the embedded NATS then requires it from every client"`
+	NATSNKeySeedFile   string        `env:"NATS_NKEY_SEED_FILE" desc:"file holding a NATS user nkey seed (SU...); the embedded NATS then accepts only that key"`
+	NATSTLSCA          string        `env:"NATS_TLS_CA" desc:"CA file verifying an external NATS's certificate"`
+	NATSTLSCert        string        `env:"NATS_TLS_CERT" desc:"client certificate for an external NATS's TLS"`
+	NATSTLSKey         string        `env:"NATS_TLS_KEY" desc:"client key for an external NATS's TLS"`
+	NATSListenTLSCert  string        `env:"NATS_LISTEN_TLS_CERT" desc:"embedded NATS: server certificate; clients must then use TLS"`
+	NATSListenTLSKey   string        `env:"NATS_LISTEN_TLS_KEY" desc:"embedded NATS: key of NATS_LISTEN_TLS_CERT"`
+	NATSListenClientCA string        `env:"NATS_LISTEN_TLS_CLIENT_CA" desc:"embedded NATS: clients must also present a certificate signed by this CA"`
 	ForwardTokens      bool          `env:"FORWARD_TOKENS" envDefault:"false" desc:"keep pubsub_token values in published bodies"`
+	ForwardSourceIDs   bool          `env:"FORWARD_SOURCE_IDS" envDefault:"false" desc:"keep the contact's source_id (contact_inbox.source_id) in published bodies"`
 
 	DataDir           string            `env:"DATA_DIR" envDefault:"./data" desc:"local state file and embedded JetStream storage"`
 	RedisURL          string            `env:"REDIS_URL" secret:"true" desc:"shared state for several replicas; empty = local state file"`
@@ -123,12 +128,12 @@ func (c *Config) validate(demo bool) error {
 	bad := func(name, format string, a ...any) {
 		errs = append(errs, fmt.Errorf("%s%s: %s", envPrefix, name, fmt.Sprintf(format, a...)))
 	}
-	switch u, err := url.Parse(c.ChatwootURL); {
-	case c.ChatwootURL == "" && !demo:
+	if c.ChatwootURL == "" && !demo {
 		bad("CHATWOOT_URL", "required (or run with -demo)")
-	case c.ChatwootURL == "":
-	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		bad("CHATWOOT_URL", "want an http(s) URL, got %q", fanout.RedactURL(c.ChatwootURL))
+	} else if c.ChatwootURL != "" {
+		for _, problem := range chatwootURLProblems(c.ChatwootURL) {
+			bad("CHATWOOT_URL", "%s", problem)
+		}
 	}
 	if c.APITokens = trimTokens(c.APITokens); c.APITokens != nil && len(c.APITokens) == 0 {
 		bad("API_TOKENS", "holds separators or spaces but no token; leave it empty to serve local requests without tokens")
@@ -155,11 +160,7 @@ func (c *Config) validate(demo bool) error {
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		bad("LOG_LEVEL", "%v", err)
 	}
-	if c.NATSURL == "" {
-		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
-			bad("NATS_LISTEN", "%v", err)
-		}
-	}
+	c.validateNATSAuth(bad)
 	if !validSubjectToken(c.NATSSubjectPrefix) {
 		bad("NATS_SUBJECT_PREFIX", "%q: want letters, digits, '_' or '-'", c.NATSSubjectPrefix)
 	}
@@ -220,6 +221,68 @@ func trimTokens(tokens []string) []string {
 		}
 	}
 	return out
+}
+
+// chatwootURLProblems checks RELAY_CHATWOOT_URL. Credentials, a query or a
+// fragment are refused without being echoed: the relay sends none of them,
+// and they would otherwise reach logs.
+func chatwootURLProblems(raw string) []string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Opaque != "" || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return []string{fmt.Sprintf("want an http(s) URL such as https://chat.example.com, got %q", fanout.RedactURL(raw))}
+	}
+	var problems []string
+	if u.User != nil {
+		problems = append(problems, "must not carry user info (user:password@); the relay needs no credentials for Chatwoot")
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		problems = append(problems, "must not carry a query (?...)")
+	}
+	if u.Fragment != "" {
+		problems = append(problems, "must not carry a fragment (#...)")
+	}
+	return problems
+}
+
+// validateNATSAuth checks the NATS credentials and, without NATS_URL, the
+// embedded server: reachable from other hosts only with authentication.
+func (c *Config) validateNATSAuth(bad func(name, format string, a ...any)) {
+	methods := 0
+	for _, set := range []bool{c.NATSCredsFile != "", c.NATSUser != "" || c.NATSPassword != "", c.NATSToken != "", c.NATSNKeySeedFile != ""} {
+		if set {
+			methods++
+		}
+	}
+	if methods > 1 {
+		bad("NATS_USER", "use only one of NATS_CREDS_FILE, NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY_SEED_FILE")
+	}
+	listenTLS := c.NATSListenTLSCert != "" || c.NATSListenTLSKey != "" || c.NATSListenClientCA != ""
+	if c.NATSURL != "" {
+		if listenTLS {
+			bad("NATS_LISTEN_TLS_CERT", "NATS_LISTEN_TLS_* configure the embedded NATS; unset them with NATS_URL")
+		}
+		return
+	}
+	authenticated := (c.NATSUser != "" && c.NATSPassword != "") || c.NATSToken != "" || c.NATSNKeySeedFile != ""
+	host, _, err := net.SplitHostPort(c.NATSListen)
+	switch {
+	case err != nil:
+		bad("NATS_LISTEN", "%v", err)
+	case host != "" && !loopbackAddr(c.NATSListen) && !authenticated:
+		bad("NATS_LISTEN", "%q is reachable from other hosts: set NATS_USER and NATS_PASSWORD, NATS_TOKEN or NATS_NKEY_SEED_FILE so the embedded NATS requires authentication", c.NATSListen)
+	}
+	if c.NATSCredsFile != "" {
+		bad("NATS_CREDS_FILE", "needs an external NATS (NATS_URL); the embedded NATS takes NATS_USER/NATS_PASSWORD, NATS_TOKEN or NATS_NKEY_SEED_FILE")
+	}
+	if (c.NATSUser == "") != (c.NATSPassword == "") {
+		bad("NATS_PASSWORD", "the embedded NATS needs NATS_USER and NATS_PASSWORD together")
+	}
+	if c.NATSTLSCA != "" || c.NATSTLSCert != "" || c.NATSTLSKey != "" {
+		bad("NATS_TLS_CA", "NATS_TLS_* configure the connection to an external NATS (NATS_URL); the embedded NATS's TLS is NATS_LISTEN_TLS_CERT/KEY")
+	}
+	if listenTLS && (c.NATSListenTLSCert == "" || c.NATSListenTLSKey == "") {
+		bad("NATS_LISTEN_TLS_CERT", "NATS_LISTEN_TLS_CERT and NATS_LISTEN_TLS_KEY go together (NATS_LISTEN_TLS_CLIENT_CA needs both)")
+	}
 }
 
 func validSubjectToken(s string) bool {

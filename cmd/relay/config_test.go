@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -196,5 +197,39 @@ func TestConfigAPITokensWithoutToken(t *testing.T) {
 	c, err = loadConfig(map[string]string{"RELAY_CHATWOOT_URL": "https://chat.example.com", "RELAY_API_TOKENS": ""}, false)
 	if err != nil || len(c.APITokens) != 0 {
 		t.Errorf("empty RELAY_API_TOKENS (local requests only) = %q, %v", c.APITokens, err)
+	}
+}
+
+// TestChatwootURLSecretsNeverShown: a Chatwoot URL carrying credentials, a
+// query or a fragment is refused with an error naming the variable, and
+// the secret reaches neither the error nor the log.
+func TestChatwootURLSecretsNeverShown(t *testing.T) {
+	tests := []struct{ url, want string }{
+		{"https://admin:pw-secret-1@chat.example.com", "user info"},
+		{"https://tok-secret-2@chat.example.com", "user info"},
+		{"https://chat.example.com/?api_key=q-secret-3", "query"},
+		{"https://chat.example.com/#f-secret-4", "fragment"},
+		{"ftp://u:pw-secret-5@chat.example.com/?k=q-secret-6#f-secret-7", "http(s) URL"},
+		{"https://u:pw-secret-8@chat example.com/?k=q-secret-9", "http(s) URL"},
+	}
+	for _, tt := range tests {
+		var out bytes.Buffer
+		err := run(context.Background(), nil, []string{"RELAY_CHATWOOT_URL=" + tt.url, "RELAY_DATA_DIR=" + t.TempDir()}, &out, &out)
+		if err == nil {
+			t.Fatalf("%s accepted", tt.url)
+		}
+		if !strings.Contains(err.Error(), "RELAY_CHATWOOT_URL") || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("error for %s does not explain (%s): %v", tt.url, tt.want, err)
+		}
+		if s := regexp.MustCompile(`[a-z]-secret-[0-9]`).FindString(err.Error() + out.String()); s != "" {
+			t.Errorf("%s shown for %s: error %v, output %s", s, tt.url, err, out.String())
+		}
+	}
+	// The log redacts the URL as well, should a checked one ever carry a secret.
+	var buf bytes.Buffer
+	c := Config{ChatwootURL: "https://u:pw-secret-1@chat.example.com/?k=q-secret-2#f-secret-3"}
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "config", c)
+	if s := regexp.MustCompile(`[a-z]-secret-[0-9]`).FindString(buf.String()); s != "" || !strings.Contains(buf.String(), "chat.example.com") {
+		t.Errorf("log shows %q or lacks the host: %s", s, buf.String())
 	}
 }

@@ -109,7 +109,11 @@ func demoConfig(env map[string]string, chatwootURL string) (Config, func(), erro
 func (d *demo) run(ctx context.Context) error {
 	fmt.Fprintf(d.out, "relay demo: fake Chatwoot, relay API at %s, NATS at %s\n", d.app.httpURL(), d.app.natsURL)
 	fmt.Fprintf(d.out, "             watch it yourself: nats sub -s %s 'chatwoot.>'   (Ctrl-C stops)\n\n", d.app.natsURL)
-	nc, err := nats.Connect(d.app.natsURL, nats.Name("relay-demo-consumer"))
+	security, err := d.app.natsConfig().ClientOptions() // the relay's own credentials
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(d.app.natsURL, append(security, nats.Name("relay-demo-consumer"))...)
 	if err != nil {
 		return err
 	}

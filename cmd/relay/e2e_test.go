@@ -78,7 +78,7 @@ func (e *e2e) start() {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() { e.stop() })
-	if e.nc, err = nats.Connect(e.app.natsURL); err != nil {
+	if e.nc, err = nats.Connect(e.app.natsURL, e.natsAuth()...); err != nil {
 		e.t.Fatal(err)
 	}
 	e.msgs = make(chan *nats.Msg, 10000)
@@ -113,6 +113,28 @@ func (e *e2e) start() {
 		e.t.Fatal(err)
 	}
 	e.stopConsume = cc.Stop
+}
+
+// natsAuth gives the test's consumer the credentials the relay's NATS
+// was configured with.
+func (e *e2e) natsAuth() []nats.Option {
+	var opts []nats.Option
+	if cert := e.env["RELAY_NATS_LISTEN_TLS_CERT"]; cert != "" { // the test's certificate is its own CA
+		opts = append(opts, nats.RootCAs(cert), nats.ClientCert(cert, e.env["RELAY_NATS_LISTEN_TLS_KEY"]))
+	}
+	switch {
+	case e.env["RELAY_NATS_TOKEN"] != "":
+		return append(opts, nats.Token(e.env["RELAY_NATS_TOKEN"]))
+	case e.env["RELAY_NATS_USER"] != "":
+		return append(opts, nats.UserInfo(e.env["RELAY_NATS_USER"], e.env["RELAY_NATS_PASSWORD"]))
+	case e.env["RELAY_NATS_NKEY_SEED_FILE"] != "":
+		o, err := nats.NkeyOptionFromSeed(e.env["RELAY_NATS_NKEY_SEED_FILE"])
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		return append(opts, o)
+	}
+	return opts
 }
 
 func (e *e2e) stop() {

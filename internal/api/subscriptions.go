@@ -84,7 +84,7 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusCreated
 	}
 	w.Header().Set("Location", "/v1/subscriptions/"+sub.ID)
-	writeJSON(w, status, sub)
+	writeJSON(w, status, masked(sub))
 }
 
 // subscriptionList is the body of GET /v1/subscriptions.
@@ -106,10 +106,11 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if subs == nil {
-		subs = []Subscription{}
+	out := make([]Subscription, len(subs))
+	for i, sub := range subs {
+		out[i] = masked(sub)
 	}
-	writeJSON(w, http.StatusOK, subscriptionList{Subscriptions: subs, NextCursor: next})
+	writeJSON(w, http.StatusOK, subscriptionList{Subscriptions: out, NextCursor: next})
 }
 
 func listParams(r *http.Request) (state, cursor string, limit int, err error) {
@@ -145,7 +146,17 @@ func (s *Server) getSubscription(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, notFoundText(err))
 		return
 	}
-	writeJSON(w, http.StatusOK, sub)
+	writeJSON(w, http.StatusOK, masked(sub))
+}
+
+// masked is sub as the API shows it: with the contact's source_id, the
+// inbox identifier is the contact's key to Chatwoot's public API, so only
+// its first characters are shown, enough to tell inboxes apart.
+func masked(sub Subscription) Subscription {
+	if id := sub.InboxIdentifier; id != "" {
+		sub.InboxIdentifier = strings.ToValidUTF8(id[:min(4, len(id)/4)], "") + "…"
+	}
+	return sub
 }
 
 func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request) {

@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -166,4 +167,38 @@ func TestGetDeleteSubscription(t *testing.T) {
 	}
 	wantError(t, serve(s, request("GET", "/v1/subscriptions/"+id, "")), 404, CodeNotFound)
 	wantError(t, serve(s, request("DELETE", "/v1/subscriptions/"+id, "")), 404, CodeNotFound)
+}
+
+// TestSubscriptionsMaskInboxIdentifier: no /v1 answer returns the inbox
+// identifier (with a source_id, the contact's key to the public API) or
+// the source_id; the identifier is shown masked.
+func TestSubscriptionsMaskInboxIdentifier(t *testing.T) {
+	reg := newFakeRegistry()
+	s := newServer(t, Options{Registry: reg, APITokens: []string{apiToken}})
+	const inbox, source = "Zx9kQ2mWp4LrT8vN3bYc6dHf", "ba852f78-ecf7-4770-8128-e6cc15f7d7cc"
+	rec := serve(s, request("POST", "/v1/subscriptions",
+		`{"pubsub_token":"`+token+`","inbox_identifier":"`+inbox+`","contact_identifier":"`+source+`"}`))
+	if rec.Code != http.StatusCreated {
+		t.Fatalf("register: %d %s", rec.Code, rec.Body)
+	}
+	id := decode[Subscription](t, rec).ID
+	for name, rec := range map[string]*httptest.ResponseRecorder{
+		"create": rec,
+		"get":    serve(s, request("GET", "/v1/subscriptions/"+id, "")),
+		"list":   serve(s, request("GET", "/v1/subscriptions", "")),
+	} {
+		body := rec.Body.String()
+		if rec.Code != http.StatusOK && rec.Code != http.StatusCreated {
+			t.Fatalf("%s: %d %s", name, rec.Code, body)
+		}
+		if strings.Contains(body, inbox) || strings.Contains(body, source) || strings.Contains(body, token) {
+			t.Errorf("%s returns a credential: %s", name, body)
+		}
+		if !strings.Contains(body, `"inbox_identifier":"Zx9k…"`) {
+			t.Errorf("%s lacks the masked identifier: %s", name, body)
+		}
+	}
+	if got := masked(Subscription{InboxIdentifier: "abc"}).InboxIdentifier; got != "…" {
+		t.Errorf("short identifier masked as %q", got)
+	}
 }

@@ -97,9 +97,9 @@ func (it *item) setHeaders() {
 
 // builder turns an Event into a routed, redacted, ready-to-publish item.
 type builder struct {
-	prefix        string
-	forwardTokens bool
-	instant       time.Duration
+	prefix  string
+	forward secrets // what build keeps in bodies; the rest is blanked
+	instant time.Duration
 }
 
 // span is a [start, end) range in the combined string of one event.
@@ -114,7 +114,8 @@ type layout struct {
 }
 
 // build routes ev and prepares its item. ev.Message is redacted in place
-// unless tokens are forwarded. All strings of the result share one allocation.
+// (all but b.forward), after it was scanned: nothing routing needs is blanked. All
+// strings of the result share one allocation.
 func (b *builder) build(ev *Event) (*item, Route, error) {
 	var f fields
 	if err := scanMessage(ev.Message, &f); err != nil {
@@ -132,8 +133,8 @@ func (b *builder) build(ev *Event) (*item, Route, error) {
 	s := string(buf)
 	rt := routeOf(s, &l, &r, ev.Replayed)
 	body := ev.Message
-	if !b.forwardTokens {
-		body = redactTokens(body)
+	if blank := allSecrets &^ b.forward; blank != 0 {
+		body = redact(body, blank)
 	}
 	it := &item{kind: r.kind}
 	it.msg.Subject = l.subject.of(s)
@@ -234,7 +235,7 @@ func (it *item) fillHeaders(s string, l *layout, ev *Event) {
 // key of a live event and of its replay are the same when both carry (or
 // are given through Hints) the same account id.
 func Resolve(ev Event) (Route, error) {
-	b := builder{prefix: DefaultPrefix, forwardTokens: true, instant: DefaultInstantWindow}
+	b := builder{prefix: DefaultPrefix, forward: allSecrets, instant: DefaultInstantWindow}
 	if ev.ReceivedAt.IsZero() {
 		ev.ReceivedAt = time.Now()
 	}

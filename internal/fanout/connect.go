@@ -24,8 +24,8 @@ const (
 // ErrNATSConfig reports an unusable NATS connection configuration.
 var ErrNATSConfig = errors.New("fanout: invalid NATS configuration")
 
-// NATSConfig describes the NATS connection. Exactly one of CredsFile,
-// User/Password and Token may be set.
+// NATSConfig describes the NATS connection. At most one of CredsFile,
+// User/Password, Token and NKeySeedFile may be set.
 type NATSConfig struct {
 	// URL of the server(s), comma-separated; "" means nats://127.0.0.1:4222.
 	URL string
@@ -37,6 +37,11 @@ type NATSConfig struct {
 	User, Password string
 	// Token for token authentication.
 	Token string
+	// NKeySeedFile holds a user nkey seed for nkey authentication.
+	NKeySeedFile string
+	// InProcess, when set, connects to an embedded server without a socket
+	// (URL is then only a label); credentials are still sent.
+	InProcess nats.InProcessConnProvider
 	// CAFile, CertFile, KeyFile configure TLS (CA to verify the server,
 	// client certificate and key for mutual TLS).
 	CAFile, CertFile, KeyFile string
@@ -61,41 +66,58 @@ func (c NATSConfig) LogValue() slog.Value {
 		slog.String("user", c.User),
 		slog.String("password", redact(c.Password)),
 		slog.String("token", redact(c.Token)),
+		slog.String("nkey_seed_file", c.NKeySeedFile),
+		slog.Bool("in_process", c.InProcess != nil),
 		slog.String("ca_file", c.CAFile),
 		slog.String("cert_file", c.CertFile),
 		slog.String("key_file", c.KeyFile),
 	)
 }
 
-// RedactURL hides passwords in a comma-separated list of server URLs.
+// RedactURL hides passwords, bare user tokens, queries and fragments in a
+// comma-separated list of URLs, so a URL can be logged or quoted in an
+// error whatever secret it carries. An unparsable URL becomes REDACTED.
 func RedactURL(raw string) string {
 	parts := strings.Split(raw, ",")
 	for i, p := range parts {
 		u, err := url.Parse(strings.TrimSpace(p))
 		switch {
-		case err != nil:
+		case err != nil || u.Opaque != "":
 			parts[i] = "REDACTED"
-		case u.User != nil:
-			if _, hasPw := u.User.Password(); !hasPw {
-				u.User = url.User("REDACTED") // a bare user part is a token
-			}
-			parts[i] = u.Redacted()
+		case u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+			parts[i] = redactParsed(u)
 		}
 	}
 	return strings.Join(parts, ",")
+}
+
+// redactParsed replaces the secret-bearing parts of u.
+func redactParsed(u *url.URL) string {
+	if u.User != nil {
+		if _, hasPw := u.User.Password(); !hasPw {
+			u.User = url.User("REDACTED") // a bare user part is a token
+		}
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		u.RawQuery, u.ForceQuery = "REDACTED", false
+	}
+	if u.Fragment != "" {
+		u.Fragment, u.RawFragment = "REDACTED", ""
+	}
+	return u.Redacted()
 }
 
 // Validate reports every problem of c at once.
 func (c NATSConfig) Validate() error {
 	var errs []error
 	auth := 0
-	for _, set := range []bool{c.CredsFile != "", c.User != "" || c.Password != "", c.Token != ""} {
+	for _, set := range []bool{c.CredsFile != "", c.User != "" || c.Password != "", c.Token != "", c.NKeySeedFile != ""} {
 		if set {
 			auth++
 		}
 	}
 	if auth > 1 {
-		errs = append(errs, fmt.Errorf("%w: use only one of creds file, user/password, token", ErrNATSConfig))
+		errs = append(errs, fmt.Errorf("%w: use only one of creds file, user/password, token, nkey seed file", ErrNATSConfig))
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		errs = append(errs, fmt.Errorf("%w: TLS cert and key go together", ErrNATSConfig))
@@ -106,7 +128,8 @@ func (c NATSConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// options returns the nats.go options: reconnect forever, start even when
+// options returns the nats.go connection options (ClientOptions adds
+// security): reconnect forever, start even when
 // the server is down, and no nats.go reconnect buffer (publishes made while
 // disconnected fail, so Fanout keeps and counts the events itself instead
 // of nats.go dropping them silently).
@@ -125,8 +148,7 @@ func (c NATSConfig) options(logger *slog.Logger, reconnects, disconnects prometh
 		nats.MaxPingsOutstanding(3),
 		nats.FlusherTimeout(DefaultFlusherTimeout),
 	}
-	opts = append(opts, handlers(logger, reconnects, disconnects)...)
-	return append(opts, c.security()...)
+	return append(opts, handlers(logger, reconnects, disconnects)...)
 }
 
 // handlers log connection state changes (with redacted URLs) and count them.
@@ -153,8 +175,21 @@ func handlers(logger *slog.Logger, reconnects, disconnects prometheus.Counter) [
 	}
 }
 
-// security returns the authentication and TLS options.
-func (c NATSConfig) security() []nats.Option {
+// nkeyOption reads the nkey seed file (nats.go reads it again for every
+// signature, so the seed is not kept in memory). Errors never quote the
+// file's content.
+func (c NATSConfig) nkeyOption() (nats.Option, error) {
+	o, err := nats.NkeyOptionFromSeed(c.NKeySeedFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: nkey seed file %s: %w", ErrNATSConfig, c.NKeySeedFile, err)
+	}
+	return o, nil
+}
+
+// ClientOptions are the authentication, TLS and in-process options of c:
+// Connect uses them, and so can another connection of the relay to the
+// same server (the demo's consumer).
+func (c NATSConfig) ClientOptions() ([]nats.Option, error) {
 	var opts []nats.Option
 	switch {
 	case c.CredsFile != "":
@@ -163,6 +198,15 @@ func (c NATSConfig) security() []nats.Option {
 		opts = append(opts, nats.UserInfo(c.User, c.Password))
 	case c.Token != "":
 		opts = append(opts, nats.Token(c.Token))
+	case c.NKeySeedFile != "":
+		o, err := c.nkeyOption()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, o)
+	}
+	if c.InProcess != nil {
+		opts = append(opts, nats.InProcessServer(c.InProcess))
 	}
 	if c.CAFile != "" {
 		opts = append(opts, nats.RootCAs(c.CAFile))
@@ -170,7 +214,7 @@ func (c NATSConfig) security() []nats.Option {
 	if c.CertFile != "" {
 		opts = append(opts, nats.ClientCert(c.CertFile, c.KeyFile))
 	}
-	return opts
+	return opts, nil
 }
 
 // Connect dials NATS. It returns at once even when the server is
@@ -194,7 +238,11 @@ func Connect(cfg NATSConfig, logger *slog.Logger, reg prometheus.Registerer) (*n
 	if u == "" {
 		u = nats.DefaultURL
 	}
-	nc, err := nats.Connect(u, cfg.options(logger, reconnects, disconnects)...)
+	security, err := cfg.ClientOptions()
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(u, append(cfg.options(logger, reconnects, disconnects), security...)...)
 	if err != nil {
 		return nil, fmt.Errorf("fanout: NATS connect %s: %w", RedactURL(u), err)
 	}

@@ -12,7 +12,8 @@
 //	      │          ── Options.Observe(subID, Route)
 //	      │          ── filter: private-note typing is dropped
 //	      │          ── dedup: bounded in-process window (count + age)
-//	      │          ── redact: "pubsub_token" values blanked in place
+//	      │          ── redact: "pubsub_token" and contact_inbox "source_id"
+//	      │             values blanked in place
 //	      v
 //	  bounded buffer (bytes + events; overflow dropped, counted, not ready)
 //	      │
@@ -23,7 +24,10 @@
 // Subject: <prefix>.<account>.<inbox>.<contact>.<conversation>.<event>,
 // conversation = display_id, event = Chatwoot's name (two tokens, e.g.
 // message.created). The body is the message object byte for byte, except
-// that pubsub_token values are blanked unless Options.ForwardTokens.
+// that the contact's credentials are blanked: pubsub_token values unless
+// Options.ForwardTokens, contact_inbox.source_id values unless
+// Options.ForwardSourceIDs (a message's own source_id is kept). Routing
+// reads the body before it is redacted, so nothing it needs is lost.
 //
 // Headers: Nats-Msg-Id (dedup key), Chatwoot-Event, Chatwoot-Account-Id,
 // Chatwoot-Inbox-Id, Chatwoot-Contact-Id, Chatwoot-Conversation-Id,

@@ -46,6 +46,9 @@ type Options struct {
 	Prefix string
 	// ForwardTokens keeps pubsub_token values in published bodies.
 	ForwardTokens bool
+	// ForwardSourceIDs keeps contact_inbox.source_id values in published
+	// bodies.
+	ForwardSourceIDs bool
 	// BufferBytes bounds the events held (waiting + in flight); 0 means 64 MiB.
 	BufferBytes int64
 	// BufferEvents bounds the number of events held; 0 means 1 Mi.
@@ -115,6 +118,18 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// forwarded is what published bodies keep of the contact's credentials.
+func (o Options) forwarded() secrets {
+	var s secrets
+	if o.ForwardTokens {
+		s |= secretTokens
+	}
+	if o.ForwardSourceIDs {
+		s |= secretSourceIDs
+	}
+	return s
+}
+
 func orDefault[T int | int64 | time.Duration](v, def T) T {
 	if v == 0 {
 		return def
@@ -168,7 +183,7 @@ func New(pub Publisher, opts Options) (*Fanout, error) {
 	}
 	f := &Fanout{
 		opts:    opts,
-		b:       builder{prefix: opts.Prefix, forwardTokens: opts.ForwardTokens, instant: opts.InstantWindow},
+		b:       builder{prefix: opts.Prefix, forward: opts.forwarded(), instant: opts.InstantWindow},
 		pub:     pub,
 		q:       newQueue(opts.BufferBytes, opts.BufferEvents),
 		dedup:   newWindow(opts.DedupSize),

@@ -1,6 +1,7 @@
 package fanout
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -14,6 +15,17 @@ import (
 
 // fixtureToken is the pubsub_token carried by the fixtures.
 const fixtureToken = "os7FhRoFVZEMeCwQpWaJFUxv"
+
+// fixtureSourceID is the contact's source_id carried by the fixtures
+// (contact_inbox.source_id of conversation, message and typing payloads).
+const fixtureSourceID = "ba852f78-ecf7-4770-8128-e6cc15f7d7cc"
+
+// redactedFixture is fixtureMessage with the contact's pubsub_token and
+// source_id blanked, as fanout publishes it by default.
+func redactedFixture(t testing.TB, name string) []byte {
+	b := bytes.ReplaceAll(fixtureMessage(t, name), []byte(`"pubsub_token":"`+fixtureToken+`"`), []byte(`"pubsub_token":""`))
+	return bytes.ReplaceAll(b, []byte(`"source_id":"`+fixtureSourceID+`"`), []byte(`"source_id":""`))
+}
 
 // fixtureMessage returns a fresh copy of the `message` object of a cable
 // fixture, exactly as it appears in the frame.

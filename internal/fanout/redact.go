@@ -5,26 +5,45 @@ import (
 	"hash/crc64"
 )
 
-// Chatwoot puts the contact's pubsub_token inside conversation payloads
-// (contact_inbox.pubsub_token). Anyone holding it can read that contact's
-// stream, so fanout blanks every "pubsub_token":"<value>" value in place:
-// the value becomes "" and every other byte stays as it was.
+// Chatwoot puts two credentials of the contact inside event payloads: its
+// pubsub_token (contact_inbox.pubsub_token of conversation payloads: anyone
+// holding it can read the contact's stream) and its source_id
+// (contact_inbox.source_id of conversation, message and typing payloads:
+// with the inbox identifier it is the contact's key to the public API).
+// Fanout blanks these values in place: the value becomes "" and every
+// other byte stays as it was.
+//
+// Every "pubsub_token" string value is blanked, wherever it is. Only the
+// "source_id" of contact_inbox objects is: a message's own source_id is an
+// external message id, not a credential.
 
-// tokenName is the key without its opening quote: searching for a
-// pattern that starts with a rare byte lets bytes.Index skip ahead with
-// its vector search, where '"' would stop it at every key of the document.
-const tokenName = `pubsub_token"`
+// secrets selects the values redaction blanks.
+type secrets uint8
 
-// nextToken finds the next pubsub_token string value at or after from and
-// returns the span of its content (between the quotes).
-func nextToken(b []byte, from int) (start, end int, ok bool) {
+const (
+	secretTokens    secrets = 1 << iota // every "pubsub_token" string value
+	secretSourceIDs                     // "source_id" string values of contact_inbox objects
+	allSecrets      = secretTokens | secretSourceIDs
+)
+
+// Key names without their opening quote: searching for a pattern that
+// starts with a rare byte lets bytes.Index skip ahead with its vector
+// search, where '"' would stop it at every key of the document.
+const (
+	tokenName        = `pubsub_token"`
+	contactInboxName = `contact_inbox"`
+)
+
+// findKey finds the next key name (as above) at or after from and returns
+// the position of its value's first byte.
+func findKey(b []byte, from int, name string) (key, val int, ok bool) {
 	for from < len(b) {
-		j := bytes.Index(b[from:], []byte(tokenName))
+		j := bytes.Index(b[from:], []byte(name))
 		if j < 0 {
 			return 0, 0, false
 		}
 		k := from + j - 1 // the key's opening quote
-		from += j + len(tokenName)
+		from += j + len(name)
 		if k < 0 || b[k] != '"' || !keyPosition(b, k) {
 			continue
 		}
@@ -32,18 +51,126 @@ func nextToken(b []byte, from int) (start, end int, ok bool) {
 		if i >= len(b) || b[i] != ':' {
 			continue
 		}
-		i = skipSpace(b, i+1)
-		if i >= len(b) || b[i] != '"' {
-			continue // null or not a string: nothing to blank
-		}
-		s := scanner{b: b, i: i}
-		cs, ce, _, err := s.str()
-		if err != nil {
-			return 0, 0, false
-		}
-		return cs, ce, true
+		return k, skipSpace(b, i+1), true
 	}
 	return 0, 0, false
+}
+
+// keyFinder remembers the next occurrence of one key, so that two kinds of
+// keys can be looked for in turn without searching any byte twice.
+type keyFinder struct {
+	name     string
+	searched int  // where the remembered answer was searched from
+	known    bool // an answer is remembered
+	ok       bool
+	key, val int
+}
+
+// next returns the next occurrence of the key at or after from.
+func (f *keyFinder) next(b []byte, from int) (key, val int, ok bool) {
+	if !f.known || from < f.searched || (f.ok && f.key < from) {
+		f.key, f.val, f.ok = findKey(b, from, f.name)
+		f.known, f.searched = true, from
+	}
+	return f.key, f.val, f.ok
+}
+
+// eachSecret calls fn with the content span (between the quotes) of every
+// value of b that which selects, in document order. It stops at the first
+// malformed string or contact_inbox object: fanout only redacts messages
+// its scanner has already accepted.
+func eachSecret(b []byte, which secrets, fn func(start, end int)) bool {
+	tokens, inboxes := keyFinder{name: tokenName}, keyFinder{name: contactInboxName}
+	for from := 0; ; {
+		tk, tv, tok := 0, 0, false
+		if which&secretTokens != 0 {
+			tk, tv, tok = tokens.next(b, from)
+		}
+		ck, cv, ci := 0, 0, false
+		if which&secretSourceIDs != 0 {
+			ck, cv, ci = inboxes.next(b, from)
+		}
+		var ok bool
+		switch {
+		case tok && (!ci || tk < ck):
+			from, ok = emitString(b, tv, fn)
+		case ci:
+			from, ok = contactInbox(b, cv, which, fn)
+		default:
+			return true
+		}
+		if !ok {
+			return false
+		}
+	}
+}
+
+// emitString reports the string value at i, if it is one (null and other
+// values have nothing to blank), and returns where scanning goes on.
+func emitString(b []byte, i int, fn func(start, end int)) (int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return i, true
+	}
+	s := scanner{b: b, i: i}
+	start, end, _, err := s.str()
+	if err != nil {
+		return 0, false
+	}
+	fn(start, end)
+	return end, true
+}
+
+// contactInbox reports the secrets of the contact_inbox value at i: its
+// own source_id and pubsub_token, and those of nested values. It returns
+// the end of the value when it is an object.
+func contactInbox(b []byte, i int, which secrets, fn func(start, end int)) (int, bool) {
+	if i >= len(b) || b[i] != '{' {
+		return i, true
+	}
+	s := scanner{b: b, i: i + 1}
+	s.skipWS()
+	if s.peek() == '}' {
+		return s.i + 1, true
+	}
+	for {
+		if !inboxMember(&s, which, fn) {
+			return 0, false
+		}
+		s.skipWS()
+		switch s.peek() {
+		case ',':
+			s.i++
+		case '}':
+			return s.i + 1, true
+		default:
+			return 0, false
+		}
+	}
+}
+
+// inboxMember reports the secrets of one `"key": value` of a contact_inbox.
+func inboxMember(s *scanner, which secrets, fn func(start, end int)) bool {
+	s.skipWS()
+	ks, ke, esc, err := s.str()
+	if err != nil || s.expect(':') != nil {
+		return false
+	}
+	s.skipWS()
+	key := s.b[ks:ke]
+	if esc {
+		key = value{raw: key, kind: kindEscaped}.text() // rare: allocates
+	}
+	start := s.i
+	if err := s.skip(); err != nil {
+		return false
+	}
+	switch c := s.b[start]; {
+	case c == '"' && (string(key) == "source_id" || string(key) == "pubsub_token" && which&secretTokens != 0):
+		fn(start+1, s.i-1)
+	case c == '{' || c == '[':
+		return eachSecret(s.b[start:s.i], which, func(vs, ve int) { fn(start+vs, start+ve) })
+	}
+	return true
 }
 
 // keyPosition reports whether the quote at k opens an object key, i.e. the
@@ -68,39 +195,31 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
-// redactTokens blanks every pubsub_token value of b in place and returns the
-// shortened slice. It does not allocate.
-func redactTokens(b []byte) []byte {
-	start, end, ok := nextToken(b, 0)
-	if !ok {
+// redact blanks the values which selects in place and returns the
+// shortened slice.
+func redact(b []byte, which secrets) []byte {
+	w, r := 0, 0 // write and read positions
+	eachSecret(b, which, func(s, e int) {
+		w += copy(b[w:], b[r:s])
+		r = e // the closing quote of the value
+	})
+	if r == 0 {
 		return b
 	}
-	w := start // write position
-	r := end   // read position: the closing quote of the current value
-	for {
-		s, e, ok := nextToken(b, r)
-		if !ok {
-			w += copy(b[w:], b[r:])
-			return b[:w]
-		}
-		w += copy(b[w:], b[r:s])
-		r = e
-	}
+	w += copy(b[w:], b[r:])
+	return b[:w]
 }
 
 var crcTable = crc64.MakeTable(crc64.ECMA)
 
-// bodyHash hashes b with every pubsub_token value skipped, so a redacted and
-// an unredacted copy of one payload hash the same.
+// bodyHash hashes b with every secret value skipped, so a redacted and an
+// unredacted copy of one payload hash the same whatever is forwarded.
 func bodyHash(b []byte) uint64 {
 	var h uint64
 	r := 0
-	for {
-		s, e, ok := nextToken(b, r)
-		if !ok {
-			return crc64.Update(h, crcTable, b[r:])
-		}
+	eachSecret(b, allSecrets, func(s, e int) {
 		h = crc64.Update(h, crcTable, b[r:s])
 		r = e
-	}
+	})
+	return crc64.Update(h, crcTable, b[r:])
 }

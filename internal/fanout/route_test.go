@@ -16,7 +16,7 @@ var testReceivedAt = time.Date(2026, 11, 21, 8, 13, 1, 962000123, time.UTC)
 // TestFixtures covers every recorded cable frame: subject, headers, dedup
 // key, redaction and the private-typing filter.
 func TestFixtures(t *testing.T) {
-	const redacted = `"pubsub_token":""`
+	const redacted, redactedSourceID = `"pubsub_token":""`, `"source_id":""`
 	hints := Hints{AccountID: "9", InboxID: "5", ContactID: "7"}
 	tests := []struct {
 		file     string
@@ -83,14 +83,18 @@ func TestFixtures(t *testing.T) {
 			}
 			checkHeaders(t, it, r)
 			want := bytes.ReplaceAll(orig, []byte(`"pubsub_token":"`+fixtureToken+`"`), []byte(redacted))
+			want = bytes.ReplaceAll(want, []byte(`"source_id":"`+fixtureSourceID+`"`), []byte(redactedSourceID))
 			if !bytes.Equal(it.msg.Data, want) {
 				t.Errorf("body not byte-identical to the redacted original:\n got %s\nwant %s", it.msg.Data, want)
 			}
-			if bytes.Contains(it.msg.Data, []byte(fixtureToken)) {
-				t.Error("token left in body")
+			if bytes.Contains(it.msg.Data, []byte(fixtureToken)) || bytes.Contains(it.msg.Data, []byte(fixtureSourceID)) {
+				t.Error("token or source_id left in body")
 			}
-			if !tt.hasToken && !bytes.Equal(it.msg.Data, orig) {
-				t.Error("body without token changed")
+			if bytes.Count(orig, []byte(`"source_id":null`)) != bytes.Count(it.msg.Data, []byte(`"source_id":null`)) {
+				t.Error("a message's own source_id changed")
+			}
+			if !bytes.Contains(orig, []byte(fixtureSourceID)) && !bytes.Equal(it.msg.Data, orig) {
+				t.Error("body without credentials changed")
 			}
 		})
 	}
@@ -355,5 +359,30 @@ func TestConversationCreatedReplayKey(t *testing.T) {
 	}
 	if lr.DedupKey == "" || lr.DedupKey != rr.DedupKey || lr.MsgID != rr.MsgID {
 		t.Fatalf("live key %q / %q, replay key %q / %q: want equal", lr.DedupKey, lr.MsgID, rr.DedupKey, rr.MsgID)
+	}
+}
+
+// TestForwardOptions: each credential is kept only when its option asks.
+func TestForwardOptions(t *testing.T) {
+	const file = "09_conversation.status_changed.json"
+	for _, tt := range []struct {
+		opts            Options
+		token, sourceID bool // kept in the body
+	}{
+		{Options{}, false, false},
+		{Options{ForwardTokens: true}, true, false},
+		{Options{ForwardSourceIDs: true}, false, true},
+		{Options{ForwardTokens: true, ForwardSourceIDs: true}, true, true},
+	} {
+		b := builder{prefix: "chatwoot", forward: tt.opts.forwarded(), instant: time.Second}
+		ev := Event{SubID: "sub-1", Message: fixtureMessage(t, file), ReceivedAt: testReceivedAt}
+		it, _, err := b.build(&ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		token, sourceID := bytes.Contains(it.msg.Data, []byte(fixtureToken)), bytes.Contains(it.msg.Data, []byte(fixtureSourceID))
+		if token != tt.token || sourceID != tt.sourceID {
+			t.Errorf("%+v: token kept %v, source_id kept %v", tt.opts, token, sourceID)
+		}
 	}
 }

@@ -232,8 +232,8 @@ func TestRedactTokens(t *testing.T) {
 		{`{"pubsub_token":"unterminated`, `{"pubsub_token":"unterminated`},
 	}
 	for _, tt := range tests {
-		if got := string(redactTokens([]byte(tt.in))); got != tt.want {
-			t.Errorf("redactTokens(%s) = %s, want %s", tt.in, got, tt.want)
+		if got := string(redact([]byte(tt.in), secretTokens)); got != tt.want {
+			t.Errorf("redact(%s) = %s, want %s", tt.in, got, tt.want)
 		}
 		if a, b := bodyHash([]byte(tt.in)), bodyHash([]byte(tt.want)); a != b {
 			t.Errorf("bodyHash differs between %s and its redaction", tt.in)
@@ -244,16 +244,50 @@ func TestRedactTokens(t *testing.T) {
 	}
 }
 
+// TestRedactSourceIDs: the source_id of a contact_inbox object is blanked,
+// a message's own source_id is not.
+func TestRedactSourceIDs(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`{"contact_inbox":{"source_id":"abc"}}`, `{"contact_inbox":{"source_id":""}}`},
+		{`{"source_id":"ext-1","conversation":{"contact_inbox":{"source_id":"abc"}}}`,
+			`{"source_id":"ext-1","conversation":{"contact_inbox":{"source_id":""}}}`},
+		{`{"contact_inbox" : { "id":1, "source_id" : "a\"b", "pubsub_token":"t", "x":{"source_id":"keep"}}}`,
+			`{"contact_inbox" : { "id":1, "source_id" : "", "pubsub_token":"", "x":{"source_id":"keep"}}}`},
+		{`{"contact_inbox":{"source_id":null},"pubsub_token":"t"}`, `{"contact_inbox":{"source_id":null},"pubsub_token":""}`},
+		{`{"contact_inbox":[{"source_id":"keep"}],"n":"\"contact_inbox\":{\"source_id\":\"keep\"}"}`,
+			`{"contact_inbox":[{"source_id":"keep"}],"n":"\"contact_inbox\":{\"source_id\":\"keep\"}"}`},
+		{`{"pubsub_token":"t","contact_inbox":{"a":[{"contact_inbox":{"source_id":"in"}}],"source_id":"out"},"z":{"pubsub_token":"u"}}`,
+			`{"pubsub_token":"","contact_inbox":{"a":[{"contact_inbox":{"source_id":""}}],"source_id":""},"z":{"pubsub_token":""}}`},
+		{`{"contact_inbox":{"sourc\u0065_id":"abc"}}`, `{"contact_inbox":{"sourc\u0065_id":""}}`},
+		{`{"contact_inbox":{}, "contact_inbox":{"source_id":"abc"}}`, `{"contact_inbox":{}, "contact_inbox":{"source_id":""}}`},
+		{`{"contact_inbox":{"source_id":"unterminated`, `{"contact_inbox":{"source_id":"unterminated`},
+	}
+	for _, tt := range tests {
+		if got := string(redact([]byte(tt.in), allSecrets)); got != tt.want {
+			t.Errorf("redact(%s) = %s, want %s", tt.in, got, tt.want)
+		}
+		if a, b := bodyHash([]byte(tt.in)), bodyHash([]byte(tt.want)); a != b {
+			t.Errorf("bodyHash differs between %s and its redaction", tt.in)
+		}
+	}
+	in := `{"pubsub_token":"t","contact_inbox":{"source_id":"s","pubsub_token":"u"}}`
+	if got := string(redact([]byte(in), secretSourceIDs)); got != `{"pubsub_token":"t","contact_inbox":{"source_id":"","pubsub_token":"u"}}` {
+		t.Errorf("source_ids only: %s", got)
+	}
+}
+
 func FuzzRedact(f *testing.F) {
 	for _, name := range fixtureNames(f) {
 		if msg := fixtureMessage(f, name); msg != nil {
-			f.Add(msg)
+			f.Add(msg, uint8(0))
 		}
 	}
-	f.Add([]byte(`{"pubsub_token":"a\"b","x":[{"pubsub_token" : "c"}]}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
+	f.Add([]byte(`{"pubsub_token":"a\"b","x":[{"pubsub_token" : "c"}]}`), uint8(0))
+	f.Add([]byte(`{"contact_inbox":{"source_id":"a","y":{"contact_inbox":{"source_id":"b"}}},"source_id":"c"}`), uint8(1))
+	f.Fuzz(func(t *testing.T, b []byte, mode uint8) {
+		which := secrets(mode%3 + 1) // tokens, source_ids, both
 		in := append([]byte(nil), b...)
-		out := redactTokens(b)
+		out := redact(b, which)
 		if !json.Valid(in) || bytes.Contains(in, []byte(`\u`)) {
 			return
 		}
@@ -263,9 +297,9 @@ func FuzzRedact(f *testing.F) {
 		var want, got any
 		_ = json.Unmarshal(in, &want)
 		_ = json.Unmarshal(out, &got)
-		blankTokens(want)
+		blankSecrets(want, which)
 		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("redact(%q) = %q", in, out)
+			t.Fatalf("redact(%q, %d) = %q", in, which, out)
 		}
 		if bodyHash(in) != bodyHash(out) {
 			t.Fatalf("hash changed by redaction: %q", in)
@@ -273,19 +307,25 @@ func FuzzRedact(f *testing.F) {
 	})
 }
 
-func blankTokens(v any) {
+// blankSecrets is the model of redact on decoded JSON.
+func blankSecrets(v any, which secrets) {
 	switch x := v.(type) {
 	case map[string]any:
 		for k, e := range x {
-			if _, isStr := e.(string); isStr && k == "pubsub_token" {
+			if _, isStr := e.(string); isStr && k == "pubsub_token" && which&secretTokens != 0 {
 				x[k] = ""
 				continue
 			}
-			blankTokens(e)
+			if ci, isObj := e.(map[string]any); isObj && k == "contact_inbox" && which&secretSourceIDs != 0 {
+				if _, isStr := ci["source_id"].(string); isStr {
+					ci["source_id"] = ""
+				}
+			}
+			blankSecrets(e, which)
 		}
 	case []any:
 		for _, e := range x {
-			blankTokens(e)
+			blankSecrets(e, which)
 		}
 	}
 }

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
 )
 
 // Defaults used when a Config field is zero.
@@ -26,6 +28,11 @@ const (
 var (
 	ErrNoStoreDir = errors.New("natsserver: JetStream needs a store directory")
 	ErrNotReady   = errors.New("natsserver: server not ready for connections")
+	// ErrNoAuth: a server reachable from other hosts must authenticate
+	// its clients, or anyone could read, publish and manage streams.
+	ErrNoAuth = errors.New("natsserver: a listen address other than loopback needs authentication")
+	// ErrAuthConfig reports unusable authentication or TLS settings.
+	ErrAuthConfig = errors.New("natsserver: invalid authentication or TLS configuration")
 )
 
 // Config describes the embedded server. The zero value is a core-NATS server
@@ -47,6 +54,22 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// Logger receives the server's log lines; nil keeps the server silent.
 	Logger *slog.Logger
+
+	// Authentication: at most one of User/Password, Token and NKey. A
+	// Host other than loopback requires one of them.
+	User, Password string
+	Token          string
+	// NKey is the public user nkey ("U...") allowed to connect; the
+	// client signs the server's challenge with its seed (NKeyFromSeedFile).
+	NKey string
+	// TLSCert and TLSKey make the client port require TLS. With
+	// TLSClientCA, clients must also present a certificate it signed.
+	TLSCert, TLSKey, TLSClientCA string
+}
+
+// authenticated reports whether clients must authenticate.
+func (c Config) authenticated() bool {
+	return c.User != "" || c.Password != "" || c.Token != "" || c.NKey != ""
 }
 
 // Server is a running embedded NATS server.
@@ -105,7 +128,87 @@ func (c Config) options() (*server.Options, error) {
 	if opts.MaxPayload == 0 {
 		opts.MaxPayload = DefaultMaxPayload
 	}
+	if !loopback(opts.Host) && !c.authenticated() {
+		return nil, fmt.Errorf("%w: %s", ErrNoAuth, opts.Host)
+	}
+	if err := c.secure(opts); err != nil {
+		return nil, err
+	}
+	// Only the client port is opened: monitoring (HTTPPort), profiling,
+	// cluster, gateway, leaf node, websocket and MQTT ports keep their
+	// zero value, which nats-server reads as "off".
 	return opts, nil
+}
+
+// secure sets the authentication and TLS options.
+func (c Config) secure(opts *server.Options) error {
+	n := 0
+	for _, set := range []bool{c.User != "" || c.Password != "", c.Token != "", c.NKey != ""} {
+		if set {
+			n++
+		}
+	}
+	switch {
+	case n > 1:
+		return fmt.Errorf("%w: use only one of user/password, token, nkey", ErrAuthConfig)
+	case (c.User == "") != (c.Password == ""):
+		return fmt.Errorf("%w: user and password go together", ErrAuthConfig)
+	case c.NKey != "" && !nkeys.IsValidPublicUserKey(c.NKey):
+		return fmt.Errorf("%w: NKey is not a public user nkey", ErrAuthConfig)
+	}
+	opts.Username, opts.Password, opts.Authorization = c.User, c.Password, c.Token
+	if c.NKey != "" {
+		opts.Nkeys = []*server.NkeyUser{{Nkey: c.NKey}}
+	}
+	return c.tls(opts)
+}
+
+// tls sets the TLS options of the client port.
+func (c Config) tls(opts *server.Options) error {
+	if c.TLSCert == "" && c.TLSKey == "" && c.TLSClientCA == "" {
+		return nil
+	}
+	if c.TLSCert == "" || c.TLSKey == "" {
+		return fmt.Errorf("%w: TLS needs both a certificate and its key", ErrAuthConfig)
+	}
+	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{
+		CertFile: c.TLSCert, KeyFile: c.TLSKey, CaFile: c.TLSClientCA, Verify: c.TLSClientCA != "",
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrAuthConfig, err)
+	}
+	opts.TLS, opts.TLSConfig, opts.TLSVerify, opts.TLSTimeout = true, tc, c.TLSClientCA != "", 2
+	return nil
+}
+
+// loopback reports whether host only accepts connections from this machine.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// NKeyFromSeedFile reads a user nkey seed file (the bare seed or the
+// decorated form nsc writes) and returns its public key, for Config.NKey.
+// Errors never quote the file's content.
+func NKeyFromSeedFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("natsserver: nkey seed: %w", err)
+	}
+	defer clear(b)
+	kp, err := nkeys.ParseDecoratedNKey(b)
+	if err != nil {
+		return "", fmt.Errorf("natsserver: nkey seed file %s: %w", path, err)
+	}
+	defer kp.Wipe()
+	pub, err := kp.PublicKey()
+	if err != nil || !nkeys.IsValidPublicUserKey(pub) {
+		return "", fmt.Errorf("natsserver: nkey seed file %s: not a user seed (SU...)", path)
+	}
+	return pub, nil
 }
 
 func (c Config) readyTimeout() time.Duration {
@@ -136,6 +239,11 @@ func (s *Server) Port() int {
 	}
 	return 0
 }
+
+// InProcessConn connects to the server without a socket (nats.InProcessServer):
+// the relay's own publisher uses it, so it needs no TLS client settings and
+// works whatever the listen address. Clients still authenticate.
+func (s *Server) InProcessConn() (net.Conn, error) { return s.ns.InProcessConn() }
 
 // JetStreamEnabled reports whether JetStream is running.
 func (s *Server) JetStreamEnabled() bool { return s.ns.JetStreamEnabled() }

@@ -199,7 +199,7 @@ func (h *recordingHandler) count(l slog.Level) int {
 }
 
 func TestClientURLWildcardHost(t *testing.T) {
-	s, err := Start(Config{Host: "0.0.0.0", Port: RandomPort})
+	s, err := Start(Config{Host: "0.0.0.0", Port: RandomPort, Token: "t0ken"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func TestClientURLWildcardHost(t *testing.T) {
 	if got := s.ClientURL(); got != want {
 		t.Fatalf("ClientURL() = %s, want %s", got, want)
 	}
-	nc, err := nats.Connect(s.ClientURL())
+	nc, err := nats.Connect(s.ClientURL(), nats.Token("t0ken"))
 	if err != nil {
 		t.Fatal(err)
 	}
