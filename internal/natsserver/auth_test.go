@@ -1,14 +1,7 @@
 package natsserver
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
+
+	"github.com/relayhq/relay/internal/testcert"
 )
 
 // TestNonLoopbackNeedsAuth: a server reachable from the network is refused
@@ -113,7 +108,8 @@ func roundTrip(t *testing.T, url string, opts ...nats.Option) {
 // TestTLS: with a certificate the client port requires TLS; with a client
 // CA, a client certificate too. The in-process connection needs neither.
 func TestTLS(t *testing.T) {
-	cert, key := writeCert(t)
+	tc := testcert.New(t)
+	cert, key := tc.CertFile, tc.KeyFile
 	s, err := Start(Config{Port: RandomPort, Token: "tok", TLSCert: cert, TLSKey: key, TLSClientCA: cert})
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +128,8 @@ func TestTLS(t *testing.T) {
 }
 
 func TestAuthConfigErrors(t *testing.T) {
-	cert, key := writeCert(t)
+	tc := testcert.New(t)
+	cert, key := tc.CertFile, tc.KeyFile
 	for name, cfg := range map[string]Config{
 		"two methods":       {User: "u", Password: "p", Token: "t"},
 		"user alone":        {User: "u"},
@@ -182,39 +179,4 @@ func TestOnlyClientPortOpen(t *testing.T) {
 		opts.LeafNode.Port != 0 || opts.Websocket.Port != 0 || opts.MQTT.Port != 0 {
 		t.Errorf("a port besides the client port is configured: %+v", opts)
 	}
-}
-
-// writeCert writes a self-signed certificate for 127.0.0.1, usable as
-// server certificate, client certificate and the CA of both.
-func writeCert(t *testing.T) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "relay test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true,
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
 }

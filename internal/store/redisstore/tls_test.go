@@ -1,14 +1,7 @@
 package redisstore_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -17,56 +10,22 @@ import (
 
 	"github.com/relayhq/relay/internal/store"
 	"github.com/relayhq/relay/internal/store/redisstore"
+	"github.com/relayhq/relay/internal/testcert"
 )
-
-// testCA is a private CA and a server certificate for 127.0.0.1 it signed.
-type testCA struct {
-	pool   *x509.CertPool
-	server tls.Certificate
-}
-
-func newTestCA(t *testing.T) testCA {
-	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "relay test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		KeyUsage: x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	return testCA{pool: pool, server: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}}
-}
 
 // TestOpenTLSPrivateCA: a rediss:// server whose certificate a private CA
 // signed is reached with Options.TLSConfig holding that CA, and refused
 // without it.
 func TestOpenTLSPrivateCA(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testcert.New(t)
 	m := miniredis.NewMiniRedis()
-	if err := m.StartTLS(&tls.Config{Certificates: []tls.Certificate{ca.server}}); err != nil {
+	if err := m.StartTLS(&tls.Config{Certificates: []tls.Certificate{ca.TLS}}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Close)
 	url := "rediss://" + m.Addr() + "/0?max_retries=-1"
 
-	s, err := redisstore.Open(url, redisstore.Options{TLSConfig: &tls.Config{RootCAs: ca.pool}})
+	s, err := redisstore.Open(url, redisstore.Options{TLSConfig: &tls.Config{RootCAs: ca.Pool}})
 	if err != nil {
 		t.Fatal(err)
 	}
