@@ -276,6 +276,14 @@ func (a *app) serveHTTP(context.Context) error {
 		return fmt.Errorf("HTTP listener: %w", err)
 	}
 	a.httpAddr = ln.Addr()
+	if len(a.cfg.APITokens) == 0 && len(a.tokens) == 0 {
+		// The relay cannot see a reverse proxy on this host that forwards
+		// without X-Forwarded-For or Via: such a proxy would make every
+		// request look local. Say so where an operator looks.
+		a.log.Warn("HTTP API without tokens: every request made on this host straight to the relay is trusted with full access; "+
+			"a reverse proxy on this host that adds no X-Forwarded-For or Via header would open it to its clients: set RELAY_API_TOKENS before putting one in front",
+			"addr", a.httpAddr.String())
+	}
 	// ReadTimeout is the upload bound: the API shortens it per request for
 	// bodies that are not uploads.
 	a.http = &http.Server{
