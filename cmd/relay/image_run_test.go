@@ -122,9 +122,12 @@ func unprivileged(cmd *exec.Cmd, root string, env []string) *exec.Cmd {
 func awaitLog(t *testing.T, r io.Reader, msg string) {
 	t.Helper()
 	sc := bufio.NewScanner(r)
+	var other []string
 	for sc.Scan() {
 		var rec struct{ Level, Msg string }
-		json.Unmarshal(sc.Bytes(), &rec)
+		if json.Unmarshal(sc.Bytes(), &rec) != nil {
+			other = append(other, sc.Text())
+		}
 		if rec.Level == "ERROR" {
 			t.Fatalf("relay logged an error: %s", sc.Bytes())
 		}
@@ -133,7 +136,7 @@ func awaitLog(t *testing.T, r io.Reader, msg string) {
 			return
 		}
 	}
-	t.Fatalf("relay log ended before %q", msg)
+	t.Fatalf("relay log ended before %q: %q", msg, other)
 }
 
 // subscribeContact creates a contact through the relay's proxy, which
@@ -189,11 +192,4 @@ func freeAddr(t *testing.T) string {
 	must(t, err)
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -103,15 +104,21 @@ func relayBuildFlags(t *testing.T, stages []stage) (flags []string, env []string
 	for _, e := range build.all("ENV") {
 		env = append(env, strings.Fields(e)...)
 	}
-	for _, run := range build.all("RUN") {
+	return buildFlags(t, build, "./cmd/relay"), env
+}
+
+// buildFlags are the flags of the `go build` of pkg in stage s.
+func buildFlags(t *testing.T, s stage, pkg string) []string {
+	t.Helper()
+	for _, run := range s.all("RUN") {
 		for _, m := range goBuildRE.FindAllStringSubmatch(run, -1) {
-			if m[3] == "./cmd/relay" {
-				return shellFields(m[1]), env
+			if m[3] == pkg {
+				return shellFields(m[1])
 			}
 		}
 	}
-	t.Fatal("no `go build ... ./cmd/relay` in the build stage")
-	return nil, nil
+	t.Fatalf("no `go build ... %s` in stage %s", pkg, s.name)
+	return nil
 }
 
 // shellFields splits on spaces outside double quotes and drops the quotes.
@@ -148,6 +155,10 @@ func TestDockerfileBuildsStatically(t *testing.T) {
 	}
 	if !slices.Contains(flags, "-trimpath") || !slices.Contains(flags, "-s -w") {
 		t.Errorf("relay built with %q, want -trimpath and -ldflags \"-s -w\"", flags)
+	}
+	fake := stageNamed(t, stages, "build-fake")
+	if f := buildFlags(t, fake, "./cmd/chatwoot-fake"); fake.from != "build" || !slices.Equal(f, flags) {
+		t.Errorf("chatwoot-fake built FROM %q with %q, want FROM build with the relay's %q", fake.from, f, flags)
 	}
 }
 
@@ -243,5 +254,28 @@ func TestDockerignore(t *testing.T) {
 		if m, _ := filepath.Match(l, "internal/api/openapi.json"); m {
 			t.Errorf(".dockerignore pattern %s excludes internal/api/openapi.json", l)
 		}
+	}
+}
+
+// A data directory the relay cannot use (a volume not writable by the
+// image's user, here a file) stops the start with a clear error instead of
+// a crash while stopping what was started.
+func TestUnusableDataDirFailsCleanly(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "not-a-dir")
+	must(t, os.WriteFile(file, nil, 0o600))
+	var stderr strings.Builder
+	err := run(t.Context(), nil, []string{
+		"RELAY_CHATWOOT_URL=http://127.0.0.1:1", "RELAY_HTTP_ADDR=127.0.0.1:0",
+		"RELAY_NATS_LISTEN=127.0.0.1:-1", "RELAY_DATA_DIR=" + file,
+	}, io.Discard, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "state store") {
+		t.Errorf("start with a file as RELAY_DATA_DIR: %v, want a state store error", err)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
