@@ -8,11 +8,12 @@
 # Both run as the distroless "nonroot" user (UID/GID 65532) from a static
 # binary, with a read-only root file system: the relay writes only under
 # RELAY_DATA_DIR (/data, a volume). The image keeps the relay's loopback
-# defaults (RELAY_HTTP_ADDR=127.0.0.1:8080, RELAY_NATS_LISTEN=127.0.0.1:4222),
-# so a bare `docker run` serves no one outside the container. To publish the
-# ports set RELAY_HTTP_ADDR=0.0.0.0:8080 with RELAY_API_TOKENS (or
-# RELAY_API_TOKENS_FILE), and RELAY_NATS_LISTEN=0.0.0.0:4222 with NATS
-# authentication: without them the relay refuses to start.
+# addresses (RELAY_HTTP_ADDR=127.0.0.1:8080, RELAY_NATS_LISTEN=127.0.0.1:4222),
+# so a bare `docker run` serves no one outside the container (the HEALTHCHECK,
+# run inside it, still reaches it; so does `-demo`). To publish the ports set
+# RELAY_HTTP_ADDR=0.0.0.0:8080 with RELAY_API_TOKENS (or RELAY_API_TOKENS_FILE),
+# and RELAY_NATS_LISTEN=0.0.0.0:4222 with NATS authentication: without them the
+# relay refuses to start rather than serve everyone.
 
 ARG GO_VERSION=1.26
 
@@ -56,7 +57,7 @@ LABEL org.opencontainers.image.title="relay" \
       org.opencontainers.image.revision="${REVISION}"
 COPY --from=build /out/relay /relay
 COPY --from=build --chown=65532:65532 /out/data /data
-ENV RELAY_DATA_DIR=/data
+ENV RELAY_DATA_DIR=/data RELAY_HTTP_ADDR=127.0.0.1:8080
 VOLUME ["/data"]
 USER 65532:65532
 EXPOSE 8080 4222
