@@ -93,20 +93,30 @@ func (a *app) readTokens(context.Context) error {
 }
 
 func (a *app) openStore(context.Context) error {
-	var err error
+	var (
+		s   store.Store
+		err error
+	)
 	if a.cfg.RedisURL != "" {
-		var tlsConfig *tls.Config
-		if tlsConfig, err = tlsWithCA("redis", a.cfg.RedisTLSCA); err != nil {
-			return err
-		}
-		a.store, err = redisstore.Open(a.cfg.RedisURL, redisstore.Options{Prefix: a.cfg.RedisKeyPrefix, TLSConfig: tlsConfig})
+		s, err = a.openRedis()
 	} else {
-		a.store, err = bolt.Open(filepath.Join(a.cfg.DataDir, "relay.db"), bolt.Options{})
+		s, err = bolt.Open(filepath.Join(a.cfg.DataDir, "relay.db"), bolt.Options{})
 	}
 	if err != nil {
+		// a.store stays nil: a failed Open returns a typed nil, which
+		// shutdown would otherwise close.
 		return fmt.Errorf("state store: %w", err)
 	}
+	a.store = s
 	return nil
+}
+
+func (a *app) openRedis() (store.Store, error) {
+	tlsConfig, err := tlsWithCA("redis", a.cfg.RedisTLSCA)
+	if err != nil {
+		return nil, err
+	}
+	return redisstore.Open(a.cfg.RedisURL, redisstore.Options{Prefix: a.cfg.RedisKeyPrefix, TLSConfig: tlsConfig})
 }
 
 func (a *app) startNATS(context.Context) error {

@@ -344,6 +344,7 @@ func forEachField(fn func(reflect.StructField, reflect.Value), c Config) {
 func printUsage(w io.Writer) {
 	fmt.Fprintf(w, "relay: a realtime feed of Chatwoot conversations on NATS.\n\n")
 	fmt.Fprintf(w, "Usage: relay [-demo]\n\n  -demo   run against a built-in fake Chatwoot with simulated agents\n\n")
+	fmt.Fprintf(w, "       relay healthcheck [-ready] [-url URL]\n\n  probes /healthz (/readyz) of a running relay; exit 0 on 200, 1 otherwise\n\n")
 	fmt.Fprintf(w, "Configuration (environment):\n\n")
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  VARIABLE\tDEFAULT\tMEANING")

@@ -3,7 +3,8 @@
 // publishes every event on NATS subjects per contact and conversation,
 // catches up through the public API after every reconnect, and serves a
 // small HTTP API that manages subscriptions and proxies the public client
-// API. Run `relay -h` for its configuration.
+// API. Run `relay -h` for its configuration and `relay healthcheck -h` for
+// the probe container images use.
 package main
 
 import (
@@ -30,8 +31,12 @@ func main() {
 }
 
 // run is the whole program: flags, configuration, the relay until ctx ends,
-// then the ordered shutdown. Tests call it directly.
+// then the ordered shutdown; `relay healthcheck` probes a running relay
+// instead (healthcheck.go). Tests call it directly.
 func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "healthcheck" {
+		return runHealthcheck(ctx, args[1:], environMap(environ), stdout, stderr)
+	}
 	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	demo := fs.Bool("demo", false, "run against a built-in fake Chatwoot with simulated agents")
