@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,7 +36,13 @@ const mainChildEnv = "RELAY_TEST_RUN_MAIN"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(mainChildEnv) == "1" {
-		os.Args = os.Args[:1] // the test binary doubles as the relay binary for the restart tests
+		// The test binary doubles as the relay binary for the restart and
+		// image tests; the relay's own arguments follow "--".
+		args := os.Args[:1]
+		if i := slices.Index(os.Args, "--"); i > 0 {
+			args = append(args, os.Args[i+1:]...)
+		}
+		os.Args = args
 		main()
 		return
 	}

@@ -21,7 +21,7 @@ import (
 	"github.com/relayhq/relay/internal/chatwoottest"
 )
 
-// The binary the Dockerfile packages runs as the image's user with only
+// The relay runs as the image's user with only
 // RELAY_DATA_DIR writable: the working directory, TMPDIR and the binary's own
 // directory are root's and read-only, HOME is unset (a read-only root file
 // system). It starts against a fake Chatwoot, subscribes a contact (state is
@@ -31,7 +31,7 @@ func TestImageBinaryRunsUnprivilegedWithOnlyDataDirWritable(t *testing.T) {
 		t.Skip("needs root to run the relay as UID 65532 (CI runs tests as root)")
 	}
 	root := readOnlyTree(t)
-	bin := buildLikeDockerfile(t, filepath.Join(root, "bin"))
+	bin := relayBinary(t, filepath.Join(root, "bin"))
 	data := filepath.Join(root, "data")
 	must(t, os.Mkdir(data, 0o700))
 	must(t, os.Chown(data, nonrootUID, nonrootUID))
@@ -45,7 +45,7 @@ func TestImageBinaryRunsUnprivilegedWithOnlyDataDirWritable(t *testing.T) {
 
 	httpAddr := freeAddr(t)
 	env := []string{
-		"PATH=/usr/bin:/bin", "TMPDIR=" + filepath.Join(root, "cwd"),
+		mainChildEnv + "=1", "PATH=/usr/bin:/bin", "TMPDIR=" + filepath.Join(root, "cwd"),
 		"RELAY_CHATWOOT_URL=http://" + fakeAddr.String(), "RELAY_DATA_DIR=" + data,
 		"RELAY_HTTP_ADDR=" + httpAddr, "RELAY_NATS_LISTEN=127.0.0.1:-1",
 	}
@@ -59,7 +59,7 @@ func TestImageBinaryRunsUnprivilegedWithOnlyDataDirWritable(t *testing.T) {
 	t.Cleanup(func() { relay.Process.Kill(); <-exited })
 	awaitLog(t, stderr, "relay started")
 
-	if out, err := unprivileged(exec.Command(bin, "healthcheck"), root, env).CombinedOutput(); err != nil {
+	if out, err := unprivileged(exec.Command(bin, "--", "healthcheck"), root, env).CombinedOutput(); err != nil {
 		t.Fatalf("relay healthcheck on a healthy relay: %v: %s", err, out)
 	}
 	subscribeContact(t, httpAddr, inbox.Identifier)
@@ -73,7 +73,7 @@ func TestImageBinaryRunsUnprivilegedWithOnlyDataDirWritable(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("relay did not stop on SIGTERM")
 	}
-	hc := unprivileged(exec.Command(bin, "healthcheck"), root, env)
+	hc := unprivileged(exec.Command(bin, "--", "healthcheck"), root, env)
 	if out, err := hc.CombinedOutput(); hc.ProcessState == nil || hc.ProcessState.ExitCode() != 1 {
 		t.Errorf("relay healthcheck with no relay: %v, want exit status 1: %s", err, out)
 	}
@@ -93,18 +93,21 @@ func readOnlyTree(t *testing.T) string {
 	return root
 }
 
-// buildLikeDockerfile builds ./cmd/relay with the Dockerfile's flags and
-// environment into dir, then makes dir read-only.
-func buildLikeDockerfile(t *testing.T, dir string) string {
+// relayBinary copies this test binary, which runs the relay's main when
+// mainChildEnv is set (see TestMain), into dir as "relay", then makes dir
+// read-only. The Dockerfile's build flags are checked where it is read
+// (TestDockerfileBuildsStatically); building them again here would compile
+// every dependency a second time, minutes on a fresh CI machine, and the
+// flags change nothing of what this test checks: which user the relay runs
+// as and where it writes.
+func relayBinary(t *testing.T, dir string) string {
 	t.Helper()
-	flags, env := relayBuildFlags(t, parseDockerfile(t))
+	self, err := os.Executable()
+	must(t, err)
+	b, err := os.ReadFile(self)
+	must(t, err)
 	bin := filepath.Join(dir, "relay")
-	args := append(append([]string{"build"}, flags...), "-o", bin, ".")
-	cmd := exec.Command("go", args...)
-	cmd.Env = append(os.Environ(), env...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
+	must(t, os.WriteFile(bin, b, 0o755))
 	must(t, os.Chmod(dir, 0o555))
 	return bin
 }
