@@ -256,10 +256,15 @@ type Config struct {
 	Core bool
 	// Stream configures JetStream mode; Subjects defaults to <prefix>.>.
 	Stream JetStreamConfig
+	// RestoreTimeout bounds rebuilding the dedup window from the stream's
+	// recent Nats-Msg-Ids at Open (JetStream mode); 0 means 5 s, negative
+	// skips it. See restore.go.
+	RestoreTimeout time.Duration
 }
 
 // Open connects to NATS, sets up the core or JetStream publisher and starts
-// a Fanout on it. Close(ctx) flushes the Fanout, then closes the publisher
+// a Fanout on it; in JetStream mode it first restores the dedup window from
+// the stream (bounded by Config.RestoreTimeout). Close(ctx) flushes the Fanout, then closes the publisher
 // and the connection.
 func Open(cfg Config, opts Options) (*Fanout, error) {
 	opts = opts.withDefaults()
@@ -285,6 +290,11 @@ func Open(cfg Config, opts Options) (*Fanout, error) {
 		_ = nc.FlushTimeout(time.Second)
 		nc.Close()
 	}}
+	if js, ok := pub.(*JetStream); ok {
+		// Before the caller can hand over any event: catch-up replays
+		// of what a killed process published must meet their keys.
+		f.restore(js, cfg.RestoreTimeout)
+	}
 	return f, nil
 }
 

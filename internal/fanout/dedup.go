@@ -71,6 +71,26 @@ func (w *window) admit(key string, now, ttl int64) bool {
 	k := w.hash(key)
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	return w.put(k, now, now+ttl)
+}
+
+// load records key as admitted earlier, expiring at exp: how the window is
+// restored after a restart. Keys already expired or held are skipped; keys
+// must come oldest first, like admissions, so eviction stays in age order.
+func (w *window) load(key string, now, exp int64) {
+	if w == nil || key == "" || exp <= now {
+		return
+	}
+	k := w.hash(key)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.put(k, now, exp)
+}
+
+// put records k until exp unless it is held and not expired, evicting the
+// oldest slot when the ring is full, and reports whether it recorded k.
+// The caller holds mu.
+func (w *window) put(k wkey, now, exp int64) bool {
 	w.expire(now)
 	if seq, ok := w.idx[k]; ok && w.slot(seq).exp > now {
 		return false
@@ -78,7 +98,7 @@ func (w *window) admit(key string, now, ttl int64) bool {
 	if w.tail-w.head == uint64(len(w.ring)) {
 		w.pop()
 	}
-	*w.slot(w.tail) = wslot{key: k, exp: now + ttl}
+	*w.slot(w.tail) = wslot{key: k, exp: exp}
 	w.idx[k] = w.tail
 	w.tail++
 	return true

@@ -241,3 +241,19 @@ func TestWindowDisabled(t *testing.T) {
 		t.Fatal("disabled window deduplicates")
 	}
 }
+
+func TestWindowLoad(t *testing.T) {
+	w := newWindow(4)
+	now := int64(time.Hour)
+	w.load("expired", now, now)
+	w.load("held", now, now+int64(time.Second))
+	if w.len() != 1 || w.seen("expired", now) {
+		t.Fatalf("expired key loaded (len %d)", w.len())
+	}
+	if w.admit("held", now, int64(time.Minute)) {
+		t.Fatal("a loaded key admitted again")
+	}
+	if !w.admit("held", now+int64(time.Second), int64(time.Minute)) {
+		t.Fatal("a loaded key outlived its expiry")
+	}
+}

@@ -58,6 +58,11 @@
 // reports false; the buffer drains in order on reconnect. nats.go's own
 // reconnect buffer is disabled so no event is lost without being counted.
 //
+// Restart: in JetStream mode Open first loads the window from the ids the
+// stream stored within DedupTTL (newest first, at most DedupSize, bounded
+// by Config.RestoreTimeout), so catch-up replays of what a killed process
+// had published reach core subscribers once too (restore.go says why).
+//
 // Lifecycle events (<prefix>.relay.subscription.<state>,
 // <prefix>.relay.catchup.done) go through the same buffer, in order with
 // the events handled before them.
