@@ -180,7 +180,7 @@ func streamIDsAt(t *testing.T, natsURL string, want map[int64]bool) (map[int64]i
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute) // a long outage takes long to catch up
 	defer cancel()
 	cons, err := js.OrderedConsumer(ctx, "CHATWOOT", jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{"chatwoot.*.*.*.*.message.created"},
