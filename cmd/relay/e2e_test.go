@@ -35,6 +35,8 @@ type e2e struct {
 	stopConsume func()
 	// noConsumer starts the relay without the test's consumer.
 	noConsumer bool
+	// logTo, if set, receives the relay's logs (JSON, warnings and up).
+	logTo io.Writer
 }
 
 func newE2E(t *testing.T, extra map[string]string) *e2e {
@@ -73,6 +75,9 @@ func (e *e2e) start() {
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(&testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	if e.logTo != nil {
+		log = slog.New(slog.NewJSONHandler(e.logTo, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	if e.app, err = start(context.Background(), cfg, log); err != nil {
 		e.t.Fatal(err)

@@ -158,6 +158,7 @@ type Fanout struct {
 	closers     []func() // set by Open before use
 	closersOnce sync.Once
 	closed      atomic.Bool
+	full        atomic.Bool // the stream refuses events for lack of room
 	inflightN   atomic.Int64
 	shutdownN   atomic.Int64
 
@@ -357,10 +358,10 @@ func (f *Fanout) Seen(dedupKey string) bool {
 	return f.dedup.seen(dedupKey, time.Now().UnixNano())
 }
 
-// Ready reports whether events flow: NATS (and the stream) usable, the
-// buffer not saturated, and the Fanout not closed.
+// Ready reports whether events flow: NATS (and the stream) usable and with
+// room, the buffer not saturated, and the Fanout not closed.
 func (f *Fanout) Ready() bool {
-	return !f.closed.Load() && f.pub.Connected() && !f.q.isSaturated()
+	return !f.closed.Load() && f.pub.Connected() && !f.full.Load() && !f.q.isSaturated()
 }
 
 // Lifecycle event names: the subject is <prefix>.relay.<name>.

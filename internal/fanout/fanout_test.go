@@ -363,7 +363,7 @@ func TestRejectedDroppedAfterMaxAttempts(t *testing.T) {
 		p.manual = true
 		f := newTestFanout(t, p, Options{MaxAttempts: 2})
 		f.Handle(Event{SubID: "s", Message: msgCreated(1)})
-		rejected := &jetstream.APIError{Code: 503, ErrorCode: 10077, Description: "maximum messages exceeded"}
+		rejected := &jetstream.APIError{Code: 503, ErrorCode: 10077, Description: "message size exceeds maximum allowed"}
 		for range 2 {
 			time.Sleep(time.Second) // fake clock: past the retry backoff
 			p.resolve(1, rejected)
@@ -377,6 +377,45 @@ func TestRejectedDroppedAfterMaxAttempts(t *testing.T) {
 		}
 		if _, n := f.q.held(); n != 0 {
 			t.Fatalf("buffer still holds %d", n)
+		}
+		_ = closeNow(f)
+	})
+}
+
+// TestStreamFullHeldNotDropped: a stream without room (discard new at its
+// limits, or the server's storage exhausted) refuses events: they are held
+// and retried however often it happens, the Fanout is not ready meanwhile,
+// and nothing is counted as published until the stream takes it.
+func TestStreamFullHeldNotDropped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newFakePub(true)
+		p.manual = true
+		f := newTestFanout(t, p, Options{MaxAttempts: 2})
+		f.Handle(Event{SubID: "s", Message: msgCreated(1)})
+		fulls := []error{
+			&jetstream.APIError{Code: 503, ErrorCode: 10077, Description: "maximum bytes exceeded"},
+			&jetstream.APIError{Code: 503, ErrorCode: 10077, Description: "maximum messages exceeded"},
+			&jetstream.APIError{Code: 503, ErrorCode: 10023, Description: "insufficient resources"},
+		}
+		for _, err := range fulls {
+			time.Sleep(10 * time.Second) // fake clock: past the retry backoff
+			p.resolve(1, err)
+			synctest.Wait()
+			if f.Ready() {
+				t.Fatalf("ready while the stream refuses events (%v)", err)
+			}
+		}
+		if d := dropped(f, dropPublishError); d != 0 {
+			t.Fatalf("publish_error drops = %d, want 0", d)
+		}
+		if n := published(f, KindMessage); n != 0 {
+			t.Fatalf("published = %d before the stream took the event", n)
+		}
+		time.Sleep(10 * time.Second)
+		p.resolve(1, nil)
+		synctest.Wait()
+		if !f.Ready() || published(f, KindMessage) != 1 || len(p.storedMsgs()) != 1 {
+			t.Fatalf("after room was made: ready %v, published %d, stored %d", f.Ready(), published(f, KindMessage), len(p.storedMsgs()))
 		}
 		_ = closeNow(f)
 	})

@@ -34,11 +34,12 @@ const (
 	failTimeout                     // no ack within the ack timeout
 	failNoStream                    // no stream answered (missing, or JetStream starting)
 	failRejected                    // the stream answered with an error
+	failFull                        // the stream or its server has no room (see streamFull)
 	failOther
 	numFailures
 )
 
-var failureNames = [numFailures]string{"not_connected", "disconnected", "timeout", "no_stream", "rejected", "other"}
+var failureNames = [numFailures]string{"not_connected", "disconnected", "timeout", "no_stream", "rejected", "stream_full", "other"}
 
 type metrics struct {
 	published [numKinds]prometheus.Counter

@@ -328,6 +328,9 @@ func (p *JetStream) onStatus(st nats.Status) {
 // stream" means the stream is gone or JetStream is not up yet: ensure again.
 func (p *JetStream) asyncErr(_ jetstream.JetStream, _ *nats.Msg, err error) {
 	if errors.Is(err, jetstream.ErrNoStreamResponse) && p.ready.CompareAndSwap(true, false) {
+		if p.nc.IsConnected() {
+			p.log.Error("fanout: JetStream stream not answering (deleted?); creating it again, events held meanwhile", "err", err)
+		}
 		p.n.notify()
 		p.wake()
 	}

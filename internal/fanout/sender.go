@@ -3,6 +3,7 @@ package fanout
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -178,6 +179,9 @@ func (f *Fanout) popInflight() *item {
 func (f *Fanout) acked() {
 	it := f.popInflight()
 	f.m.published[it.kind].Inc()
+	if f.full.CompareAndSwap(true, false) {
+		f.log.Info("fanout: JetStream stream takes events again")
+	}
 	f.m.latency.Observe(time.Since(it.enq).Seconds())
 	if it.sub != "" {
 		f.opts.Published(it.sub, it.route)
@@ -197,6 +201,9 @@ func (f *Fanout) nacked(err error) {
 	class := classify(err)
 	f.m.failures[class].Inc()
 	f.rewinding = true
+	if class == failFull && f.full.CompareAndSwap(false, true) {
+		f.log.Error("fanout: JetStream stream full, events held until room is made (raise its max bytes or messages, or free the server's storage)", "err", err)
+	}
 	if class == failRejected || class == failOther {
 		it.attempts++
 		if it.attempts >= f.opts.MaxAttempts {
@@ -289,8 +296,31 @@ func classify(err error) failure {
 		return failTimeout
 	case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders):
 		return failNoStream
+	case errors.As(err, &apiErr) && streamFull(apiErr):
+		return failFull
 	case errors.As(err, &apiErr):
 		return failRejected
 	}
 	return failOther
+}
+
+// JetStream error codes of a store that has no room.
+const (
+	jsInsufficientResources = 10023 // the server's storage (max_file_store, max_mem_store, disk)
+	jsStreamStoreFailed     = 10077 // "maximum bytes exceeded" and the like (discard new)
+)
+
+// streamFull reports a refusal that making room fixes: the stream reached
+// its limits with discard new, or the server ran out of storage. Such
+// events are retried without limit (the buffer sheds, and catch-up fills,
+// if it lasts), never dropped as rejected.
+func streamFull(e *jetstream.APIError) bool {
+	switch e.ErrorCode {
+	case jsInsufficientResources:
+		return true
+	case jsStreamStoreFailed:
+		d := strings.ToLower(e.Description)
+		return (strings.Contains(d, "maximum") && strings.Contains(d, "exceeded")) || strings.Contains(d, "resources")
+	}
+	return false
 }

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unique"
 
@@ -146,7 +147,7 @@ func (r *Registry) Register(ctx context.Context, reg api.Registration) (api.Subs
 	old, err := r.store.GetSubscription(ctx, id)
 	found := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return api.Subscription{}, false, err
+		return api.Subscription{}, false, r.storeFailed(err)
 	}
 	if !found {
 		if err := r.admit(1); err != nil {
@@ -157,7 +158,7 @@ func (r *Registry) Register(ctx context.Context, reg api.Registration) (api.Subs
 	stored, created := old, false
 	if rec := r.merge(old, reg); !found || rec != old {
 		if stored, created, err = r.store.PutSubscription(ctx, rec); err != nil {
-			return api.Subscription{}, false, err
+			return api.Subscription{}, false, r.storeFailed(err)
 		}
 	}
 	if err := r.subscribe(stored); err != nil {
@@ -171,6 +172,32 @@ func (r *Registry) Register(ctx context.Context, reg api.Registration) (api.Subs
 	}
 	return r.view(stored), created, nil
 }
+
+// storeFailed turns a store failure during a registration into the API's
+// 503 with a message the client can act on; the cause is logged, not
+// answered. Errors the API maps itself (invalid, closed, deadlines) pass.
+func (r *Registry) storeFailed(err error) error {
+	if errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrClosed) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	r.log.Error("subscription not stored", "err", err)
+	msg := "the relay cannot store subscriptions now: its state store is unavailable"
+	if errors.Is(err, syscall.ENOSPC) {
+		msg = "the relay cannot store subscriptions now: the disk of its state file is full"
+	}
+	return &storeError{msg: msg, cause: err}
+}
+
+// storeError is api.ErrUnavailable with a client-facing message; its cause
+// (file paths, addresses) stays out of the text but in the chain.
+type storeError struct {
+	msg   string
+	cause error
+}
+
+func (e *storeError) Error() string   { return e.msg }
+func (e *storeError) Unwrap() []error { return []error{api.ErrUnavailable, e.cause} }
 
 // validate checks a registration before anything is stored. The error
 // never holds the token.
@@ -301,7 +328,7 @@ func (r *Registry) registerChunk(ctx context.Context, regs []api.Registration, i
 	}
 	stored, err := r.store.GetSubscriptions(ctx, ids)
 	if err != nil {
-		return err
+		return r.storeFailed(err)
 	}
 	for _, rec := range stored {
 		if p := recs[rec.ID]; p != nil {
@@ -349,7 +376,7 @@ func (r *Registry) registerChunk(ctx context.Context, regs []api.Registration, i
 			for _, i := range idx {
 				results[i].Outcome = NotRegistered
 			}
-			return err
+			return r.storeFailed(err)
 		}
 		for _, res := range put {
 			recs[res.Stored.ID].rec = res.Stored
