@@ -34,8 +34,8 @@ func equalJSON(t *testing.T, a, b any) bool {
 	return string(ja) == string(jb)
 }
 
-// TestRules: promtool accepts the rules, and each alert carries what a
-// receiver needs.
+// TestRules: each alert carries what a receiver needs, promtool accepts
+// the rules, and its unit tests (relay-rules.test.yml) pass.
 func TestRules(t *testing.T) {
 	rf := readRules(t)
 	if len(rf.Groups) == 0 {
@@ -50,6 +50,10 @@ func TestRules(t *testing.T) {
 	}
 	promtool := tool(t, "promtool", "RELAY_TEST_REQUIRE_PROMTOOL")
 	if out, err := runTool(promtool, "check", "rules", rulesFile); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	// Which alerts fire on series shaped like the relay's.
+	if out, err := runTool(promtool, "test", "rules", rulesTests); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 }

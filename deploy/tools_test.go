@@ -17,9 +17,10 @@ import (
 )
 
 const (
-	chartDir  = "../charts/relay"
-	rulesFile = "prometheus/relay-rules.yml"
-	dashFile  = "../dashboards/relay.json"
+	chartDir   = "../charts/relay"
+	rulesFile  = "prometheus/relay-rules.yml"
+	rulesTests = "prometheus/relay-rules.test.yml"
+	dashFile   = "../dashboards/relay.json"
 )
 
 // tool finds a command on PATH or in GOPATH/bin (where .ci/helm.sh installs
