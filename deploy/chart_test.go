@@ -268,8 +268,8 @@ func TestChartRefuses(t *testing.T) {
 		{"grace below shutdown", []string{"default-values.yaml"}, []string{"terminationGracePeriodSeconds=15"}, "must exceed config.RELAY_SHUTDOWN_TIMEOUT"},
 		{"shutdown not a duration", []string{"default-values.yaml"}, []string{"config.RELAY_SHUTDOWN_TIMEOUT=soon"}, "want a Go duration"},
 		{"HTTP address without port", []string{"default-values.yaml"}, []string{"config.RELAY_HTTP_ADDR=0.0.0.0"}, "RELAY_HTTP_ADDR"},
-		{"existingSecret not a Secret name", []string{"default-values.yaml"}, []string{"existingSecret=Relay Creds", "secrets.apiTokens=null"}, "existingSecret"},
-		{"secret key not a key name", []string{"scaled-values.yaml"}, []string{"secretKeys.natsToken=../token"}, "natsToken"},
+		{"existingSecret not a Secret name", []string{"default-values.yaml"}, []string{"existingSecret=Relay Creds", "secrets.apiTokens=null", "secretKeys.apiTokens=t"}, "at '/existingSecret'"},
+		{"secret key not a key name", []string{"scaled-values.yaml"}, []string{"secretKeys.natsToken=../token"}, "at '/secretKeys/natsToken'"},
 		{"misspelt value", []string{"default-values.yaml"}, []string{"replicas=2"}, "replicas"},
 		{"comma inside an API token", []string{"default-values.yaml"}, []string{`secrets.apiTokens={a\,b}`}, "apiTokens"},
 	}
