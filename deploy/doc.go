@@ -1,0 +1,12 @@
+// Package deploy holds the checks of what ships for running the relay in a
+// cluster: the Helm chart (charts/relay), the Grafana dashboard
+// (dashboards/relay.json) and the Prometheus alert rules
+// (deploy/prometheus/relay-rules.yml, embedded by the chart).
+//
+// The tests render the chart with helm, decode every manifest strictly into
+// the Kubernetes API types, hold the pod to the restricted Pod Security
+// Standard, check the values the chart must refuse, and run promtool over the
+// rules. helm comes from .ci/helm.sh (GOPATH/bin), promtool from
+// .ci/promtool.sh. That the dashboard and the rules name only metrics the
+// relay exports is checked in cmd/relay, which can start a relay.
+package deploy
