@@ -181,14 +181,16 @@ func (s *Server) sendMessage(ctx context.Context, w http.ResponseWriter, r *http
 		return res
 	}
 	resp, err := s.opts.Chatwoot.Do(ctx, http.MethodPost, pc.target(), body, forwardHeader(r, ct))
+	whole := true
 	if mp != nil {
 		if cerr := mp.finish(resp != nil); cerr != nil { // the body never ended: nothing was created
 			discardResponse(resp)
 			res.err = cerr
 			return res
 		}
+		whole = mp.sentWhole()
 	}
-	res.setResponse(resp, err, s.opts.MaxResponseBytes)
+	res.setResponse(resp, err, s.opts.MaxResponseBytes, whole)
 	return res
 }
 
@@ -225,9 +227,13 @@ func (s *Server) messageStream(w http.ResponseWriter, r *http.Request, pc proxyC
 	return mp, mp.contentType, mp, nil
 }
 
-func (res *sendResult) setResponse(resp *http.Response, err error, limit int64) {
+// setResponse records Chatwoot's answer or the failure of the call. whole
+// reports that the whole body went out: when it did not (a multipart upload
+// cut off by the call's timeout or a reset), Chatwoot cannot have created
+// the message.
+func (res *sendResult) setResponse(resp *http.Response, err error, limit int64, whole bool) {
 	if err != nil {
-		res.err, res.mayHaveRun = err, !notSent(err)
+		res.err, res.mayHaveRun = err, whole && !notSent(err)
 		if res.mayHaveRun {
 			res.err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 		}
@@ -237,7 +243,7 @@ func (res *sendResult) setResponse(resp *http.Response, err error, limit int64) 
 	res.body, res.complete, err = readResponse(resp, limit)
 	if err != nil {
 		res.resp.Body.Close()
-		res.resp, res.err, res.mayHaveRun = nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err), true
+		res.resp, res.err, res.mayHaveRun = nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err), whole
 		return
 	}
 	if res.complete {

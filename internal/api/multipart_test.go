@@ -1,0 +1,151 @@
+package api
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"testing/synctest"
+)
+
+// stallingChatwoot is a Chatwoot that stops reading a POST body: it reads
+// read bytes of it, then fails with err, or, when err is nil, waits until
+// the attempt's timeout ends it. With until set, it reads up to the end of
+// the first occurrence of until instead. Once heal is called it reads
+// bodies whole and answers 200 (a message).
+type stallingChatwoot struct {
+	read  int64
+	until string
+	err   error
+
+	mu     sync.Mutex
+	healed bool
+	posts  int
+	lists  int
+}
+
+func (c *stallingChatwoot) RoundTrip(req *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	healed := c.healed
+	if req.Method == http.MethodPost {
+		c.posts++
+	} else {
+		c.lists++
+	}
+	c.mu.Unlock()
+	if healed || req.Method != http.MethodPost {
+		if req.Body != nil {
+			io.Copy(io.Discard, req.Body)
+		}
+		return jsonResponse(req, 200, `{"id":7,"content":"hi","message_type":0,"created_at":1}`), nil
+	}
+	io.CopyN(io.Discard, req.Body, c.read)
+	readUntil(req.Body, c.until)
+	if c.err != nil {
+		return nil, c.err
+	}
+	<-req.Context().Done()
+	return nil, req.Context().Err()
+}
+
+func (c *stallingChatwoot) heal() {
+	c.mu.Lock()
+	c.healed = true
+	c.mu.Unlock()
+}
+
+func (c *stallingChatwoot) counts() (posts, lists int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.posts, c.lists
+}
+
+// readUntil reads r up to the end of the first occurrence of s.
+func readUntil(r io.Reader, s string) {
+	var seen []byte
+	for b := make([]byte, 1); s != "" && !strings.HasSuffix(string(seen), s); {
+		if _, err := r.Read(b); err != nil {
+			return
+		}
+		seen = append(seen, b[0])
+	}
+}
+
+// jsonResponse is a Chatwoot answer built in process.
+func jsonResponse(req *http.Request, status int, body string) *http.Response {
+	return &http.Response{StatusCode: status, Header: http.Header{"Content-Type": {"application/json; charset=utf-8"}},
+		Body: io.NopCloser(strings.NewReader(body)), Request: req, ContentLength: int64(len(body))}
+}
+
+// TestMultipartUpstreamGone: a multipart message or contact create whose
+// Chatwoot call ends before reading the whole body (connection refused,
+// reset mid-body, attempt timeout during a slow upload) is answered, and
+// its slot freed, instead of waiting for ever on the body it streams. In
+// the synctest bubble, a handler blocked for ever is a deadlock: the test
+// fails at once.
+func TestMultipartUpstreamGone(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	reset := &net.OpError{Op: "write", Net: "tcp", Err: syscall.ECONNRESET}
+	chatwoots := []struct {
+		name   string
+		cw     *stallingChatwoot
+		status int
+	}{
+		{"connection refused", &stallingChatwoot{err: refused}, 502},
+		{"reset mid-body", &stallingChatwoot{read: 100, err: reset}, 502},
+		{"attempt timeout mid-body", &stallingChatwoot{read: 100}, 504},
+	}
+	body, ct := multipartBody(t, map[string]string{"content": "hi", "identifier": "u1"},
+		map[string]string{"a.bin": strings.Repeat("x", 64<<10)})
+	for _, tt := range chatwoots {
+		for _, target := range []string{messagesPath("inboxA", "src1", 1), "/public/api/v1/inboxes/inboxA/contacts"} {
+			t.Run(tt.name+" "+target, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					s := newServer(t, Options{Chatwoot: newClient(t, "http://chatwoot.test", &http.Client{Transport: tt.cw}),
+						APITokens: []string{apiToken}, InboxHMACTokens: map[string]string{"inboxA": "hmac"}})
+					rec := serve(s, request("POST", target, string(body), "Content-Type", ct))
+					wantError(t, rec, tt.status, CodeUpstream, "src1", "inboxA")
+					if n := len(s.inflight); n != 0 {
+						t.Errorf("%d requests still hold a slot", n)
+					}
+				})
+			})
+		}
+	}
+}
+
+// TestMultipartKeyedSendCutOff: a keyed multipart send whose upload the
+// Chatwoot call cut off (its timeout, before the closing boundary) cannot
+// have created the message: the retry posts again at once, without a
+// lookup or a 503. Cut off in the client's parts or in the fields the relay
+// appends (after the attempt was recorded), it is the same.
+func TestMultipartKeyedSendCutOff(t *testing.T) {
+	for _, cw := range []*stallingChatwoot{{read: 100}, {until: `name="echo_id"`}} {
+		t.Run(cw.until, func(t *testing.T) { testMultipartKeyedSendCutOff(t, cw) })
+	}
+}
+
+func testMultipartKeyedSendCutOff(t *testing.T, cw *stallingChatwoot) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newServer(t, Options{Chatwoot: newClient(t, "http://chatwoot.test", &http.Client{Transport: cw}),
+			APITokens: []string{apiToken}, Store: openStore(t)})
+		body, ct := multipartBody(t, map[string]string{"content": "hi"}, map[string]string{"a.bin": strings.Repeat("x", 4<<10)})
+		send := func() int {
+			return serve(s, request("POST", messagesPath("inboxA", "src1", 1), string(body),
+				"Content-Type", ct, headerIdempotencyKey, "k")).Code
+		}
+		if code := send(); code != 504 {
+			t.Fatalf("cut-off upload answered %d, want 504", code)
+		}
+		cw.heal()
+		if code := send(); code != 200 {
+			t.Errorf("retry answered %d, want 200 (posted again)", code)
+		}
+		if posts, lists := cw.counts(); posts != 2 || lists != 0 {
+			t.Errorf("%d posts and %d lookups, want 2 posts and no lookup", posts, lists)
+		}
+	})
+}
