@@ -29,8 +29,9 @@ import (
 // The message is certainly absent only when all of these hold: no echo was
 // seen, the pages read reach back before the first attempt (or hold the
 // whole conversation), and the attempt cannot still be running at Chatwoot
-// (Chatwoot answered it with a 5xx, or RequestTimeout + OutcomeGrace have
-// passed since it began). Otherwise the lookup cannot decide: the client
+// (Rails answered its last send with a 500, or RequestTimeout +
+// OutcomeGrace have passed since the last send began; a gateway's 5xx does
+// not count). Otherwise the lookup cannot decide: the client
 // gets 503 with Retry-After and the key stays unsettled.
 //
 // Known limits, chosen over posting twice: a message whose content Chatwoot
@@ -115,7 +116,7 @@ func (s *Server) stillRunning(a attempt) int64 {
 	if a.Answered {
 		return 0
 	}
-	end := a.Started + int64((s.opts.RequestTimeout + s.opts.OutcomeGrace).Seconds())
+	end := a.lastStarted() + int64((s.opts.RequestTimeout + s.opts.OutcomeGrace).Seconds())
 	return max(end-unixNow(), 0)
 }
 
