@@ -105,4 +105,3 @@ func TestIdempotencyCompleteFails(t *testing.T) {
 		}
 	})
 }
-
