@@ -105,7 +105,7 @@ func idempotencyStoreKey(scope, key string) string {
 
 // fingerprint identifies a request for Idempotency-Key reuse checks: the
 // method, the route with its values unescaped (so 12%2D and 12- are the
-// same), the body kind and the body (for multipart, the fingerprint of its
+// same) and its query (proxyCall.identity), the body kind and the body (for multipart, the fingerprint of its
 // parts, which does not depend on the boundary).
 func fingerprint(method, route, kind string, body []byte) string {
 	h := sha256.New()
@@ -177,7 +177,7 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request, pc proxyCall, mb
 }
 
 // errKeyReused answers a key sent again with another request.
-var errKeyReused = fmt.Errorf("%w: this Idempotency-Key was used with a different request (method, path or body)", ErrKeyReused)
+var errKeyReused = fmt.Errorf("%w: this Idempotency-Key was used with a different request (method, path, query or body)", ErrKeyReused)
 
 // planSend decides, holding the key's lock, how to send: fresh, or again
 // after an earlier unknown outcome was found absent. done reports that the

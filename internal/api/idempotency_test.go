@@ -105,3 +105,38 @@ func TestIdempotencyCompleteFails(t *testing.T) {
 		}
 	})
 }
+
+// TestIdempotencyQuery: Rails merges the query into the create's params,
+// so the query is part of a keyed send's fingerprint (pairs in any order
+// are the same query), and the fields the relay reads from the body are
+// refused in the query: content on keyed sends, echo_id on every send.
+func TestIdempotencyQuery(t *testing.T) {
+	u := &upstream{respond: respondJSON(200, `{"id":1,"content":"x","message_type":0}`)}
+	s, _ := newUpstreamServer(t, u, nil)
+	path := messagesPath("inboxA", "src1", 1)
+	send := func(query, key string) *httptest.ResponseRecorder {
+		h := []string{}
+		if key != "" {
+			h = []string{headerIdempotencyKey, key}
+		}
+		return serve(s, request("POST", path+query, `{"content":"x"}`, h...))
+	}
+	if rec := send("?reply_to=1&a=b", "k"); rec.Code != 200 {
+		t.Fatalf("first: %d %s", rec.Code, rec.Body)
+	}
+	if rec := send("?a=b&reply_to=%31", "k"); rec.Code != 200 || rec.Header().Get(headerReplay) != "true" {
+		t.Errorf("same query reordered: %d %s, want the replay", rec.Code, rec.Body)
+	}
+	wantError(t, send("?reply_to=2&a=b", "k"), 422, CodeKeyReused, "src1")
+	wantError(t, send("", "k"), 422, CodeKeyReused, "src1")
+	for _, q := range []string{"?content=y", "?content%5B%5D=y", "?echo_id=e", "?x=1&echo_id%5B%5D=e"} {
+		wantError(t, send(q, "k2"), 400, CodeInvalid, "src1")
+	}
+	wantError(t, send("?echo_id=e", ""), 400, CodeInvalid, "src1")
+	if n := len(u.requests()); n != 1 {
+		t.Errorf("%d upstream requests, want 1", n)
+	}
+	if rec := send("?content=y", ""); rec.Code != 200 {
+		t.Errorf("content in the query of a send without a key: %d %s, want it forwarded", rec.Code, rec.Body)
+	}
+}

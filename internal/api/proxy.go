@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 
@@ -69,6 +70,37 @@ func (pc proxyCall) target() string {
 		return pc.path
 	}
 	return pc.path + "?" + pc.query
+}
+
+// identity is the route and its forwarded query, pairs unescaped and sorted
+// by name (the values of a name keep their order: Rails keeps the last),
+// for Idempotency-Key fingerprints: Rails merges query parameters into the
+// create's params.
+func (pc proxyCall) identity() string {
+	if pc.query == "" {
+		return pc.route
+	}
+	var pairs [][2]string
+	for pair := range strings.SplitSeq(pc.query, "&") {
+		k, v, _ := strings.Cut(pair, "=")
+		pairs = append(pairs, [2]string{unescapeQuery(k), unescapeQuery(v)})
+	}
+	slices.SortStableFunc(pairs, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+	var b strings.Builder
+	b.WriteString(pc.route + "?")
+	for _, p := range pairs {
+		b.WriteString(url.QueryEscape(p[0]) + "=" + url.QueryEscape(p[1]) + "&")
+	}
+	return b.String()
+}
+
+// unescapeQuery unescapes a query name or value; a malformed one is kept
+// as sent.
+func unescapeQuery(s string) string {
+	if v, err := url.QueryUnescape(s); err == nil {
+		return v
+	}
+	return s
 }
 
 // proxy forwards /public/api/v1/... to Chatwoot's public API.
