@@ -111,6 +111,10 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setRouteLabel(r, chatwoot.APIPrefix+pc.tmpl)
+	if pc.kind != proxyMessageCreate && len(r.Header.Values(headerIdempotencyKey)) > 0 {
+		s.fail(w, r, errKeyNotApplicable)
+		return
+	}
 	switch pc.kind {
 	case proxyContactCreate, proxyContactShow, proxyContactUpdate:
 		s.proxyContact(w, r, pc)
@@ -120,6 +124,12 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
 		s.proxyPlain(w, r, pc)
 	}
 }
+
+// errKeyNotApplicable refuses an Idempotency-Key the relay would not
+// honour, rather than forwarding the request unprotected (e.g. POST
+// .../messages.xml, which Rails may route to the message create).
+var errKeyNotApplicable = fmt.Errorf("%w: Idempotency-Key applies to message create only "+
+	"(POST .../conversations/{id}/messages, optionally .json)", ErrInvalid)
 
 func newProxyCall(r *http.Request) (proxyCall, error) {
 	path := strings.TrimPrefix(r.URL.EscapedPath(), chatwoot.APIPrefix)
