@@ -8,6 +8,7 @@ import (
 	"hash"
 	"io"
 	"mime/multipart"
+	"os"
 	"slices"
 )
 
@@ -219,6 +220,9 @@ func clientError(err error) error {
 	}
 	if isMaxBytes(err) {
 		return clientBodyError{err}
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return clientBodyError{bodyReadError(err)}
 	}
 	return clientBodyError{fmt.Errorf("%w: malformed multipart body", ErrInvalid)}
 }

@@ -1,14 +1,20 @@
 package api
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"testing/synctest"
+	"time"
+
+	"github.com/relayhq/relay/internal/chatwoottest"
 )
 
 // stallingChatwoot is a Chatwoot that stops reading a POST body: it reads
@@ -146,6 +152,79 @@ func testMultipartKeyedSendCutOff(t *testing.T, cw *stallingChatwoot) {
 		}
 		if posts, lists := cw.counts(); posts != 2 || lists != 0 {
 			t.Errorf("%d posts and %d lookups, want 2 posts and no lookup", posts, lists)
+		}
+	})
+}
+
+// deadlineConn stands for the connection under a request: the handler's
+// read deadlines (through http.ResponseController) end a body read that
+// stalls, as net/http's do.
+type deadlineConn struct {
+	*httptest.ResponseRecorder
+	mu       sync.Mutex
+	deadline time.Time
+}
+
+func (c *deadlineConn) SetReadDeadline(d time.Time) error {
+	c.mu.Lock()
+	c.deadline = d
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *deadlineConn) readDeadline() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.deadline
+}
+
+// stallingBody sends head, then nothing until the read deadline passes.
+type stallingBody struct {
+	head io.Reader
+	conn *deadlineConn
+}
+
+func (b *stallingBody) Read(p []byte) (int, error) {
+	if n, err := b.head.Read(p); err != io.EOF {
+		return n, err
+	}
+	for {
+		d := b.conn.readDeadline()
+		if !d.IsZero() && !time.Now().Before(d) {
+			return 0, os.ErrDeadlineExceeded
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// TestMultipartKeyedReadBound: reading a keyed multipart body under the
+// key's lock (here to fingerprint a retry whose message the lookup found)
+// ends with the request's time, RequestTimeout, not with the upload
+// deadline, so IdempotencyLockTTL covers it; a body that stalls is 408 and
+// frees the key.
+func TestMultipartKeyedReadBound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, nil)
+		path, _ := e.conversation()
+		body, ct := multipartBody(t, map[string]string{"content": "hi"}, map[string]string{"a.txt": "data"})
+		send := func(rd io.Reader, conn *deadlineConn) {
+			req := request("POST", path, "", "Content-Type", ct, headerIdempotencyKey, "k")
+			req.Body, req.ContentLength = io.NopCloser(rd), int64(len(body))
+			e.srv.Handler().ServeHTTP(conn, req)
+		}
+		e.fake.SetFault(chatwoottest.RouteMessageCreate, chatwoottest.Fault{Status: 500, Count: 1, AfterHandling: true})
+		send(bytes.NewReader(body), &deadlineConn{ResponseRecorder: httptest.NewRecorder()})
+		conn := &deadlineConn{ResponseRecorder: httptest.NewRecorder()}
+		start := time.Now()
+		send(&stallingBody{head: bytes.NewReader(body[:bytes.Index(body, []byte("data"))+2]), conn: conn}, conn)
+		wantError(t, conn.ResponseRecorder, 408, CodeInvalid)
+		if end := start.Add(e.srv.opts.RequestTimeout); conn.readDeadline().After(end) {
+			t.Errorf("body read deadline %v after the request's end %v", conn.readDeadline().Sub(start), e.srv.opts.RequestTimeout)
+		}
+		rec := httptest.NewRecorder()
+		send(bytes.NewReader(body), &deadlineConn{ResponseRecorder: rec})
+		if rec.Code != 200 || rec.Header().Get(headerReplay) != "true" {
+			t.Errorf("retry: %d %s, want the message found", rec.Code, rec.Body)
 		}
 	})
 }
