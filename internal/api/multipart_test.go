@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"testing/synctest"
@@ -225,6 +226,62 @@ func TestMultipartKeyedReadBound(t *testing.T) {
 		send(bytes.NewReader(body), &deadlineConn{ResponseRecorder: rec})
 		if rec.Code != 200 || rec.Header().Get(headerReplay) != "true" {
 			t.Errorf("retry: %d %s, want the message found", rec.Code, rec.Body)
+		}
+	})
+}
+
+// tricklingBody sends data chunk bytes a second.
+type tricklingBody struct {
+	data  []byte
+	chunk int
+}
+
+func (b *tricklingBody) Read(p []byte) (int, error) {
+	if len(b.data) == 0 {
+		return 0, io.EOF
+	}
+	time.Sleep(time.Second)
+	n := copy(p[:min(len(p), b.chunk)], b.data)
+	b.data = b.data[n:]
+	return n, nil
+}
+
+// TestMultipartUploadBound documents the bound of a streamed upload: the
+// body goes to Chatwoot as it arrives, so the Chatwoot client's per-attempt
+// timeout (RELAY_CHATWOOT_TIMEOUT, 15 s by default) covers the client's
+// upload too, whatever UploadReadTimeout allows. A steady upload slower
+// than that is cut off with 504, and nothing is created: a keyed retry
+// posts again at once.
+func TestMultipartUploadBound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var posts, whole atomic.Int64
+		tr := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			posts.Add(1)
+			read := make(chan error, 1)
+			go func() { _, err := io.Copy(io.Discard, req.Body); read <- err }()
+			select {
+			case err := <-read:
+				if err != nil {
+					return nil, err
+				}
+				whole.Add(1)
+				return jsonResponse(req, 200, `{"id":1,"content":"hi","message_type":0}`), nil
+			case <-req.Context().Done():
+				return nil, req.Context().Err()
+			}
+		})
+		s := newServer(t, Options{Chatwoot: newClient(t, "http://chatwoot.test", &http.Client{Transport: tr}),
+			APITokens: []string{apiToken}, Store: openStore(t)})
+		body, ct := multipartBody(t, map[string]string{"content": "hi"}, map[string]string{"a.bin": strings.Repeat("x", 20<<10)})
+		send := func(rd io.Reader) *httptest.ResponseRecorder {
+			req := request("POST", messagesPath("inboxA", "src1", 1), "", "Content-Type", ct, headerIdempotencyKey, "k")
+			req.Body, req.ContentLength = io.NopCloser(rd), int64(len(body))
+			return serve(s, req)
+		}
+		// 21 s of upload against the client's 15 s timeout.
+		wantError(t, send(&tricklingBody{data: body, chunk: 1 << 10}), 504, CodeUpstream, "src1")
+		if rec := send(bytes.NewReader(body)); rec.Code != 200 || posts.Load() != 2 || whole.Load() != 1 {
+			t.Errorf("retry: %d, %d posts, %d whole; want 200 after 2 posts, 1 whole", rec.Code, posts.Load(), whole.Load())
 		}
 	})
 }
