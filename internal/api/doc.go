@@ -57,7 +57,9 @@
 //     arrives on the cable (the event stream feeds the EchoTracker).
 //
 // Message create with an Idempotency-Key (scoped to the API token; the
-// request is fingerprinted by method, unescaped route and body):
+// request is fingerprinted by method, unescaped route, query and body;
+// content and echo_id are refused in its query, echo_id in the query of any
+// message create, since Rails takes them over the body's):
 //
 //	reserve lock --final answer stored--> same fingerprint: replay (Idempotent-Replay: true)
 //	    |                                 other: 422

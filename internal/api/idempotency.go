@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/relayhq/relay/internal/store"
@@ -46,12 +47,16 @@ func (sr storedResponse) write(w http.ResponseWriter) {
 type attempt struct {
 	Fingerprint string `json:"fingerprint"`
 	EchoID      string `json:"echo_id"`
-	Started     int64  `json:"started"`  // unix seconds, when the first send began
-	Content     string `json:"content"`  // hex SHA-256 of the content field
-	Files       int    `json:"files"`    // attachments sent
-	Sent        bool   `json:"sent"`     // a send may have reached Chatwoot
-	Answered    bool   `json:"answered"` // Chatwoot answered the last send (a 5xx): it is not running any more
+	Started     int64  `json:"started"`                // unix seconds, when the first send began: the lookup's window
+	LastStarted int64  `json:"last_started,omitempty"` // unix seconds, when the last send began: the running window
+	Content     string `json:"content"`                // hex SHA-256 of the content field
+	Files       int    `json:"files"`                  // attachments sent
+	Sent        bool   `json:"sent"`                   // a send may have reached Chatwoot
+	Answered    bool   `json:"answered"`               // Rails answered the last send (its 500): it is not running any more
 }
+
+// lastStarted is when the last send of the attempt began.
+func (a attempt) lastStarted() int64 { return max(a.Started, a.LastStarted) }
 
 // idemKeys are the store keys of one Idempotency-Key: lock holds the
 // reservation and then the final answer; attempt holds the attempt record.
@@ -100,7 +105,7 @@ func idempotencyStoreKey(scope, key string) string {
 
 // fingerprint identifies a request for Idempotency-Key reuse checks: the
 // method, the route with its values unescaped (so 12%2D and 12- are the
-// same), the body kind and the body (for multipart, the fingerprint of its
+// same) and its query (proxyCall.identity), the body kind and the body (for multipart, the fingerprint of its
 // parts, which does not depend on the boundary).
 func fingerprint(method, route, kind string, body []byte) string {
 	h := sha256.New()
@@ -145,6 +150,7 @@ func (s *Server) keyedSend(ctx context.Context, w http.ResponseWriter, r *http.R
 		s.replay(w, r, pc, mb, *stored)
 		return
 	}
+	boundUpload(ctx, w, mb)
 	plan, done := s.planSend(ctx, w, r, pc, mb, k)
 	if done {
 		return
@@ -153,6 +159,16 @@ func (s *Server) keyedSend(ctx context.Context, w http.ResponseWriter, r *http.R
 	defer res.close()
 	s.settle(ctx, k, plan, res)
 	s.answer(w, r, pc, res)
+}
+
+// boundUpload ends the read deadline of a multipart body with ctx, so that
+// reading it (to fingerprint it or stream it) never holds the key's lock
+// past RequestTimeout: IdempotencyLockTTL covers that, not the upload
+// deadline. The Chatwoot call's own timeout ends a streamed upload before.
+func boundUpload(ctx context.Context, w http.ResponseWriter, mb messageBody) {
+	if d, ok := ctx.Deadline(); ok && mb.boundary != "" {
+		http.NewResponseController(w).SetReadDeadline(d) // fails only off a connection: nothing to bound
+	}
 }
 
 // replay answers a completed key with its stored answer, or 422 when the
@@ -172,7 +188,7 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request, pc proxyCall, mb
 }
 
 // errKeyReused answers a key sent again with another request.
-var errKeyReused = fmt.Errorf("%w: this Idempotency-Key was used with a different request (method, path or body)", ErrKeyReused)
+var errKeyReused = fmt.Errorf("%w: this Idempotency-Key was used with a different request (method, path, query or body)", ErrKeyReused)
 
 // planSend decides, holding the key's lock, how to send: fresh, or again
 // after an earlier unknown outcome was found absent. done reports that the
@@ -234,7 +250,9 @@ func (s *Server) answerFound(ctx context.Context, w http.ResponseWriter, r *http
 		Body: msg, Fingerprint: prev.Fingerprint}
 	sctx, cancel := settleContext(ctx)
 	defer cancel()
-	s.complete(sctx, k.lock, sr)
+	if s.complete(sctx, k.lock, sr) != nil {
+		s.release(sctx, k.lock) // the retry finds the message again
+	}
 	sr.write(w)
 }
 
@@ -262,7 +280,9 @@ func (s *Server) beforeEnd(ctx context.Context, plan *sendPlan, a attempt) error
 			return errKeyReused
 		}
 		if p.Sent {
-			a.Started = p.Started // the lookup's window starts at the first send
+			// The lookup's window starts at the first send, the running
+			// window at this one.
+			a.Started, a.LastStarted = p.Started, a.Started
 		}
 	}
 	a.Sent = true
@@ -276,9 +296,14 @@ func (s *Server) beforeEnd(ctx context.Context, plan *sendPlan, a attempt) error
 //   - certainly not created (4xx, refused connection, body cut off or never
 //     sent): the attempt record goes back to what it was before this send
 //     (none, or the earlier attempt that was found absent);
-//   - a 5xx: Chatwoot answered, so the request is not running any more
-//     (the lookup need not wait for it); the outcome stays unknown;
-//   - a timeout or a lost connection: unknown, the record stays as stored.
+//   - a 500 that Rails produced: the request is not running any more (the
+//     lookup need not wait for it); the outcome stays unknown;
+//   - another 5xx (a gateway's 502, 503, 504, Cloudflare's 52x), a timeout
+//     or a lost connection: unknown, and Rails may still be running the
+//     create; the record stays as stored.
+//
+// When the final answer cannot be stored, the lock is released all the
+// same: the attempt record lets the retry find the message.
 func (s *Server) settle(ctx context.Context, k idemKeys, plan sendPlan, res sendResult) {
 	ctx, cancel := settleContext(ctx)
 	defer cancel()
@@ -288,12 +313,15 @@ func (s *Server) settle(ctx context.Context, k idemKeys, plan sendPlan, res send
 	}
 	switch {
 	case status >= 200 && status < 300:
-		s.complete(ctx, k.lock, res.stored(plan.saved.Fingerprint))
-		return
+		if s.complete(ctx, k.lock, res.stored(plan.saved.Fingerprint)) == nil {
+			return
+		}
 	case status >= 500:
-		a := plan.saved
-		a.Answered = true
-		s.saveAttempt(ctx, k, a) // a failure is logged; the retry then waits for the grace period
+		if railsAnswered(res) {
+			a := plan.saved
+			a.Answered = true
+			s.saveAttempt(ctx, k, a) // a failure is logged; the retry then waits for the grace period
+		}
 	case !res.mayHaveRun && plan.saved.Sent:
 		prev := plan.saved
 		prev.Sent = false
@@ -364,8 +392,9 @@ func (s *Server) saveAttempt(ctx context.Context, k idemKeys, a attempt) error {
 	return nil
 }
 
-// complete stores the final answer a key replays from now on.
-func (s *Server) complete(ctx context.Context, key string, sr storedResponse) {
+// complete stores the final answer a key replays from now on. On failure
+// (logged) the caller releases the lock.
+func (s *Server) complete(ctx context.Context, key string, sr storedResponse) error {
 	b, err := json.Marshal(sr)
 	if err == nil {
 		err = s.opts.Store.CompleteIdempotency(ctx, key, b, s.opts.IdempotencyTTL)
@@ -374,6 +403,23 @@ func (s *Server) complete(ctx context.Context, key string, sr storedResponse) {
 		s.log.ErrorContext(ctx, "idempotency key not completed; a retry looks the message up again",
 			"error", err)
 	}
+	return err
+}
+
+// railsAnswered reports whether a 5xx answer is Rails' own (a 500 with
+// Chatwoot's JSON error body, {"status":500,"error":...}): the create has
+// ended. A gateway's 5xx in front of Rails (nginx's 502 or 504 HTML page,
+// Cloudflare's 52x) says nothing of whether Rails is still running it.
+func railsAnswered(res sendResult) bool {
+	if res.resp.StatusCode != http.StatusInternalServerError || !res.complete ||
+		!strings.Contains(res.resp.Header.Get("Content-Type"), "json") {
+		return false
+	}
+	var body struct {
+		Status json.RawMessage `json:"status"`
+		Error  json.RawMessage `json:"error"`
+	}
+	return json.Unmarshal(res.body, &body) == nil && (body.Status != nil || body.Error != nil)
 }
 
 // release frees the key's lock so that a retry can proceed.

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/relayhq/relay/internal/chatwoot"
@@ -25,6 +27,9 @@ var errResponded = errors.New("api: chatwoot answered before the end of the body
 // returned, Idempotency-Key honoured (see keyedSend), ?wait=echo waited for.
 func (s *Server) proxyMessageCreate(w http.ResponseWriter, r *http.Request, pc proxyCall) {
 	key, err := idempotencyKey(r)
+	if err == nil {
+		err = checkMessageQuery(pc.query, key != "")
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -44,6 +49,30 @@ func (s *Server) proxyMessageCreate(w http.ResponseWriter, r *http.Request, pc p
 	res := s.sendMessage(ctx, w, r, pc, mb, &sendPlan{})
 	defer res.close()
 	s.answer(w, r, pc, res)
+}
+
+// checkMessageQuery refuses the message fields the relay reads from the
+// body when the query holds them too: Rails merges query parameters into
+// params over the body's, so Chatwoot would create the message with the
+// query's echo_id (not the one the relay sent, answers in Relay-Echo-Id
+// and waits for) or, on a keyed send, with content the attempt's digest
+// does not describe (the lookup would never find the message).
+func checkMessageQuery(query string, keyed bool) error {
+	for pair := range strings.SplitSeq(query, "&") {
+		k, _, _ := strings.Cut(pair, "=")
+		name, err := url.QueryUnescape(k)
+		if err != nil {
+			continue // Rack refuses a malformed query itself
+		}
+		name, _, _ = strings.Cut(name, "[") // content[] and content[x] are content to Rails
+		switch {
+		case name == "echo_id":
+			return fmt.Errorf("%w: echo_id must be sent in the body, not in the query", ErrInvalid)
+		case name == "content" && keyed:
+			return fmt.Errorf("%w: with an Idempotency-Key, content must be sent in the body, not in the query", ErrInvalid)
+		}
+	}
+	return nil
 }
 
 // messageBody is a checked message create body.
@@ -81,7 +110,7 @@ func (s *Server) readMessageBody(w http.ResponseWriter, r *http.Request, pc prox
 		return messageBody{}, fmt.Errorf("%w: message create takes application/json, "+
 			"application/x-www-form-urlencoded or multipart/form-data", ErrUnsupportedMediaType)
 	}
-	mb.fingerprint = fingerprint(r.Method, pc.route, kind, mb.raw)
+	mb.fingerprint = fingerprint(r.Method, pc.identity(), kind, mb.raw)
 	return mb, nil
 }
 
@@ -132,7 +161,7 @@ func (s *Server) bodyFingerprint(w http.ResponseWriter, r *http.Request, pc prox
 	var fp string
 	mp := startMultipart(http.MaxBytesReader(w, r.Body, s.opts.MaxMultipartBytes), mb.boundary, multipartEdit{
 		end: func(p multipartParts) ([]formField, error) {
-			fp = fingerprint(r.Method, pc.route, kindMultipart, p.fingerprint)
+			fp = fingerprint(r.Method, pc.identity(), kindMultipart, p.fingerprint)
 			return nil, nil
 		},
 	})
@@ -181,14 +210,16 @@ func (s *Server) sendMessage(ctx context.Context, w http.ResponseWriter, r *http
 		return res
 	}
 	resp, err := s.opts.Chatwoot.Do(ctx, http.MethodPost, pc.target(), body, forwardHeader(r, ct))
+	whole := true
 	if mp != nil {
 		if cerr := mp.finish(resp != nil); cerr != nil { // the body never ended: nothing was created
 			discardResponse(resp)
 			res.err = cerr
 			return res
 		}
+		whole = mp.sentWhole()
 	}
-	res.setResponse(resp, err, s.opts.MaxResponseBytes)
+	res.setResponse(resp, err, s.opts.MaxResponseBytes, whole)
 	return res
 }
 
@@ -218,16 +249,20 @@ func (s *Server) messageStream(w http.ResponseWriter, r *http.Request, pc proxyC
 			if d, ok := p.digests["content"]; ok {
 				content = hex.EncodeToString(d)
 			}
-			fp := fingerprint(r.Method, pc.route, kindMultipart, p.fingerprint)
+			fp := fingerprint(r.Method, pc.identity(), kindMultipart, p.fingerprint)
 			return add, ready(id, fp, content, p.files)
 		},
 	})
 	return mp, mp.contentType, mp, nil
 }
 
-func (res *sendResult) setResponse(resp *http.Response, err error, limit int64) {
+// setResponse records Chatwoot's answer or the failure of the call. whole
+// reports that the whole body went out: when it did not (a multipart upload
+// cut off by the call's timeout or a reset), Chatwoot cannot have created
+// the message.
+func (res *sendResult) setResponse(resp *http.Response, err error, limit int64, whole bool) {
 	if err != nil {
-		res.err, res.mayHaveRun = err, !notSent(err)
+		res.err, res.mayHaveRun = err, whole && !notSent(err)
 		if res.mayHaveRun {
 			res.err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 		}
@@ -237,7 +272,7 @@ func (res *sendResult) setResponse(resp *http.Response, err error, limit int64) 
 	res.body, res.complete, err = readResponse(resp, limit)
 	if err != nil {
 		res.resp.Body.Close()
-		res.resp, res.err, res.mayHaveRun = nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err), true
+		res.resp, res.err, res.mayHaveRun = nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err), whole
 		return
 	}
 	if res.complete {

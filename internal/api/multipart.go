@@ -8,6 +8,7 @@ import (
 	"hash"
 	"io"
 	"mime/multipart"
+	"os"
 	"slices"
 )
 
@@ -24,15 +25,16 @@ const maxFieldBytes = 4 << 10
 // The end callback runs on the streaming goroutine before the closing
 // boundary is written, so before Chatwoot can have acted on the request. An
 // error from it closes the stream unfinished: Chatwoot never gets a complete
-// request. Call wait after the upstream call returned; only then is err safe
-// to read.
+// request. Call finish after the upstream call returned, whatever it
+// returned; only then are err and whole safe to read.
 type multipartSend struct {
 	body        *io.PipeReader
 	contentType string
 	done        chan struct{}
 
 	// Written by the streaming goroutine before done is closed.
-	err error // a clientBodyError when the client's body was at fault
+	err   error // a clientBodyError when the client's body was at fault
+	whole bool  // the closing boundary was handed to the upstream side
 }
 
 // multipartEdit says what a multipartSend reads and what it may add.
@@ -72,10 +74,14 @@ func startMultipart(src io.Reader, boundary string, edit multipartEdit) *multipa
 	go func() {
 		defer close(m.done)
 		m.err = m.copy(multipart.NewReader(src, boundary), mw, edit)
+		m.whole = m.err == nil
 		pw.CloseWithError(m.err) // nil closes with io.EOF
 	}()
 	return m
 }
+
+// errUpstreamGone stops streaming a body the Chatwoot call gave up on.
+var errUpstreamGone = errors.New("api: the chatwoot call ended before the end of the body")
 
 // Read reads the edited body; it is what the Chatwoot client sends.
 func (m *multipartSend) Read(p []byte) (int, error) { return m.body.Read(p) }
@@ -85,10 +91,18 @@ func (m *multipartSend) Read(p []byte) (int, error) { return m.body.Read(p) }
 // the error that kept the body from being sent whole: the client's (too
 // large, malformed) or end's; nil when the body was complete or upstream
 // stopped reading it.
+//
+// The pipe is always closed here: the Chatwoot client does not close a
+// body it stopped reading (a refused connection, a limiter or attempt
+// timeout, a connection reset mid-body), and the streaming goroutine would
+// otherwise block on its next write for ever. It then stops at its next
+// write, at the latest when the client's body read deadline ends.
 func (m *multipartSend) finish(responded bool) error {
+	cause := errUpstreamGone
 	if responded {
-		m.body.CloseWithError(errResponded)
+		cause = errResponded
 	}
+	m.body.CloseWithError(cause)
 	<-m.done
 	var ce clientBodyError
 	if errors.As(m.err, &ce) {
@@ -96,6 +110,11 @@ func (m *multipartSend) finish(responded bool) error {
 	}
 	return nil
 }
+
+// sentWhole reports, after finish, whether the whole body (closing
+// boundary included) went to the upstream side. When it did not, Chatwoot
+// got an incomplete request and cannot have acted on it.
+func (m *multipartSend) sentWhole() bool { return m.whole }
 
 func (m *multipartSend) copy(mr *multipart.Reader, mw *multipart.Writer, edit multipartEdit) error {
 	seen := multipartParts{fields: map[string]string{}, digests: map[string][]byte{}}
@@ -201,6 +220,9 @@ func clientError(err error) error {
 	}
 	if isMaxBytes(err) {
 		return clientBodyError{err}
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return clientBodyError{bodyReadError(err)}
 	}
 	return clientBodyError{fmt.Errorf("%w: malformed multipart body", ErrInvalid)}
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -85,7 +86,9 @@ type Options struct {
 	IdempotencyTTL time.Duration
 	// IdempotencyLockTTL bounds how long a key stays reserved when its
 	// request dies before finishing (a crashed replica). It must exceed
-	// RequestTimeout. Zero: DefaultIdempotencyLockTTL.
+	// what a live request may hold the key: RequestTimeout (the lookup, the
+	// send and, for a multipart body, reading it) plus the 10 s allowed to
+	// store the outcome. Zero: DefaultIdempotencyLockTTL.
 	IdempotencyLockTTL time.Duration
 	// OutcomeGrace is how long after RequestTimeout a send whose outcome is
 	// unknown (timeout, lost connection) may still be running at Chatwoot:
@@ -132,8 +135,8 @@ func (o Options) withDefaults() (Options, error) {
 	o.MaxConcurrent = orDefault(o.MaxConcurrent, DefaultMaxConcurrent)
 	o.BodyReadTimeout = orDefault(o.BodyReadTimeout, DefaultBodyReadTimeout)
 	o.UploadReadTimeout = orDefault(o.UploadReadTimeout, DefaultUploadReadTimeout)
-	if o.IdempotencyLockTTL <= o.RequestTimeout {
-		errs = append(errs, errors.New("api: IdempotencyLockTTL must exceed RequestTimeout"))
+	if o.IdempotencyLockTTL <= o.RequestTimeout+settleTimeout {
+		errs = append(errs, fmt.Errorf("api: IdempotencyLockTTL must exceed RequestTimeout + %v (storing the outcome)", settleTimeout))
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 
@@ -71,6 +72,37 @@ func (pc proxyCall) target() string {
 	return pc.path + "?" + pc.query
 }
 
+// identity is the route and its forwarded query, pairs unescaped and sorted
+// by name (the values of a name keep their order: Rails keeps the last),
+// for Idempotency-Key fingerprints: Rails merges query parameters into the
+// create's params.
+func (pc proxyCall) identity() string {
+	if pc.query == "" {
+		return pc.route
+	}
+	var pairs [][2]string
+	for pair := range strings.SplitSeq(pc.query, "&") {
+		k, v, _ := strings.Cut(pair, "=")
+		pairs = append(pairs, [2]string{unescapeQuery(k), unescapeQuery(v)})
+	}
+	slices.SortStableFunc(pairs, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+	var b strings.Builder
+	b.WriteString(pc.route + "?")
+	for _, p := range pairs {
+		b.WriteString(url.QueryEscape(p[0]) + "=" + url.QueryEscape(p[1]) + "&")
+	}
+	return b.String()
+}
+
+// unescapeQuery unescapes a query name or value; a malformed one is kept
+// as sent.
+func unescapeQuery(s string) string {
+	if v, err := url.QueryUnescape(s); err == nil {
+		return v
+	}
+	return s
+}
+
 // proxy forwards /public/api/v1/... to Chatwoot's public API.
 func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
 	pc, err := newProxyCall(r)
@@ -79,6 +111,10 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setRouteLabel(r, chatwoot.APIPrefix+pc.tmpl)
+	if pc.kind != proxyMessageCreate && len(r.Header.Values(headerIdempotencyKey)) > 0 {
+		s.fail(w, r, errKeyNotApplicable)
+		return
+	}
 	switch pc.kind {
 	case proxyContactCreate, proxyContactShow, proxyContactUpdate:
 		s.proxyContact(w, r, pc)
@@ -88,6 +124,12 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
 		s.proxyPlain(w, r, pc)
 	}
 }
+
+// errKeyNotApplicable refuses an Idempotency-Key the relay would not
+// honour, rather than forwarding the request unprotected (e.g. POST
+// .../messages.xml, which Rails may route to the message create).
+var errKeyNotApplicable = fmt.Errorf("%w: Idempotency-Key applies to message create only "+
+	"(POST .../conversations/{id}/messages, optionally .json)", ErrInvalid)
 
 func newProxyCall(r *http.Request) (proxyCall, error) {
 	path := strings.TrimPrefix(r.URL.EscapedPath(), chatwoot.APIPrefix)

@@ -483,3 +483,30 @@ func TestIdentifierHashMultipart(t *testing.T) {
 		}
 	})
 }
+
+// TestIdempotencyKeyOtherRoutes: an Idempotency-Key on a proxied request
+// the relay does not treat as a message create (another route or method, a
+// format suffix Rails may still route to the create) is refused with a
+// Chatwoot-shaped 400, never forwarded without the protection asked for.
+func TestIdempotencyKeyOtherRoutes(t *testing.T) {
+	u := &upstream{respond: respondJSON(200, `{}`)}
+	s, _ := newUpstreamServer(t, u, nil)
+	msgs := messagesPath("inbox-abc", "src-1", 1)
+	for _, tt := range []struct{ method, target string }{
+		{"POST", msgs + ".xml"},
+		{"POST", msgs + ".JSON"},
+		{"GET", msgs},
+		{"PATCH", msgs + "/5"},
+		{"POST", "/public/api/v1/inboxes/inbox-abc/contacts"},
+		{"POST", "/public/api/v1/inboxes/inbox-abc/contacts/src-1/conversations"},
+	} {
+		rec := serve(s, request(tt.method, tt.target, `{"content":"x"}`, headerIdempotencyKey, "k"))
+		wantError(t, rec, 400, CodeInvalid, "src-1", "inbox-abc")
+	}
+	if n := len(u.requests()); n != 0 {
+		t.Errorf("%d requests forwarded, want none", n)
+	}
+	if rec := serve(s, request("POST", msgs+".json", `{"content":"x"}`, headerIdempotencyKey, "k")); rec.Code != 200 {
+		t.Errorf("message create with .json: %d %s", rec.Code, rec.Body)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -270,5 +271,21 @@ func TestErrorMapping(t *testing.T) {
 	}
 	if _, _, msg := classify(errors.New("secret detail")); strings.Contains(msg, "secret") {
 		t.Errorf("internal error message %q leaks the error", msg)
+	}
+}
+
+// TestLockTTLBound: the idempotency lock must outlast what a live request
+// may hold it: RequestTimeout and the time allowed to store the outcome.
+func TestLockTTLBound(t *testing.T) {
+	base := Options{Registry: newFakeRegistry(), Chatwoot: newClient(t, "http://x", nil), IdempotencyLockTTL: time.Minute}
+	for _, tt := range []struct {
+		timeout time.Duration
+		ok      bool
+	}{{time.Minute, false}, {time.Minute - settleTimeout, false}, {time.Minute - settleTimeout - time.Second, true}} {
+		o := base
+		o.RequestTimeout = tt.timeout
+		if _, err := o.withDefaults(); (err == nil) != tt.ok {
+			t.Errorf("RequestTimeout %v with a 1m lock: error %v, want ok %v", tt.timeout, err, tt.ok)
+		}
 	}
 }
