@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/relayhq/relay/internal/chatwoottest"
+	"github.com/relayhq/relay/internal/fanout"
 	"github.com/relayhq/relay/internal/natsserver"
 	"github.com/relayhq/relay/internal/store/redisstore"
 )
@@ -69,38 +70,50 @@ func readyz(url string) bool {
 	return resp.StatusCode == 200
 }
 
-// coreCounter counts the message.created a core NATS subscriber receives
-// per message id: what a consumer without JetStream sees.
+// coreCounter counts, per Nats-Msg-Id, the message.created a plain core
+// NATS subscriber receives: what a consumer without JetStream sees.
 type coreCounter struct {
 	mu  sync.Mutex
-	ids map[int64]int
+	ids map[string]int
 	nc  *nats.Conn
 }
 
 func countCore(t *testing.T, url string) *coreCounter {
 	t.Helper()
-	c := &coreCounter{ids: map[int64]int{}}
+	c := &coreCounter{ids: map[string]int{}}
 	var err error
 	if c.nc, err = nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.nc.Close)
-	_, err = c.nc.Subscribe("chatwoot.*.*.*.*.message.created", func(m *nats.Msg) {
-		var ev struct {
-			Data struct {
-				ID int64 `json:"id"`
-			} `json:"data"`
-		}
-		json.Unmarshal(m.Data, &ev)
+	sub, err := c.nc.Subscribe("chatwoot.*.*.*.*.message.created", func(m *nats.Msg) {
 		c.mu.Lock()
-		c.ids[ev.Data.ID]++
-		c.mu.Unlock()
+		defer c.mu.Unlock()
+		c.ids[m.Header.Get(fanout.HeaderMsgID)]++
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.nc.Flush()
+	sub.SetPendingLimits(-1, -1) // never a slow consumer: a lost copy would hide a duplicate
+	if err := c.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	return c
+}
+
+// counts returns the distinct ids and the extra copies received so far,
+// after a round trip that lets everything sent before arrive.
+func (c *coreCounter) counts(t *testing.T) (distinct, dups int) {
+	t.Helper()
+	if err := c.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range c.ids {
+		dups += n - 1
+	}
+	return len(c.ids), dups
 }
 
 // dups is how many message ids the subscriber received more than once.
@@ -487,23 +500,7 @@ func TestFaultRepeatedKills(t *testing.T) {
 	}
 	c := newChat(t)
 	httpAddr, natsAddr := freePort(t), freePort(t)
-	p := &relayProcess{t: t, url: "http://" + httpAddr, env: []string{
-		"RELAY_CHATWOOT_URL=" + c.url,
-		"RELAY_HTTP_ADDR=" + httpAddr,
-		"RELAY_NATS_LISTEN=" + natsAddr,
-		"RELAY_DATA_DIR=" + t.TempDir(),
-		"RELAY_LOG_LEVEL=warn",
-		"RELAY_CABLE_BACKOFF_MIN=200ms",
-		"RELAY_CABLE_SUBSCRIBE_RATE=1000",
-		"RELAY_CHATWOOT_RATE_PER_MINUTE=600000",
-		"RELAY_CATCHUP_CONCURRENCY=8",
-	}}
-	p.start()
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.stop(syscall.SIGKILL)
-		}
-	})
+	p := c.startRelayProcess(t, httpAddr, "RELAY_NATS_LISTEN="+natsAddr)
 	c.createContacts(p.url, 50)
 	core := countCore(t, "nats://"+natsAddr)
 	ctx, cancel := context.WithCancel(context.Background())

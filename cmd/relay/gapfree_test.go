@@ -408,19 +408,14 @@ func (p *relayProcess) stop(sig syscall.Signal) {
 	}
 }
 
-// TestGapFreeAcrossRelayRestarts: the same promise when the relay process
-// itself is stopped (SIGTERM) and killed (SIGKILL) mid-run; its state lives
-// in the bbolt file and the embedded JetStream under the same data dir.
-func TestGapFreeAcrossRelayRestarts(t *testing.T) {
-	if testing.Short() {
-		t.Skip("long: runs about 30 s")
-	}
-	c := newChat(t)
-	httpAddr, natsAddr := freePort(t), freePort(t)
+// startRelayProcess runs the relay as a child process against c, with
+// natsEnv choosing its NATS (RELAY_NATS_LISTEN=… for the embedded server,
+// RELAY_NATS_URL=… for an external one); it is killed at the end of the test.
+func (c *chat) startRelayProcess(t *testing.T, httpAddr, natsEnv string) *relayProcess {
 	p := &relayProcess{t: t, url: "http://" + httpAddr, env: []string{
 		"RELAY_CHATWOOT_URL=" + c.url,
 		"RELAY_HTTP_ADDR=" + httpAddr,
-		"RELAY_NATS_LISTEN=" + natsAddr,
+		natsEnv,
 		"RELAY_DATA_DIR=" + t.TempDir(),
 		"RELAY_LOG_LEVEL=warn",
 		"RELAY_CABLE_BACKOFF_MIN=200ms",
@@ -434,6 +429,19 @@ func TestGapFreeAcrossRelayRestarts(t *testing.T) {
 			p.stop(syscall.SIGKILL)
 		}
 	})
+	return p
+}
+
+// TestGapFreeAcrossRelayRestarts: the same promise when the relay process
+// itself is stopped (SIGTERM) and killed (SIGKILL) mid-run; its state lives
+// in the bbolt file and the embedded JetStream under the same data dir.
+func TestGapFreeAcrossRelayRestarts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: runs about 30 s")
+	}
+	c := newChat(t)
+	httpAddr, natsAddr := freePort(t), freePort(t)
+	p := c.startRelayProcess(t, httpAddr, "RELAY_NATS_LISTEN="+natsAddr)
 	c.createContacts(p.url, 200)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
