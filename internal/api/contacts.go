@@ -25,7 +25,7 @@ func (s *Server) proxyContact(w http.ResponseWriter, r *http.Request, pc proxyCa
 		return
 	}
 	// Not cancelled with the client: a created contact is still registered.
-	ctx, cancel := s.withTimeout(context.WithoutCancel(r.Context()))
+	ctx, cancel := s.withSendTimeout(context.WithoutCancel(r.Context()), isStreamed(body))
 	defer cancel()
 	if pc.kind == proxyContactUpdate || !pc.subscribe {
 		s.forward(ctx, w, r, pc, body, ct)

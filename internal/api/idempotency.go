@@ -150,7 +150,6 @@ func (s *Server) keyedSend(ctx context.Context, w http.ResponseWriter, r *http.R
 		s.replay(w, r, pc, mb, *stored)
 		return
 	}
-	boundUpload(ctx, w, mb)
 	plan, done := s.planSend(ctx, w, r, pc, mb, k)
 	if done {
 		return
@@ -159,16 +158,6 @@ func (s *Server) keyedSend(ctx context.Context, w http.ResponseWriter, r *http.R
 	defer res.close()
 	s.settle(ctx, k, plan, res)
 	s.answer(w, r, pc, res)
-}
-
-// boundUpload ends the read deadline of a multipart body with ctx, so that
-// reading it (to fingerprint it or stream it) never holds the key's lock
-// past RequestTimeout: IdempotencyLockTTL covers that, not the upload
-// deadline. The Chatwoot call's own timeout ends a streamed upload before.
-func boundUpload(ctx context.Context, w http.ResponseWriter, mb messageBody) {
-	if d, ok := ctx.Deadline(); ok && mb.boundary != "" {
-		http.NewResponseController(w).SetReadDeadline(d) // fails only off a connection: nothing to bound
-	}
 }
 
 // replay answers a completed key with its stored answer, or 422 when the

@@ -40,7 +40,7 @@ func (s *Server) proxyMessageCreate(w http.ResponseWriter, r *http.Request, pc p
 		return
 	}
 	// Not cancelled with the client: once sent, the outcome is recorded.
-	ctx, cancel := s.withTimeout(context.WithoutCancel(r.Context()))
+	ctx, cancel := s.withSendTimeout(context.WithoutCancel(r.Context()), mb.boundary != "")
 	defer cancel()
 	if key != "" {
 		s.keyedSend(ctx, w, r, pc, mb, idempotencyKeys(r, key))

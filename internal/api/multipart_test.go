@@ -200,9 +200,8 @@ func (b *stallingBody) Read(p []byte) (int, error) {
 
 // TestMultipartKeyedReadBound: reading a keyed multipart body under the
 // key's lock (here to fingerprint a retry whose message the lookup found)
-// ends with the request's time, RequestTimeout, not with the upload
-// deadline, so IdempotencyLockTTL covers it; a body that stalls is 408 and
-// frees the key.
+// ends with the upload deadline, which IdempotencyLockTTL covers; a body
+// that stalls is 408 and frees the key.
 func TestMultipartKeyedReadBound(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, nil)
@@ -219,8 +218,11 @@ func TestMultipartKeyedReadBound(t *testing.T) {
 		start := time.Now()
 		send(&stallingBody{head: bytes.NewReader(body[:bytes.Index(body, []byte("data"))+2]), conn: conn}, conn)
 		wantError(t, conn.ResponseRecorder, 408, CodeInvalid)
-		if end := start.Add(e.srv.opts.RequestTimeout); conn.readDeadline().After(end) {
-			t.Errorf("body read deadline %v after the request's end %v", conn.readDeadline().Sub(start), e.srv.opts.RequestTimeout)
+		if end := start.Add(e.srv.opts.UploadReadTimeout); conn.readDeadline().After(end) {
+			t.Errorf("body read deadline %v after the upload deadline %v", conn.readDeadline().Sub(start), e.srv.opts.UploadReadTimeout)
+		}
+		if e.srv.opts.IdempotencyLockTTL <= e.srv.opts.UploadReadTimeout+e.srv.opts.RequestTimeout+settleTimeout {
+			t.Errorf("lock TTL %v does not cover a keyed upload", e.srv.opts.IdempotencyLockTTL)
 		}
 		rec := httptest.NewRecorder()
 		send(bytes.NewReader(body), &deadlineConn{ResponseRecorder: rec})
@@ -246,12 +248,11 @@ func (b *tricklingBody) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// TestMultipartUploadBound documents the bound of a streamed upload: the
-// body goes to Chatwoot as it arrives, so the Chatwoot client's per-attempt
-// timeout (RELAY_CHATWOOT_TIMEOUT, 15 s by default) covers the client's
-// upload too, whatever UploadReadTimeout allows. A steady upload slower
-// than that is cut off with 504, and nothing is created: a keyed retry
-// posts again at once.
+// TestMultipartUploadBound: a streamed upload is bounded by
+// UploadReadTimeout, not by the Chatwoot client's per-attempt timeout
+// (15 s) nor by RequestTimeout: a 21 s keyed upload creates one message.
+// An upload slower than UploadReadTimeout is cut off with 408 and nothing
+// is created.
 func TestMultipartUploadBound(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var posts, whole atomic.Int64
@@ -279,9 +280,45 @@ func TestMultipartUploadBound(t *testing.T) {
 			return serve(s, req)
 		}
 		// 21 s of upload against the client's 15 s timeout.
-		wantError(t, send(&tricklingBody{data: body, chunk: 1 << 10}), 504, CodeUpstream, "src1")
-		if rec := send(bytes.NewReader(body)); rec.Code != 200 || posts.Load() != 2 || whole.Load() != 1 {
-			t.Errorf("retry: %d, %d posts, %d whole; want 200 after 2 posts, 1 whole", rec.Code, posts.Load(), whole.Load())
+		if rec := send(&tricklingBody{data: body, chunk: 1 << 10}); rec.Code != 200 || posts.Load() != 1 || whole.Load() != 1 {
+			t.Errorf("21 s upload: %d %s, %d posts, %d whole; want 200 after 1 post, 1 whole", rec.Code, rec.Body, posts.Load(), whole.Load())
+		}
+		if rec := send(bytes.NewReader(body)); rec.Code != 200 || rec.Header().Get(headerReplay) != "true" || posts.Load() != 1 {
+			t.Errorf("retry: %d, %d posts; want the replay of the first", rec.Code, posts.Load())
+		}
+	})
+}
+
+// TestMultipartUploadTooSlow: an upload slower than UploadReadTimeout is
+// cut off with 408 at its read deadline and nothing is created.
+func TestMultipartUploadTooSlow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var whole atomic.Int64
+		tr := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			read := make(chan error, 1)
+			go func() { _, err := io.Copy(io.Discard, req.Body); read <- err }()
+			select {
+			case err := <-read:
+				if err != nil {
+					return nil, err
+				}
+				whole.Add(1)
+				return jsonResponse(req, 200, `{"id":1,"content":"hi","message_type":0}`), nil
+			case <-req.Context().Done():
+				return nil, req.Context().Err()
+			}
+		})
+		s := newServer(t, Options{Chatwoot: newClient(t, "http://chatwoot.test", &http.Client{Transport: tr}),
+			APITokens: []string{apiToken}, UploadReadTimeout: time.Minute})
+		body, ct := multipartBody(t, map[string]string{"content": "hi"}, map[string]string{"a.bin": strings.Repeat("x", 100<<10)})
+		conn := &deadlineConn{ResponseRecorder: httptest.NewRecorder()}
+		req := request("POST", messagesPath("inboxA", "src1", 1), "", "Content-Type", ct)
+		req.Body = io.NopCloser(&stallingBody{head: &tricklingBody{data: body[:len(body)/2], chunk: 1 << 10}, conn: conn})
+		req.ContentLength = int64(len(body))
+		s.Handler().ServeHTTP(conn, req)
+		wantError(t, conn.ResponseRecorder, 408, CodeInvalid)
+		if whole.Load() != 0 {
+			t.Errorf("%d messages created by a cut-off upload", whole.Load())
 		}
 	})
 }

@@ -75,8 +75,9 @@ type Options struct {
 	MaxResponseBytes int64
 	// RequestTimeout bounds the work of one request: registry calls and
 	// Chatwoot calls including rate-limiter waits and retries. The Chatwoot
-	// client's own per-attempt timeout applies within it. Zero:
-	// DefaultRequestTimeout.
+	// client's own per-attempt timeout applies within it. A request whose
+	// multipart body is streamed to Chatwoot as it arrives gets
+	// UploadReadTimeout + RequestTimeout. Zero: DefaultRequestTimeout.
 	RequestTimeout time.Duration
 	// EchoWait bounds ?wait=echo after Chatwoot answered. Zero:
 	// DefaultEchoWait.
@@ -86,9 +87,10 @@ type Options struct {
 	IdempotencyTTL time.Duration
 	// IdempotencyLockTTL bounds how long a key stays reserved when its
 	// request dies before finishing (a crashed replica). It must exceed
-	// what a live request may hold the key: RequestTimeout (the lookup, the
-	// send and, for a multipart body, reading it) plus the 10 s allowed to
-	// store the outcome. Zero: DefaultIdempotencyLockTTL.
+	// what a live request may hold the key: UploadReadTimeout +
+	// RequestTimeout (a multipart send is streamed as it is uploaded) plus
+	// the 10 s allowed to store the outcome. Zero: DefaultIdempotencyLockTTL,
+	// or that bound plus a minute when it is longer.
 	IdempotencyLockTTL time.Duration
 	// OutcomeGrace is how long after RequestTimeout a send whose outcome is
 	// unknown (timeout, lost connection) may still be running at Chatwoot:
@@ -130,13 +132,14 @@ func (o Options) withDefaults() (Options, error) {
 	o.RequestTimeout = orDefault(o.RequestTimeout, DefaultRequestTimeout)
 	o.EchoWait = orDefault(o.EchoWait, DefaultEchoWait)
 	o.IdempotencyTTL = orDefault(o.IdempotencyTTL, DefaultIdempotencyTTL)
-	o.IdempotencyLockTTL = orDefault(o.IdempotencyLockTTL, DefaultIdempotencyLockTTL)
 	o.OutcomeGrace = orDefault(o.OutcomeGrace, DefaultOutcomeGrace)
 	o.MaxConcurrent = orDefault(o.MaxConcurrent, DefaultMaxConcurrent)
 	o.BodyReadTimeout = orDefault(o.BodyReadTimeout, DefaultBodyReadTimeout)
 	o.UploadReadTimeout = orDefault(o.UploadReadTimeout, DefaultUploadReadTimeout)
-	if o.IdempotencyLockTTL <= o.RequestTimeout+settleTimeout {
-		errs = append(errs, fmt.Errorf("api: IdempotencyLockTTL must exceed RequestTimeout + %v (storing the outcome)", settleTimeout))
+	o.IdempotencyLockTTL = orDefault(o.IdempotencyLockTTL, o.defaultLockTTL())
+	if o.IdempotencyLockTTL <= o.maxRequestTimeout()+settleTimeout {
+		errs = append(errs, fmt.Errorf("api: IdempotencyLockTTL must exceed UploadReadTimeout + RequestTimeout + %v "+
+			"(a keyed multipart send, then storing the outcome)", settleTimeout))
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -145,6 +148,26 @@ func (o Options) withDefaults() (Options, error) {
 		o.Echoes = NewEchoTracker(DefaultMaxEchoWaiters)
 	}
 	return o, errors.Join(errs...)
+}
+
+// maxRequestTimeout is the longest a request may run: a multipart send,
+// streamed to Chatwoot as the client uploads it (UploadReadTimeout), then
+// answered (RequestTimeout).
+func (o Options) maxRequestTimeout() time.Duration { return o.UploadReadTimeout + o.RequestTimeout }
+
+// lockTTLMargin is what the default IdempotencyLockTTL keeps above the
+// longest request and the storing of its outcome.
+const lockTTLMargin = time.Minute
+
+// defaultLockTTL is the IdempotencyLockTTL of zero Options: at least
+// DefaultIdempotencyLockTTL, and longer than a keyed multipart send. The
+// lock is sized to the upload rather than the keyed upload capped to the
+// lock: a client that sends attachments with an Idempotency-Key is the one
+// on a slow link that retries, and must get the upload time an unkeyed send
+// gets. A longer lock only costs when a replica dies holding it: retries
+// with that key get 409 until it expires.
+func (o Options) defaultLockTTL() time.Duration {
+	return max(DefaultIdempotencyLockTTL, o.maxRequestTimeout()+settleTimeout+lockTTLMargin)
 }
 
 func orDefault[T comparable](v, def T) T {

@@ -276,7 +276,7 @@ func (s *Server) proxyPlain(w http.ResponseWriter, r *http.Request, pc proxyCall
 		s.fail(w, r, err)
 		return
 	}
-	ctx, cancel := s.withTimeout(r.Context())
+	ctx, cancel := s.withSendTimeout(r.Context(), isStreamed(body))
 	defer cancel()
 	s.forward(ctx, w, r, pc, body, ct)
 }

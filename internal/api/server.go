@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -220,6 +221,29 @@ func checkSegment(seg string) error {
 // withTimeout bounds a handler's work.
 func (s *Server) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.opts.RequestTimeout)
+}
+
+// withSendTimeout bounds a handler that sends a body to Chatwoot: a
+// streamed (multipart) body goes out as the client uploads it, so its
+// request gets UploadReadTimeout (the body's read deadline) on top of
+// RequestTimeout.
+func (s *Server) withSendTimeout(ctx context.Context, streamed bool) (context.Context, context.CancelFunc) {
+	if !streamed {
+		return s.withTimeout(ctx)
+	}
+	return context.WithTimeout(ctx, s.maxRequestTimeout())
+}
+
+// maxRequestTimeout is the longest a request may run: a streamed upload.
+func (s *Server) maxRequestTimeout() time.Duration { return s.opts.maxRequestTimeout() }
+
+// isStreamed reports whether a body to forward is streamed as it arrives.
+func isStreamed(body io.Reader) bool {
+	switch body.(type) {
+	case *clientReader, *multipartSend:
+		return true
+	}
+	return false
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

@@ -275,9 +275,18 @@ func TestErrorMapping(t *testing.T) {
 }
 
 // TestLockTTLBound: the idempotency lock must outlast what a live request
-// may hold it: RequestTimeout and the time allowed to store the outcome.
+// may hold it: UploadReadTimeout + RequestTimeout (a keyed multipart send)
+// and the time allowed to store the outcome. The default lock covers the
+// default and a long upload bound.
 func TestLockTTLBound(t *testing.T) {
-	base := Options{Registry: newFakeRegistry(), Chatwoot: newClient(t, "http://x", nil), IdempotencyLockTTL: time.Minute}
+	for _, upload := range []time.Duration{0, time.Hour} {
+		o, err := Options{Registry: newFakeRegistry(), Chatwoot: newClient(t, "http://x", nil), UploadReadTimeout: upload}.withDefaults()
+		if err != nil || o.IdempotencyLockTTL <= o.UploadReadTimeout+o.RequestTimeout+settleTimeout {
+			t.Errorf("upload %v: default lock TTL %v, error %v", upload, o.IdempotencyLockTTL, err)
+		}
+	}
+	base := Options{Registry: newFakeRegistry(), Chatwoot: newClient(t, "http://x", nil), IdempotencyLockTTL: 2 * time.Minute,
+		UploadReadTimeout: time.Minute}
 	for _, tt := range []struct {
 		timeout time.Duration
 		ok      bool
@@ -285,7 +294,7 @@ func TestLockTTLBound(t *testing.T) {
 		o := base
 		o.RequestTimeout = tt.timeout
 		if _, err := o.withDefaults(); (err == nil) != tt.ok {
-			t.Errorf("RequestTimeout %v with a 1m lock: error %v, want ok %v", tt.timeout, err, tt.ok)
+			t.Errorf("RequestTimeout %v with a 1m upload and a 2m lock: error %v, want ok %v", tt.timeout, err, tt.ok)
 		}
 	}
 }

@@ -164,30 +164,33 @@ func (c *Client) finish(resp *http.Response, err error) (*http.Response, error) 
 }
 
 // attempt waits for the limiter and sends r once under the per-attempt
-// timeout, which ends when the returned response's body is closed.
+// timeout (see attemptClock), which ends when the returned response's body
+// is closed.
 func (c *Client) attempt(ctx context.Context, r *request) (*http.Response, error) {
 	if err := c.wait(ctx, r.rt); err != nil {
 		return nil, err
 	}
-	actx, cancel := context.WithTimeout(ctx, c.timeout)
-	req, err := c.newHTTPRequest(actx, r)
+	clk := c.newClock(ctx, r)
+	req, err := c.newHTTPRequest(clk.ctx, r)
 	if err != nil {
-		cancel()
+		clk.end()
 		return nil, err
 	}
+	clk.watch(req)
 	start := time.Now()
 	resp, err := c.hc.Do(req)
 	elapsed := time.Since(start)
+	clk.start() // an answer may come before the end of the body: the timeout covers reading it
 	if err != nil {
-		cancel()
-		ae := transportError(r.rt, err, ctx)
+		clk.end()
+		ae := transportError(r.rt, clk.cause(err), ctx)
 		c.observe(r.rt, 0, elapsed)
 		c.log.DebugContext(ctx, "chatwoot request failed", "route", r.rt.name(), "kind", ae.Kind, "error", ae)
 		return nil, ae
 	}
 	c.observe(r.rt, resp.StatusCode, elapsed)
 	c.log.DebugContext(ctx, "chatwoot request", "route", r.rt.name(), "status", resp.StatusCode, "duration", elapsed)
-	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	resp.Body = &cancelBody{ReadCloser: resp.Body, clk: clk}
 	return resp, nil
 }
 
@@ -242,15 +245,24 @@ func (c *Client) newHTTPRequest(ctx context.Context, r *request) (*http.Request,
 	return req, nil
 }
 
-// cancelBody ends the attempt's context when the caller closes the body.
+// cancelBody ends the attempt's context when the caller closes the body; a
+// read cut off by the attempt's timeout fails with context.DeadlineExceeded.
 type cancelBody struct {
 	io.ReadCloser
-	cancel context.CancelFunc
+	clk *attemptClock
+}
+
+func (b *cancelBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		err = b.clk.cause(err)
+	}
+	return n, err
 }
 
 func (b *cancelBody) Close() error {
 	err := b.ReadCloser.Close()
-	b.cancel()
+	b.clk.end()
 	return err
 }
 
