@@ -17,6 +17,7 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
+	"sigs.k8s.io/yaml"
 )
 
 const (
@@ -92,6 +93,23 @@ func TestComposeServices(t *testing.T) {
 		if !slices.Equal(s.Profiles, wantProfiles) {
 			t.Errorf("%s: profiles %q, want %q", name, s.Profiles, wantProfiles)
 		}
+	}
+}
+
+// TestComposeTopLevelKeys: services and volumes only. The Compose
+// specification has no `version:`, and Debian's docker-compose 1.29
+// (.ci/compose.sh) refuses `name:`.
+func TestComposeTopLevelKeys(t *testing.T) {
+	data, err := os.ReadFile(composeFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var top map[string]any
+	if err := yaml.Unmarshal(data, &top); err != nil {
+		t.Fatal(err)
+	}
+	if keys := slices.Sorted(maps.Keys(top)); !slices.Equal(keys, []string{"services", "volumes"}) {
+		t.Errorf("top-level keys %q, want services and volumes only", keys)
 	}
 }
 
