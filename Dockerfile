@@ -31,7 +31,8 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
 # not carry a test tool.
 FROM build AS build-fake
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    go build -trimpath -ldflags "-s -w" -o /out/chatwoot-fake ./cmd/chatwoot-fake
+    go build -trimpath -ldflags "-s -w" -o /out/chatwoot-fake ./cmd/chatwoot-fake && \
+    mkdir -p /out/setup
 
 FROM gcr.io/distroless/static-debian12:nonroot AS chatwoot-fake
 ARG VERSION=dev
@@ -42,9 +43,13 @@ LABEL org.opencontainers.image.title="chatwoot-fake" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}"
 COPY --from=build-fake /out/chatwoot-fake /chatwoot-fake
+# /setup is where -subscriptions-file writes for a relay to read (Docker
+# Compose shares it through a volume, which takes this owner when new).
+COPY --from=build-fake --chown=65532:65532 /out/setup /setup
 ENV CHATWOOT_FAKE_LISTEN=0.0.0.0:3000
 USER 65532:65532
 EXPOSE 3000
+HEALTHCHECK --interval=10s --timeout=5s --start-period=5s --retries=3 CMD ["/chatwoot-fake", "-healthcheck"]
 ENTRYPOINT ["/chatwoot-fake"]
 
 FROM gcr.io/distroless/static-debian12:nonroot AS relay

@@ -51,6 +51,9 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if opts.healthcheck {
+		return runHealthcheck(ctx, opts.listen, stdout)
+	}
 	fake := chatwoottest.New(chatwoottest.Options{
 		Seed: opts.seed, PingInterval: opts.pingInterval,
 		RateLimitPerMinute: opts.rateLimit, RequireOrigin: opts.requireOrigin,
@@ -65,6 +68,11 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if opts.subscriptionsFile != "" {
+		if err := writeSubscriptions(opts.subscriptionsFile, setup.Contacts); err != nil {
+			return err
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ag := newAgents(fake, opts.agentRate)
@@ -74,14 +82,14 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	return serve(ctx, srv, ln, fake)
 }
 
-// handler serves the control API under /fake/ (when enabled) and the fake
-// Chatwoot everywhere else.
+// handler serves the fake's health (/healthz), the control API under /fake/
+// (when enabled) and the fake Chatwoot everywhere else.
 func handler(fake *chatwoottest.Server, c *control, withControl bool) http.Handler {
-	if !withControl {
-		return fake.Handler()
-	}
 	mux := http.NewServeMux()
-	mux.Handle("/fake/", c.routes())
+	mux.HandleFunc("GET /healthz", healthz)
+	if withControl {
+		mux.Handle("/fake/", c.routes())
+	}
 	mux.Handle("/", fake.Handler())
 	return mux
 }
@@ -112,7 +120,13 @@ func publicURL(configured string, addr net.Addr) string {
 	if configured != "" {
 		return configured
 	}
-	host, port, _ := net.SplitHostPort(addr.String())
+	return localURL(addr.String())
+}
+
+// localURL is the URL of a listen address as seen from its own host: a
+// wildcard bind (or a name) is reached on 127.0.0.1.
+func localURL(hostport string) string {
+	host, port, _ := net.SplitHostPort(hostport)
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}

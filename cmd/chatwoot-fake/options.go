@@ -33,6 +33,8 @@ type options struct {
 	rateLimit         int
 	requireOrigin     string
 	control           bool
+	subscriptionsFile string // the seeded contacts, for the relay's RELAY_SUBSCRIPTIONS_FILE
+	healthcheck       bool   // probe a running fake instead of serving
 }
 
 func parseOptions(args, environ []string, out io.Writer) (options, error) {
@@ -51,6 +53,8 @@ func parseOptions(args, environ []string, out io.Writer) (options, error) {
 	fs.IntVar(&o.rateLimit, "rate-limit", 0, "REST requests per minute per client IP, like Rack::Attack (0 = unlimited)")
 	fs.StringVar(&o.requireOrigin, "require-origin", "", "refuse websocket handshakes from another Origin (empty = any, like stock Chatwoot)")
 	fs.BoolVar(&o.control, "control", true, "serve the control API under /fake/")
+	fs.StringVar(&o.subscriptionsFile, "subscriptions-file", "", "write the seeded contacts there, in the relay's RELAY_SUBSCRIPTIONS_FILE format, before serving (mode 0600: it holds tokens)")
+	fs.BoolVar(&o.healthcheck, "healthcheck", false, "probe /healthz of the fake serving on -listen and exit: 0 when it answers 200, 1 otherwise (for images without a shell)")
 	if err := applyEnv(fs, environ); err != nil {
 		return o, err
 	}
