@@ -185,3 +185,72 @@ func TestFlags(t *testing.T) {
 		t.Fatalf("full params %+v", full)
 	}
 }
+
+// TestQuickSoak runs the soak end to end in a few seconds: the relay in
+// JetStream mode, agents replying, every websocket dropped and NATS
+// restarted during the run, and the stream checked against the fake.
+func TestQuickSoak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the relay binary")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	args := []string{"-scenario", "soak", "-duration", "6s", "-contacts", "20", "-rate", "200",
+		"-drop-every", "2s", "-nats-every", "3s", "-nats-down", "500ms", "-sample-every", "500ms", "-warm-up", "1s", "-out", out}
+	if err := run(ctx, args, &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "soak: ") {
+		t.Fatalf("no summary line:\n%s", stdout.String())
+	}
+	var res Results
+	b, err := os.ReadFile(filepath.Join(out, "relay-bench-results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	checkSoak(t, res.Soak)
+	checkPNG(t, filepath.Join(out, "relay-bench.png"))
+	if tsv, err := os.ReadFile(filepath.Join(out, "relay-bench-soak.tsv")); err != nil || bytes.Count(tsv, []byte("\n")) != len(res.Soak.Samples)+1 {
+		t.Fatalf("sample table: %v\n%s", err, tsv)
+	}
+}
+
+func checkSoak(t *testing.T, r *SoakResult) {
+	t.Helper()
+	if r == nil {
+		t.Fatal("no soak result")
+	}
+	t.Log(r.summary())
+	if r.Replies < 600 || r.Expected != int(r.Replies)+20 || r.InStream != r.Expected {
+		t.Errorf("replies %d, expected %d, in the stream %d", r.Replies, r.Expected, r.InStream)
+	}
+	if r.Lost != 0 || r.Duplicated != 0 || r.Unknown != 0 {
+		t.Errorf("lost %d, duplicated %d, unknown %d", r.Lost, r.Duplicated, r.Unknown)
+	}
+	if r.Drops < 2 || len(r.Restarts) < 1 {
+		t.Errorf("%d drops, %d NATS restarts", r.Drops, len(r.Restarts))
+	}
+	for _, x := range r.Restarts {
+		if x.Down < 0.5 || x.Ready <= 0 || x.CaughtUp <= 0 {
+			t.Errorf("NATS restart %+v", x)
+		}
+	}
+	if len(r.Samples) < 8 || r.SlopeSamples < 6 || r.SlopeSamples >= len(r.Samples) {
+		t.Errorf("%d samples, %d in the slopes", len(r.Samples), r.SlopeSamples)
+	}
+	for _, x := range r.Samples {
+		if x.RSSKiB <= 0 || x.Goroutines <= 0 || x.FDs <= 0 {
+			t.Errorf("sample %+v", x)
+		}
+	}
+	for _, tg := range r.Targets {
+		if !tg.Pass {
+			t.Errorf("target %+v", tg)
+		}
+	}
+}
