@@ -335,8 +335,9 @@ func soakFooter(r *SoakResult) []string {
 		first, last = r.Samples[0], r.Samples[n-1]
 	}
 	return []string{
-		fmt.Sprintf("SOAK %.0fS, %d CONTACTS, %.0f REPLIES/S, %d DROPS, %d NATS RESTARTS: LOST %d, DUPLICATED %d OF %d",
-			r.Seconds, r.Contacts, r.Achieved, r.Drops, len(r.Restarts), r.Lost, r.Duplicated, r.Expected),
+		fmt.Sprintf("SOAK %.0fS, %d CONTACTS, %.0f REPLIES/S (OFFERED %d), %d DROPS, %d NATS RESTARTS",
+			r.Seconds, r.Contacts, r.Achieved, r.Rate, r.Drops, len(r.Restarts)),
+		fmt.Sprintf("SOAK STREAM: LOST %d, DUPLICATED %d, UNKNOWN %d OF %d MESSAGES", r.Lost, r.Duplicated, r.Unknown, r.Expected),
 		fmt.Sprintf("SOAK SLOPES AFTER %.0fS: RSS %+.1f KIB/MIN, GOROUTINES %+.2f/MIN, FDS %+.2f/MIN",
 			r.WarmUpSeconds, r.RSSSlope, r.GoroutineSlope, r.FDSlope),
 		fmt.Sprintf("SOAK RSS %.1f -> %.1f MIB, GOROUTINES %d -> %d, FDS %d -> %d",
