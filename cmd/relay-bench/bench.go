@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,7 +45,7 @@ func newBench(ctx context.Context, p Params, o options, stderr io.Writer) (_ *be
 	if err != nil {
 		return nil, err
 	}
-	b := &bench{p: p, o: o, stderr: stderr, tmp: tmp, base: time.Now(), relayBin: o.relayBin}
+	b := &bench{p: p, o: o, stderr: &syncWriter{w: stderr}, tmp: tmp, base: time.Now(), relayBin: o.relayBin}
 	defer func() {
 		if err != nil {
 			b.close()
@@ -170,4 +171,17 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// syncWriter serializes writes: progress lines and relay log lines come
+// from several goroutines (the soak's faults, the relays' log readers).
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }

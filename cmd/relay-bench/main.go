@@ -4,7 +4,13 @@
 // limit of the same machine (simple pass-through clients run in the same
 // process, interleaved with the relay's rounds).
 //
-//	go run ./cmd/relay-bench [-scenario all|throughput|latency|scale|storm] [-quick] [-out DIR]
+//	go run ./cmd/relay-bench [-scenario all|throughput|latency|scale|storm|soak] [-quick] [-out DIR]
+//
+// The soak (-scenario soak, never part of all) runs the relay in JetStream
+// mode for -duration under steady agent replies, drops every websocket and
+// restarts NATS at fixed intervals, tracks the relay's RSS, goroutines and
+// open files, and checks at the end that the stream holds every reply
+// exactly once.
 //
 // Every scenario prints a one-line summary and its JSON result; all
 // results go to DIR/relay-bench-results.json and a plot to DIR/relay-bench.png.
@@ -44,8 +50,11 @@ const (
 	scenarioLatency    = "latency"
 	scenarioScale      = "scale"
 	scenarioStorm      = "storm"
+	scenarioSoak       = "soak"
 )
 
+// scenarios run with -scenario all; the soak (half an hour by default)
+// runs only when named.
 var scenarios = []string{scenarioThroughput, scenarioLatency, scenarioScale, scenarioStorm}
 
 // options are the command-line flags.
@@ -61,6 +70,36 @@ type options struct {
 	relayLog bool
 	replot   string
 	relayEnv envList // extra KEY=VALUE for every relay, e.g. RELAY_PPROF_ADDR
+	soak     soakFlags
+}
+
+// soakFlags are the soak's flags; zero keeps the default.
+type soakFlags struct {
+	duration, dropEvery, natsEvery, natsDown, sampleEvery, warmUp time.Duration
+	contacts, rate                                                int
+}
+
+func (s *soakFlags) register(fs *flag.FlagSet) {
+	fs.DurationVar(&s.duration, "duration", 0, "soak: how long agents reply (default 30m)")
+	fs.IntVar(&s.contacts, "contacts", 0, "soak: contacts, each with one conversation (default 200)")
+	fs.IntVar(&s.rate, "rate", 0, "soak: agent replies per second, all contacts together (default 2000)")
+	fs.DurationVar(&s.dropEvery, "drop-every", 0, "soak: drop every websocket this often (default 1m)")
+	fs.DurationVar(&s.natsEvery, "nats-every", 0, "soak: restart NATS this often (default 10m)")
+	fs.DurationVar(&s.natsDown, "nats-down", 0, "soak: how long NATS stays down at each restart (default 5s)")
+	fs.DurationVar(&s.sampleEvery, "sample-every", 0, "soak: read the relay's RSS, goroutines and fds this often (default 10s)")
+	fs.DurationVar(&s.warmUp, "warm-up", 0, "soak: leave the samples of this first stretch out of the slopes (default 2m)")
+}
+
+func (s soakFlags) validate() error {
+	for _, d := range []time.Duration{s.duration, s.dropEvery, s.natsEvery, s.natsDown, s.sampleEvery, s.warmUp} {
+		if d < 0 {
+			return errors.New("soak durations must not be negative")
+		}
+	}
+	if s.contacts < 0 || s.rate < 0 {
+		return errors.New("-contacts and -rate must not be negative")
+	}
+	return nil
 }
 
 // envList is a repeatable -relay-env flag.
@@ -81,7 +120,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("relay-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.scenario, "scenario", scenarioAll, "all, throughput, latency, scale or storm")
+	fs.StringVar(&o.scenario, "scenario", scenarioAll, "all (throughput, latency, scale, storm), one of them, or soak")
 	fs.BoolVar(&o.quick, "quick", false, "small sizes and short rounds (a smoke test, not a measurement)")
 	fs.StringVar(&o.out, "out", "bench-results", "directory for the results file and the plot")
 	fs.StringVar(&o.relayBin, "relay", "", "relay binary to run (default: go build ./cmd/relay)")
@@ -92,11 +131,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.relayLog, "relay-log", false, "copy the relays' whole stderr (log, GODEBUG output) to stderr")
 	fs.Var(&o.relayEnv, "relay-env", "KEY=VALUE added to every relay's environment (repeatable), e.g. RELAY_PPROF_ADDR=127.0.0.1:6060 with -scenario scale")
 	fs.StringVar(&o.replot, "replot", "", "draw the plot of an existing results file into -out and exit")
+	o.soak.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
-	if o.scenario != scenarioAll && !slices.Contains(scenarios, o.scenario) {
-		return o, fmt.Errorf("unknown scenario %q (want %s or %s)", o.scenario, scenarioAll, strings.Join(scenarios, ", "))
+	if o.scenario != scenarioAll && o.scenario != scenarioSoak && !slices.Contains(scenarios, o.scenario) {
+		return o, fmt.Errorf("unknown scenario %q (want %s, %s or %s)", o.scenario, scenarioAll, strings.Join(scenarios, ", "), scenarioSoak)
+	}
+	if err := o.soak.validate(); err != nil {
+		return o, err
 	}
 	if o.rounds < 0 || o.events < 0 || o.subs < 0 {
 		return o, errors.New("-rounds, -events and -subscriptions must not be negative")
@@ -115,6 +158,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	p := defaultParams(o.quick)
 	p.override(o.rounds, o.events, o.subs)
+	p.overrideSoak(o.soak)
 	b, err := newBench(ctx, p, o, stderr)
 	if err != nil {
 		return err
@@ -141,7 +185,7 @@ func selected(s string) []string {
 // stores the result.
 func (b *bench) runScenario(ctx context.Context, name string, res *Results, stdout io.Writer) error {
 	b.progress("scenario %s", name)
-	if name == scenarioScale || name == scenarioStorm {
+	if name == scenarioScale || name == scenarioStorm || name == scenarioSoak {
 		b.releaseModes() // measure on a quiet machine
 	}
 	var r summarizer
@@ -159,6 +203,9 @@ func (b *bench) runScenario(ctx context.Context, name string, res *Results, stdo
 	case scenarioStorm:
 		res.Storm, err = b.storm(ctx)
 		r = res.Storm
+	case scenarioSoak:
+		res.Soak, err = b.soak(ctx)
+		r = res.Soak
 	}
 	if err != nil {
 		return err
@@ -201,5 +248,12 @@ func writeOutputs(dir string, res *Results, stdout io.Writer) error {
 		return fmt.Errorf("plot: %w", err)
 	}
 	fmt.Fprintf(stdout, "results: %s\nplot: %s\n", file, png)
+	if res.Soak != nil {
+		tsv := filepath.Join(dir, "relay-bench-soak.tsv")
+		if err := writeSoakTable(tsv, res.Soak); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "soak samples: %s\n", tsv)
+	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -183,5 +184,122 @@ func TestFlags(t *testing.T) {
 	}
 	if full := defaultParams(false); full.ScaleSubscriptions != 100_000 || full.Subscriptions != 1000 || full.LatencyRate != 10_000 {
 		t.Fatalf("full params %+v", full)
+	}
+}
+
+// TestQuickSoak runs the soak end to end in a few seconds: the relay in
+// JetStream mode, agents replying, every websocket dropped and NATS
+// restarted during the run, and the stream checked against the fake.
+func TestQuickSoak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the relay binary")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	args := []string{"-scenario", "soak", "-duration", "6s", "-contacts", "20", "-rate", "200",
+		"-drop-every", "2s", "-nats-every", "4s", "-nats-down", "500ms", "-sample-every", "500ms", "-warm-up", "1s", "-out", out}
+	if err := run(ctx, args, &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "soak: ") {
+		t.Fatalf("no summary line:\n%s", stdout.String())
+	}
+	var res Results
+	b, err := os.ReadFile(filepath.Join(out, "relay-bench-results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	checkSoak(t, res.Soak)
+	checkPNG(t, filepath.Join(out, "relay-bench.png"))
+	if tsv, err := os.ReadFile(filepath.Join(out, "relay-bench-soak.tsv")); err != nil || bytes.Count(tsv, []byte("\n")) != len(res.Soak.Samples)+1 {
+		t.Fatalf("sample table: %v\n%s", err, tsv)
+	}
+}
+
+func checkSoak(t *testing.T, r *SoakResult) {
+	t.Helper()
+	if r == nil {
+		t.Fatal("no soak result")
+	}
+	t.Log(r.summary())
+	if r.Replies < 600 || r.Expected != int(r.Replies)+20 || r.InStream != r.Expected {
+		t.Errorf("replies %d, expected %d, in the stream %d", r.Replies, r.Expected, r.InStream)
+	}
+	if r.Lost != 0 || r.Duplicated != 0 || r.Unknown != 0 {
+		t.Errorf("lost %d, duplicated %d, unknown %d", r.Lost, r.Duplicated, r.Unknown)
+	}
+	if r.Drops < 2 || len(r.Restarts) < 1 {
+		t.Errorf("%d drops, %d NATS restarts", r.Drops, len(r.Restarts))
+	}
+	for _, x := range r.Restarts {
+		if x.Down < 0.5 || x.Ready <= 0 || x.CaughtUp <= 0 {
+			t.Errorf("NATS restart %+v", x)
+		}
+	}
+	if len(r.Samples) < 8 || r.SlopeSamples < 6 || r.SlopeSamples >= len(r.Samples) {
+		t.Errorf("%d samples, %d in the slopes", len(r.Samples), r.SlopeSamples)
+	}
+	for _, x := range r.Samples {
+		if x.RSSKiB <= 0 || x.Goroutines <= 0 || x.FDs <= 0 {
+			t.Errorf("sample %+v", x)
+		}
+	}
+	// The last target, the agents' rate, depends on the machine's load.
+	for _, tg := range r.Targets[:len(r.Targets)-1] {
+		if !tg.Pass {
+			t.Errorf("target %+v", tg)
+		}
+	}
+}
+
+func TestSoakSlopesAndFlags(t *testing.T) {
+	x := []float64{0, 1, 2, 3}
+	if got := slope(x, []float64{10, 12, 14, 16}); got != 2 {
+		t.Errorf("slope of a line = %v, want 2", got)
+	}
+	if got := slope(x, []float64{5, 7, 5, 7}); got != 0.4 {
+		t.Errorf("least-squares slope = %v, want 0.4", got)
+	}
+	if got := slope([]float64{1}, []float64{9}); got != 0 {
+		t.Errorf("slope of one sample = %v, want 0", got)
+	}
+	// Samples before the warm-up are left out; per minute, RSS in KiB.
+	r := &SoakResult{WarmUpSeconds: 60, Samples: []SoakSample{
+		{Seconds: 0, RSSKiB: 1, Goroutines: 900, FDs: 900},
+		{Seconds: 60, RSSKiB: 1000, Goroutines: 30, FDs: 20},
+		{Seconds: 120, RSSKiB: 1100, Goroutines: 30, FDs: 21},
+		{Seconds: 180, RSSKiB: 1200, Goroutines: 30, FDs: 22},
+	}, Lost: 1}
+	r.finish()
+	if r.SlopeSamples != 3 || r.RSSSlope != 100 || r.GoroutineSlope != 0 || r.FDSlope != 1 {
+		t.Errorf("slopes %+v", r)
+	}
+	if r.Targets[0].Pass || !r.Targets[1].Pass {
+		t.Errorf("targets %+v", r.Targets)
+	}
+
+	var stderr bytes.Buffer
+	o, err := parseFlags([]string{"-scenario", "soak", "-duration", "5s", "-rate", "100", "-nats-down", "1s"}, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := defaultParams(false)
+	p.overrideSoak(o.soak)
+	if p.Soak.Duration.D() != 5*time.Second || p.Soak.Rate != 100 || p.Soak.NATSDown.D() != time.Second ||
+		p.Soak.Contacts != 200 || p.Soak.NATSEvery.D() != 10*time.Minute || p.Soak.WarmUp.D() != 2*time.Minute {
+		t.Fatalf("soak params %+v", p.Soak)
+	}
+	for _, bad := range [][]string{{"-duration", "-1s"}, {"-rate", "-5"}, {"-contacts", "-1"}} {
+		if _, err := parseFlags(bad, &stderr); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+	if slices.Contains(selected(scenarioAll), scenarioSoak) {
+		t.Error("the soak runs with -scenario all")
 	}
 }

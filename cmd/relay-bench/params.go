@@ -27,6 +27,22 @@ type Params struct {
 	StormBurst         int     `json:"storm_burst"` // RELAY_CABLE_SUBSCRIBE_BURST in the storm
 	StormSlack         float64 `json:"storm_slack"` // allowed overrun of subscriptions/rate (0.10 = 10 %)
 	ConfirmTimeout     Dur     `json:"confirm_timeout"`
+
+	// Soak.
+	Soak SoakParams `json:"soak"`
+}
+
+// SoakParams size the soak: a long run under steady load with the
+// websockets dropped and NATS restarted at fixed intervals.
+type SoakParams struct {
+	Duration    Dur `json:"duration"`
+	Contacts    int `json:"contacts"`
+	Rate        int `json:"agent_replies_per_sec"` // all contacts together
+	DropEvery   Dur `json:"drop_every"`            // every websocket dropped (the fake's DropAll)
+	NATSEvery   Dur `json:"nats_restart_every"`
+	NATSDown    Dur `json:"nats_down"`    // how long NATS stays away at each restart
+	SampleEvery Dur `json:"sample_every"` // RSS, goroutines and fds read this often
+	WarmUp      Dur `json:"warm_up"`      // samples before this are left out of the slopes
 }
 
 // Dur is a time.Duration that reads as "1.5s" in JSON.
@@ -55,6 +71,9 @@ func defaultParams(quick bool) Params {
 		ScaleSubscriptions: 100_000, IdleWindow: Dur(10 * time.Second), WaitGC: Dur(150 * time.Second),
 		StormRate: 2000, StormBurst: 5, StormSlack: 0.10,
 		ConfirmTimeout: Dur(10 * time.Minute),
+		Soak: SoakParams{Duration: Dur(30 * time.Minute), Contacts: 200, Rate: 2000,
+			DropEvery: Dur(time.Minute), NATSEvery: Dur(10 * time.Minute), NATSDown: Dur(5 * time.Second),
+			SampleEvery: Dur(10 * time.Second), WarmUp: Dur(2 * time.Minute)},
 	}
 	if quick {
 		p.Events, p.Rounds = 20_000, 1
@@ -75,5 +94,28 @@ func (p *Params) override(rounds, events, subs int) {
 	}
 	if events > 0 {
 		p.Events = events
+	}
+}
+
+// overrideSoak applies the soak flags that were given (non-zero).
+func (p *Params) overrideSoak(o soakFlags) {
+	s := &p.Soak
+	setDur(&s.Duration, o.duration)
+	setDur(&s.DropEvery, o.dropEvery)
+	setDur(&s.NATSEvery, o.natsEvery)
+	setDur(&s.NATSDown, o.natsDown)
+	setDur(&s.SampleEvery, o.sampleEvery)
+	setDur(&s.WarmUp, o.warmUp)
+	if o.contacts > 0 {
+		s.Contacts = o.contacts
+	}
+	if o.rate > 0 {
+		s.Rate = o.rate
+	}
+}
+
+func setDur(d *Dur, v time.Duration) {
+	if v > 0 {
+		*d = Dur(v)
 	}
 }

@@ -49,6 +49,9 @@ func writePlot(path string, res *Results) error {
 	if res.Latency != nil {
 		drawLatency(img, rect{740, 80, 1200, 560}, res.Latency)
 	}
+	if res.Soak != nil && res.Throughput == nil && res.Latency == nil {
+		drawSoak(img, res.Soak)
+	}
 	drawFooter(img, 620, res)
 	f, err := os.Create(path)
 	if err != nil {
@@ -160,6 +163,9 @@ func drawFooter(img *image.RGBA, y int, res *Results) {
 	if s := res.Storm; s != nil {
 		lines = append(lines, fmt.Sprintf("STORM %d SUBS AT %.0f/S: RECONFIRMED IN %.1fS (BUDGET %.1fS), MAX %d SUBSCRIBES IN 1S",
 			s.Subscriptions, s.Rate, s.ReconfirmSeconds, s.BudgetSeconds, s.MaxIn1s))
+	}
+	if s := res.Soak; s != nil {
+		lines = append(lines, soakFooter(s)...)
 	}
 	if t := res.Throughput; t != nil {
 		for _, q := range t.Ratios {

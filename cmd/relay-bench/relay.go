@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -38,6 +39,8 @@ type relayConfig struct {
 	subsFile      string
 	subscribeRate float64
 	burst         int
+	natsURL       string            // "" = the bench's nats-server
+	extra         map[string]string // more RELAY_* settings (win over the above)
 }
 
 // env is the relay's environment: nothing RELAY_* is inherited.
@@ -48,10 +51,14 @@ func (b *bench) relayEnv(rc relayConfig) []string {
 			env = append(env, kv)
 		}
 	}
+	natsURL := rc.natsURL
+	if natsURL == "" {
+		natsURL = b.nats.ClientURL()
+	}
 	set := map[string]string{
 		"RELAY_CHATWOOT_URL":          "http://" + b.fakeHP,
 		"RELAY_HTTP_ADDR":             "127.0.0.1:0",
-		"RELAY_NATS_URL":              b.nats.ClientURL(),
+		"RELAY_NATS_URL":              natsURL,
 		"RELAY_NATS_JETSTREAM":        strconv.FormatBool(rc.jetStream),
 		"RELAY_NATS_SUBJECT_PREFIX":   rc.name,
 		"RELAY_NATS_STREAM":           strings.ToUpper(rc.name),
@@ -61,6 +68,7 @@ func (b *bench) relayEnv(rc relayConfig) []string {
 		"RELAY_CABLE_SUBSCRIBE_RATE":  strconv.FormatFloat(rc.subscribeRate, 'f', -1, 64),
 		"RELAY_CABLE_SUBSCRIBE_BURST": strconv.Itoa(rc.burst),
 	}
+	maps.Copy(set, rc.extra)
 	for k, v := range set {
 		env = append(env, k+"="+v)
 	}

@@ -21,6 +21,7 @@ type Results struct {
 	Latency    *LatencyResult    `json:"latency,omitempty"`
 	Scale      *ScaleResult      `json:"scale,omitempty"`
 	Storm      *StormResult      `json:"storm,omitempty"`
+	Soak       *SoakResult       `json:"soak,omitempty"`
 }
 
 // Target is one goal, met or not.
