@@ -300,8 +300,10 @@ func (a *app) serveHTTP(context.Context) error {
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       a.cfg.HTTPUploadTimeout,
-		WriteTimeout:      5 * time.Minute, // above the API's request timeout plus the echo wait
-		IdleTimeout:       2 * time.Minute,
+		// Above the longest request (a multipart upload: its read bound plus
+		// the request timeout) plus the echo wait.
+		WriteTimeout: a.cfg.HTTPUploadTimeout + 2*time.Minute,
+		IdleTimeout:  2 * time.Minute,
 	}
 	go func() {
 		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
