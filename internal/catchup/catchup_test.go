@@ -20,67 +20,84 @@ import (
 	"github.com/relayhq/relay/internal/store"
 )
 
+// The listed conversation embeds every message, so catch-up reads no
+// page; a server that embeds only the latest page is paged back to the
+// cursor instead.
 func TestPaging(t *testing.T) {
 	tests := []struct {
 		name      string
 		cursor    int64
 		total     int64
 		wantIDs   []int64
-		wantPages []int64 // the before of each ListMessages call
+		wantPages []int64 // with a bounded embedding: the before of each ListMessages call
 	}{
 		{"45 missed over 3 pages", 10, 55, seq(11, 55), []int64{0, 36, 16}},
-		{"cursor reached mid-page", 50, 55, seq(51, 55), []int64{0}},
-		{"cursor on a page boundary", 35, 55, seq(36, 55), []int64{0, 36}},
+		{"cursor within the embedded page", 50, 55, seq(51, 55), nil},
+		{"cursor just before the embedded page", 35, 55, seq(36, 55), []int64{0, 36}},
 		{"nothing missed", 55, 55, nil, nil},
-		{"whole short conversation", 0, 7, seq(1, 7), []int64{0}},
+		{"whole short conversation", 0, 7, seq(1, 7), nil},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				e := newEnv(t, Options{}, "a")
-				e.synced("a", "1", tt.cursor, "open")
-				e.src.conv(1, "open")
-				e.src.add(1, 1, tt.total, time.Now().Unix())
-
-				done := e.run(meta("a", time.Now()))
-
-				evs := e.sink.take()
-				if got := messageIDs(t, evs); !slices.Equal(got, tt.wantIDs) {
-					t.Fatalf("replayed ids = %v, want %v", got, tt.wantIDs)
-				}
-				if len(evs) != len(tt.wantIDs) {
-					t.Fatalf("%d events, want only the %d messages", len(evs), len(tt.wantIDs))
-				}
-				for _, ev := range evs {
-					_, id := decoded(t, ev)
-					want := envelope(evMessageCreated, e.src.messageJSON(1, fakeMsg{id: id, createdAt: time.Now().Unix(), outgoing: id%2 == 0}))
-					if string(ev.Message) != want {
-						t.Fatalf("body of %d:\n got %s\nwant %s", id, ev.Message, want)
-					}
-					if ev.SubID != "a" || ev.Hints != (fanout.Hints{AccountID: "1", InboxID: "1", ContactID: "1"}) {
-						t.Fatalf("event of %d: sub %q hints %+v", id, ev.SubID, ev.Hints)
-					}
-				}
-				var befores []int64
-				for _, c := range e.src.callsOf("messages") {
-					befores = append(befores, c.before)
-				}
-				if !slices.Equal(befores, tt.wantPages) {
-					t.Fatalf("pages (before) = %v, want %v", befores, tt.wantPages)
-				}
-				if got := int(testutil.ToFloat64(e.c.m.pages)); got != len(tt.wantPages) {
-					t.Fatalf("pages metric = %d, want %d", got, len(tt.wantPages))
-				}
-				if c := e.cursor("a", "1"); c.LastMessageID != tt.total || c.Status != "open" {
-					t.Fatalf("stored cursor = %+v, want last %d open", c, tt.total)
-				}
-				if done.Event != fanout.CatchupDone || done.SubscriptionID != "a" || done.Reason != "" ||
-					done.Replayed != len(tt.wantIDs) || done.Conversations != 1 || done.AccountID != "1" {
-					t.Fatalf("catchup.done = %+v", done)
-				}
-			})
-		})
+	for _, embedding := range []string{"all", "latest page"} {
+		for _, tt := range tests {
+			if embedding == "all" {
+				tt.wantPages = nil
+			}
+			t.Run(embedding+"/"+tt.name, func(t *testing.T) { testPaging(t, embedding == "all", tt.cursor, tt.total, tt.wantIDs, tt.wantPages) })
+		}
 	}
+}
+
+func testPaging(t *testing.T, embedAll bool, cursor, total int64, wantIDs, wantPages []int64) {
+	tt := struct {
+		cursor, total      int64
+		wantIDs, wantPages []int64
+	}{cursor, total, wantIDs, wantPages}
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, Options{}, "a")
+		if !embedAll {
+			e.src.embedLatest = PageSize
+		}
+		e.synced("a", "1", tt.cursor, "open")
+		e.src.conv(1, "open")
+		e.src.add(1, 1, tt.total, time.Now().Unix())
+
+		done := e.run(meta("a", time.Now()))
+
+		evs := e.sink.take()
+		if got := messageIDs(t, evs); !slices.Equal(got, tt.wantIDs) {
+			t.Fatalf("replayed ids = %v, want %v", got, tt.wantIDs)
+		}
+		if len(evs) != len(tt.wantIDs) {
+			t.Fatalf("%d events, want only the %d messages", len(evs), len(tt.wantIDs))
+		}
+		for _, ev := range evs {
+			_, id := decoded(t, ev)
+			want := envelope(evMessageCreated, e.src.messageJSON(1, fakeMsg{id: id, createdAt: time.Now().Unix(), outgoing: id%2 == 0}))
+			if string(ev.Message) != want {
+				t.Fatalf("body of %d:\n got %s\nwant %s", id, ev.Message, want)
+			}
+			if ev.SubID != "a" || ev.Hints != (fanout.Hints{AccountID: "1", InboxID: "1", ContactID: "1"}) {
+				t.Fatalf("event of %d: sub %q hints %+v", id, ev.SubID, ev.Hints)
+			}
+		}
+		var befores []int64
+		for _, c := range e.src.callsOf("messages") {
+			befores = append(befores, c.before)
+		}
+		if !slices.Equal(befores, tt.wantPages) {
+			t.Fatalf("pages (before) = %v, want %v", befores, tt.wantPages)
+		}
+		if got := int(testutil.ToFloat64(e.c.m.pages)); got != len(tt.wantPages) {
+			t.Fatalf("pages metric = %d, want %d", got, len(tt.wantPages))
+		}
+		if c := e.cursor("a", "1"); c.LastMessageID != tt.total || c.Status != "open" {
+			t.Fatalf("stored cursor = %+v, want last %d open", c, tt.total)
+		}
+		if done.Event != fanout.CatchupDone || done.SubscriptionID != "a" || done.Reason != "" ||
+			done.Replayed != len(tt.wantIDs) || done.Conversations != 1 || done.AccountID != "1" {
+			t.Fatalf("catchup.done = %+v", done)
+		}
+	})
 }
 
 // The REST fixtures replay byte for byte and route like the live frame of
@@ -106,7 +123,10 @@ func TestGoldenFixtures(t *testing.T) {
 		if err := jsonUnmarshal(e.src.fixedMsgs, &msgs); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := string(evs[0].Message), envelope(evMessageCreated, msgs[1].Raw); got != want {
+		if !jsonEqual(t, convs[0].Messages[1].Raw, msgs[1].Raw) {
+			t.Fatalf("the listed conversation embeds message 2 as\n%s\nthe message index lists\n%s", convs[0].Messages[1].Raw, msgs[1].Raw)
+		}
+		if got, want := string(evs[0].Message), envelope(evMessageCreated, convs[0].Messages[1].Raw); got != want {
 			t.Fatalf("message body:\n got %s\nwant %s", got, want)
 		}
 		if got, want := string(evs[1].Message), envelope(evStatusChanged, convs[0].Raw); got != want {
@@ -669,12 +689,13 @@ func TestContactGone(t *testing.T) {
 func TestConversationGoneIsSkipped(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, Options{}, "a")
+		e.src.embedLatest = PageSize // so conversation 1 is paged
 		e.synced("a", "1", 1, "open")
 		e.synced("a", "2", 1, "open")
 		e.src.conv(1, "open")
-		e.src.add(1, 1, 3, time.Now().Unix())
+		e.src.add(1, 1, 30, time.Now().Unix())
 		e.src.conv(2, "open")
-		e.src.add(2, 4, 5, time.Now().Unix())
+		e.src.add(2, 31, 32, time.Now().Unix())
 		e.src.onMessages = func(_ context.Context, conv, _ int64) error {
 			if conv == 1 {
 				return &chatwoot.APIError{Kind: chatwoot.KindNotFound, Status: 404}
@@ -682,15 +703,36 @@ func TestConversationGoneIsSkipped(t *testing.T) {
 			return nil
 		}
 		done := e.run(meta("a", time.Now()))
-		if got := messageIDs(t, e.sink.take()); !slices.Equal(got, []int64{4, 5}) || done.Reason != "" {
+		if got := messageIDs(t, e.sink.take()); !slices.Equal(got, []int64{31, 32}) || done.Reason != "" {
 			t.Fatalf("replayed %v, done %+v", got, done)
 		}
 	})
 }
 
+// A long gap is replayed whole from the listed conversation: no page is
+// read, so nothing is cut off at MaxPages.
+func TestLongGapNeedsNoPages(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, Options{MaxPages: 2}, "a")
+		e.synced("a", "1", 1, "open")
+		e.src.conv(1, "open")
+		e.src.add(1, 1, 3000, time.Now().Unix())
+		e.run(meta("a", time.Now()))
+		if got := messageIDs(t, e.sink.take()); !slices.Equal(got, seq(2, 3000)) {
+			t.Fatalf("replayed %d messages, want 2..3000", len(got))
+		}
+		if n := len(e.src.callsOf("messages")); n != 0 || testutil.ToFloat64(e.c.m.truncated) != 0 {
+			t.Fatalf("%d pages read, %v truncated", n, testutil.ToFloat64(e.c.m.truncated))
+		}
+	})
+}
+
+// A server that embeds only the latest page is paged back, at most
+// MaxPages; what lies beyond is counted as truncated.
 func TestMaxPagesTruncates(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, Options{MaxPages: 2}, "a")
+		e.src.embedLatest = PageSize
 		e.synced("a", "1", 1, "open")
 		e.src.conv(1, "open")
 		e.src.add(1, 1, 100, time.Now().Unix())

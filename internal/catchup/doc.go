@@ -41,13 +41,14 @@
 //	Trigger(meta, lastActivity)  one pending job per subscription; a backlog
 //	    │                        runs most recently active first, at most
 //	    v                        Concurrency at once
-//	ListConversations            (every call through the client's shared limiter)
-//	    │
+//	ListConversations            (every call through the client's shared limiter;
+//	    │                         each conversation embeds all its chat messages)
 //	    for each conversation:
-//	      cursor known       -> if the newest embedded message id is past it:
-//	                            ListMessages(before=oldest id of the previous
-//	                            page) until a page reaches the cursor; replay
-//	                            ids > cursor
+//	      cursor known       -> replay the embedded messages with ids > cursor
+//	                            (pages are read, ListMessages(before=oldest id
+//	                            of the previous page) up to MaxPages, only when
+//	                            a conversation comes without its messages or
+//	                            with a page or more of them all past the cursor)
 //	      never synced       -> (first sync) replay messages created at or after
 //	                            the subscription's CreatedAt - 1 s; older ones
 //	                            are history: only the baseline is recorded; a

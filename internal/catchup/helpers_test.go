@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -86,6 +87,10 @@ type fakeSource struct {
 	mu    sync.Mutex
 	convs []*fakeConv
 	calls []call
+	// embedLatest, when positive, embeds only the latest embedLatest
+	// messages in a listed conversation, as a server bounding the
+	// embedding would; 0 embeds all of them, as Chatwoot does.
+	embedLatest int
 	// fixedConvs and fixedMsgs, when set, are returned as they are.
 	fixedConvs, fixedMsgs []byte
 	// onList and onMessages, when set, run before answering; a non-nil
@@ -153,7 +158,11 @@ func (f *fakeSource) messageJSON(conv int64, m fakeMsg) []byte {
 func (f *fakeSource) conversationJSON(c *fakeConv) []byte {
 	v := clone(f.tpl.conv)
 	msgs := make([]json.RawMessage, 0, len(c.msgs))
-	for _, m := range c.msgs {
+	embedded := c.msgs
+	if f.embedLatest > 0 && len(embedded) > f.embedLatest {
+		embedded = embedded[len(embedded)-f.embedLatest:]
+	}
+	for _, m := range embedded {
 		msgs = append(msgs, f.messageJSON(c.id, m))
 	}
 	v["id"], v["status"], v["messages"] = c.id, c.status, msgs
@@ -470,4 +479,17 @@ func fixtureMessage(t testing.TB, name string) []byte {
 		t.Fatal(err)
 	}
 	return append([]byte(nil), f.Message...)
+}
+
+// jsonEqual reports whether a and b encode the same JSON value.
+func jsonEqual(t testing.TB, a, b []byte) bool {
+	t.Helper()
+	var x, y any
+	if err := json.Unmarshal(a, &x); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &y); err != nil {
+		t.Fatal(err)
+	}
+	return reflect.DeepEqual(x, y)
 }

@@ -229,9 +229,9 @@ func (p *published) wait(ctx context.Context) error {
 	return nil
 }
 
-// missed pages back through the conversation's messages as far as its plan
-// needs and returns the missed ones in ascending id order, and the newest
-// message id known.
+// missed returns the conversation's missed messages in ascending id order,
+// and the newest message id known. The list embeds them (see
+// embeddedCovers), so pages are read only when it does not.
 func (c *Catchup) missed(ctx context.Context, a *attempt, p plan, cv *chatwoot.Conversation) ([]chatwoot.Message, int64, error) {
 	newest := newestID(cv.Messages)
 	var keep func(m *chatwoot.Message) bool
@@ -253,9 +253,13 @@ func (c *Catchup) missed(ctx context.Context, a *attempt, p plan, cv *chatwoot.C
 		keep = func(*chatwoot.Message) bool { return true }
 		reached = func(*chatwoot.Message) bool { return false }
 	}
-	all, err := c.pageBack(ctx, a, cv.ID, reached)
-	if err != nil {
-		return nil, 0, err
+	all := cv.Messages
+	if !embeddedCovers(p, cv) {
+		paged, err := c.pageBack(ctx, a, cv.ID, reached)
+		if err != nil {
+			return nil, 0, err
+		}
+		all = append(paged, cv.Messages...)
 	}
 	out := make([]chatwoot.Message, 0, len(all))
 	for i := range all {
@@ -267,6 +271,26 @@ func (c *Catchup) missed(ctx context.Context, a *attempt, p plan, cv *chatwoot.C
 	slices.SortFunc(out, func(x, y chatwoot.Message) int { return cmp.Compare(x.ID, y.ID) })
 	out = slices.CompactFunc(out, func(x, y chatwoot.Message) bool { return x.ID == y.ID })
 	return out, newest, nil
+}
+
+// embeddedCovers reports whether the messages embedded in a listed
+// conversation hold every message the plan needs. The public API embeds
+// all chat messages of a conversation (its view renders
+// messages.chat, the set its message index pages through), so one list
+// read covers the catch-up of every conversation, whatever was missed: its
+// cost follows the contact's history, never pages times conversations.
+// Pages are read only for a conversation listed without "messages", or
+// whose embedded messages (a page or more) all lie past its cursor: a
+// server that bounds the embedding.
+func embeddedCovers(p plan, cv *chatwoot.Conversation) bool {
+	switch {
+	case cv.Messages == nil:
+		return false
+	case p.mode != modeCursor || len(cv.Messages) < PageSize:
+		return true
+	default:
+		return oldestMessage(cv.Messages).ID <= p.from.lastID
+	}
 }
 
 // pageBack reads pages of messages, newest first, until a page's oldest
