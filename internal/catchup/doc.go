@@ -66,8 +66,9 @@
 // with Event.Replayed set and Hints taken from the REST conversation
 // (contact.account_id, inbox_id, contact.id), so the dedup key of a replayed
 // message.created equals the live one. conversation.created and
-// conversation.status_changed replays carry the raw REST conversation;
-// conversation.created's dedup key has no timestamp (a conversation is
+// conversation.status_changed replays carry the raw REST conversation
+// with "messages" cut to its newest message, as in a live conversation
+// event (the list embeds the whole history); conversation.created's dedup key has no timestamp (a conversation is
 // created once), so a replay and the live event share it too.
 // Messages and conversation events already published live during the
 // freeze are not replayed (REST conversations carry no timestamp that a

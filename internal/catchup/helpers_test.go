@@ -493,3 +493,39 @@ func jsonEqual(t testing.TB, a, b []byte) bool {
 	}
 	return reflect.DeepEqual(x, y)
 }
+
+// withNewestMessageOnly returns a REST conversation with "messages" cut to
+// its newest message.
+func withNewestMessageOnly(t testing.TB, conv []byte) []byte {
+	t.Helper()
+	var v map[string]any
+	if err := json.Unmarshal(conv, &v); err != nil {
+		t.Fatal(err)
+	}
+	msgs, _ := v["messages"].([]any)
+	var newest any
+	for _, m := range msgs {
+		if newest == nil || m.(map[string]any)["id"].(float64) > newest.(map[string]any)["id"].(float64) {
+			newest = m
+		}
+	}
+	v["messages"] = []any{}
+	if newest != nil {
+		v["messages"] = []any{newest}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// dataOf returns the "data" member of a replayed event.
+func dataOf(t testing.TB, body []byte) []byte {
+	t.Helper()
+	var v struct{ Data json.RawMessage }
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v.Data
+}

@@ -1,6 +1,7 @@
 package catchup
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -326,7 +327,7 @@ func (c *Catchup) replay(a *attempt, p plan, cv *chatwoot.Conversation, missed [
 	live, missed := c.pendingOf(a.st, p.conv, missed)
 	n := 0
 	if (p.mode == modeNew || p.announce) && !live.created {
-		c.emit(a, p.hints, evConversationCreated, rawOf(cv.Raw, cv), acks)
+		c.emit(a, p.hints, evConversationCreated, conversationBody(cv), acks)
 		n++
 	}
 	for i := range missed {
@@ -334,7 +335,7 @@ func (c *Catchup) replay(a *attempt, p plan, cv *chatwoot.Conversation, missed [
 		n++
 	}
 	if p.mode == modeCursor && statusMissed(p.from.status, cv.Status, live, a.epoch) {
-		c.emit(a, p.hints, evStatusChanged, rawOf(cv.Raw, cv), acks)
+		c.emit(a, p.hints, evStatusChanged, conversationBody(cv), acks)
 		n++
 	}
 	return n
@@ -445,6 +446,30 @@ func accountOf(raw []byte) string {
 	return ""
 }
 
+// conversationBody is the body of a replayed conversation event: the REST
+// conversation as Chatwoot sent it, except that "messages" holds only its
+// newest message, as a live conversation event's does. The list embeds the
+// whole history, which would make the event grow with the conversation,
+// past what NATS accepts.
+func conversationBody(cv *chatwoot.Conversation) []byte {
+	raw := rawOf(cv.Raw, cv)
+	start, end, ok := memberSpan(raw, "messages")
+	if !ok {
+		return raw
+	}
+	var newest []byte
+	if len(cv.Messages) > 0 {
+		last := slices.MaxFunc(cv.Messages, func(x, y chatwoot.Message) int { return cmp.Compare(x.ID, y.ID) })
+		newest = rawOf(last.Raw, &last)
+	}
+	out := make([]byte, 0, start+len(newest)+2+len(raw)-end)
+	out = append(out, raw[:start]...)
+	out = append(out, '[')
+	out = append(out, newest...)
+	out = append(out, ']')
+	return append(out, raw[end:]...)
+}
+
 // rawOf returns the exact bytes Chatwoot sent, or an encoding of v for an
 // object built in code.
 func rawOf(raw json.RawMessage, v any) []byte {
@@ -487,4 +512,28 @@ func oldestMessage(page []chatwoot.Message) *chatwoot.Message {
 		}
 	}
 	return o
+}
+
+// memberSpan returns where the value of a top-level member of a JSON
+// object starts and ends in raw.
+func memberSpan(raw []byte, name string) (start, end int, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return 0, 0, false
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return 0, 0, false
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return 0, 0, false
+		}
+		if key == name {
+			end := int(dec.InputOffset())
+			return end - len(v), end, true
+		}
+	}
+	return 0, 0, false
 }
