@@ -64,6 +64,10 @@ type Cursors interface {
 type Sink interface {
 	Handle(ev fanout.Event)
 	Lifecycle(ev fanout.LifecycleEvent) error
+	// WaitRoom returns once the sink has room for a batch of replays
+	// beside the live events (fanout: its buffer at most half full), or
+	// with ctx's error.
+	WaitRoom(ctx context.Context) error
 }
 
 // Options configure a Catchup. Source, Cursors and Sink are required.

@@ -761,6 +761,59 @@ func TestLongGapNeedsNoPages(t *testing.T) {
 	})
 }
 
+// A long replay goes in batches: catch-up waits for room in the buffer
+// before each, and an attempt cut short resumes after the last batch NATS
+// holds instead of replaying the conversation from its start.
+func TestReplayResumesAfterLastBatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, Options{}, "a")
+		e.synced("a", "1", 0, "open")
+		e.src.conv(1, "open")
+		e.src.add(1, 1, 3*ReplayBatch, time.Now().Unix())
+		batches := 0
+		e.sink.room = func(context.Context) error {
+			batches++
+			if batches == 2 { // the second batch is refused for lack of room
+				e.sink.drop = ReplayBatch
+			}
+			return nil
+		}
+		e.run(meta("a", time.Now()))
+		ids := messageIDs(t, e.sink.take())
+		if want := 3*ReplayBatch + ReplayBatch; len(ids) != want {
+			t.Fatalf("%d messages replayed, want %d: the refused batch once more, the first not again", len(ids), want)
+		}
+		if got := ids[2*ReplayBatch : 2*ReplayBatch+3]; !slices.Equal(got, seq(ReplayBatch+1, ReplayBatch+3)) {
+			t.Fatalf("the retry began with %v, want the refused batch", got)
+		}
+		if e.sink.waits != 4 || e.runs(resultOK) != 1 {
+			t.Fatalf("%d waits for room, %d successful runs; want 4 and 1", e.sink.waits, e.runs(resultOK))
+		}
+		if c := e.cursor("a", "1"); c.LastMessageID != 3*ReplayBatch {
+			t.Fatalf("cursor %d", c.LastMessageID)
+		}
+	})
+}
+
+// Catch-up replays nothing while the sink has no room, and gives up the
+// attempt with the wait's error.
+func TestReplayWaitsForRoom(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, Options{MaxAttempts: 1}, "a")
+		e.synced("a", "1", 0, "open")
+		e.src.conv(1, "open")
+		e.src.add(1, 1, 5, time.Now().Unix())
+		e.sink.room = func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
+		done := e.run(meta("a", time.Now()))
+		if evs := e.sink.take(); len(evs) != 0 || done.Reason == "" {
+			t.Fatalf("%d events replayed without room, done %+v", len(evs), done)
+		}
+		if c := e.cursor("a", "1"); c.LastMessageID != 0 {
+			t.Fatalf("cursor moved to %d", c.LastMessageID)
+		}
+	})
+}
+
 // A server that embeds only the latest page is paged back, at most
 // MaxPages; what lies beyond is counted as truncated.
 func TestMaxPagesTruncates(t *testing.T) {

@@ -258,6 +258,20 @@ type recSink struct {
 	events []fanout.Event
 	life   []fanout.LifecycleEvent
 	done   chan fanout.LifecycleEvent
+	// waits counts WaitRoom calls; room, when set, answers them.
+	waits int
+	room  func(ctx context.Context) error
+}
+
+func (s *recSink) WaitRoom(ctx context.Context) error {
+	s.mu.Lock()
+	s.waits++
+	room := s.room
+	s.mu.Unlock()
+	if room != nil {
+		return room(ctx)
+	}
+	return nil
 }
 
 func newRecSink() *recSink { return &recSink{done: make(chan fanout.LifecycleEvent, 100)} }

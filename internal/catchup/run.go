@@ -172,17 +172,71 @@ func (c *Catchup) conversation(ctx context.Context, a *attempt, p plan, cv *chat
 	if err != nil {
 		return 0, fmt.Errorf("catchup: list messages: %w", err)
 	}
-	var acks published
-	n := c.replay(a, p, cv, missed, &acks)
-	if err := acks.wait(ctx); err != nil {
-		return n, err
+	live, missed := c.pendingOf(a.st, p.conv, missed)
+	r := replay{a: a, p: p, cv: cv, live: live, announce: (p.mode == modeNew || p.announce) && !live.created}
+	for first := true; first || len(missed) > 0; first = false {
+		batch := missed[:min(len(missed), ReplayBatch)]
+		missed = missed[len(batch):]
+		if err := c.opts.Sink.WaitRoom(ctx); err != nil {
+			return r.n, fmt.Errorf("catchup: wait for room in the buffer: %w", err)
+		}
+		upto, status := newest, cv.Status
+		if len(missed) > 0 {
+			upto, status = batch[len(batch)-1].ID, ""
+		}
+		if err := c.replayBatch(ctx, &r, batch, len(missed) == 0); err != nil {
+			return r.n, err
+		}
+		if err := c.advance(ctx, a, p, status, upto); err != nil {
+			return r.n, err
+		}
 	}
+	return r.n, nil
+}
+
+// ReplayBatch is how many missed messages of a conversation are replayed
+// before catch-up waits for NATS to hold them and moves the cursor past
+// them: an attempt cut short resumes after the last complete batch.
+const ReplayBatch = 200
+
+// replay is the state of one conversation's replay across its batches.
+type replay struct {
+	a        *attempt
+	p        plan
+	cv       *chatwoot.Conversation
+	live     seen
+	announce bool // conversation.created is still to be replayed
+	n        int  // events replayed
+}
+
+// replayBatch publishes one batch of the conversation's missed events and
+// waits until NATS holds them: conversation.created first when it is
+// due, the messages in id order, and after the last batch a missed status
+// change. What was published live during the freeze is left out.
+func (c *Catchup) replayBatch(ctx context.Context, r *replay, batch []chatwoot.Message, last bool) error {
+	var acks published
+	if r.announce {
+		c.emit(r.a, r.p.hints, evConversationCreated, conversationBody(r.cv), &acks)
+		r.n++
+	}
+	for i := range batch {
+		c.emit(r.a, r.p.hints, evMessageCreated, rawOf(batch[i].Raw, &batch[i]), &acks)
+		r.n++
+	}
+	if last && r.p.mode == modeCursor && statusMissed(r.p.from.status, r.cv.Status, r.live, r.a.epoch) {
+		c.emit(r.a, r.p.hints, evStatusChanged, conversationBody(r.cv), &acks)
+		r.n++
+	}
+	if err := acks.wait(ctx); err != nil {
+		return err
+	}
+	r.announce = false
 	if k := acks.rejected.Load(); k > 0 {
 		c.m.rejected.Add(float64(k))
 		c.log.Warn("catchup: replayed events rejected for good, skipped (see relay_fanout_events_dropped_total)",
-			"subscription", a.id, "conversation", p.conv, "events", k)
+			"subscription", r.a.id, "conversation", r.p.conv, "events", k)
 	}
-	return n, c.advance(ctx, a, p, cv.Status, newest)
+	return nil
 }
 
 // errNotPublished: a replayed event was dropped before reaching NATS (no
@@ -317,28 +371,6 @@ func (c *Catchup) pageBack(ctx context.Context, a *attempt, convID int64, reache
 	c.log.Warn("catchup: conversation has more missed messages than MaxPages; older ones are not replayed",
 		"subscription", a.id, "conversation", convID, "pages", c.opts.MaxPages)
 	return all, nil
-}
-
-// replay publishes the conversation's missed events: conversation.created
-// for a conversation new since the last sync (or, on the first sync, since
-// the registration), its missed messages in id order, then a status
-// change. What was published live during the freeze is left out.
-func (c *Catchup) replay(a *attempt, p plan, cv *chatwoot.Conversation, missed []chatwoot.Message, acks *published) int {
-	live, missed := c.pendingOf(a.st, p.conv, missed)
-	n := 0
-	if (p.mode == modeNew || p.announce) && !live.created {
-		c.emit(a, p.hints, evConversationCreated, conversationBody(cv), acks)
-		n++
-	}
-	for i := range missed {
-		c.emit(a, p.hints, evMessageCreated, rawOf(missed[i].Raw, &missed[i]), acks)
-		n++
-	}
-	if p.mode == modeCursor && statusMissed(p.from.status, cv.Status, live, a.epoch) {
-		c.emit(a, p.hints, evStatusChanged, conversationBody(cv), acks)
-		n++
-	}
-	return n
 }
 
 // statusMissed reports whether a conversation's status change was missed:

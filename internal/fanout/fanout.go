@@ -352,6 +352,13 @@ func (f *Fanout) enqueue(it *item, subID string) error {
 	return err
 }
 
+// WaitRoom returns once the buffer holds at most half of its bounds and is
+// not shedding, so that a batch handed to Handle now is not dropped for
+// lack of room and leaves room for live events: catch-up waits on it
+// before each batch of replays. It returns ErrClosed after Close, or ctx's
+// error.
+func (f *Fanout) WaitRoom(ctx context.Context) error { return f.q.waitRoom(ctx) }
+
 // Seen reports whether an event with this dedup key was accepted recently
 // (and not dropped since), e.g. to skip a replay before building it.
 func (f *Fanout) Seen(dedupKey string) bool {

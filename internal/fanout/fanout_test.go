@@ -717,3 +717,51 @@ func TestEventDone(t *testing.T) {
 		_ = closeNow(f)
 	})
 }
+
+// WaitRoom holds a caller back while the buffer is more than half full,
+// and lets it go once NATS has taken the events, or when the fan-out closes.
+func TestWaitRoom(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newFakePub(false)
+		f := newTestFanout(t, p, Options{BufferEvents: 4})
+		f.Handle(Event{SubID: "a", Message: msgCreated(1)})
+		f.Handle(Event{SubID: "a", Message: msgCreated(2)})
+		if err := f.WaitRoom(t.Context()); err != nil {
+			t.Fatalf("half full: %v", err)
+		}
+		f.Handle(Event{SubID: "a", Message: msgCreated(3)})
+		var err error
+		returned := make(chan struct{})
+		go func() { err = f.WaitRoom(t.Context()); close(returned) }()
+		synctest.Wait()
+		select {
+		case <-returned:
+			t.Fatalf("WaitRoom returned %v with 3 of 4 events held", err)
+		default:
+		}
+		p.setConnected(true)
+		synctest.Wait()
+		<-returned
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		p.setConnected(false)
+		for i := 4; i <= 6; i++ {
+			f.Handle(Event{SubID: "a", Message: msgCreated(i)})
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		if err := f.WaitRoom(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("NATS away: WaitRoom = %v, want the deadline", err)
+		}
+		closed := make(chan struct{})
+		go func() { err = f.WaitRoom(t.Context()); close(closed) }()
+		synctest.Wait()
+		_ = closeNow(f)
+		<-closed
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("after Close: WaitRoom = %v, want ErrClosed", err)
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package fanout
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 )
@@ -82,6 +83,9 @@ type queue struct {
 	closed    bool
 	signal    chan struct{} // capacity 1: "something was pushed"
 	satChange notifier      // saturated flipped
+	room      notifier      // back to at most half full, while roomWaiters > 0
+	// roomWaiters counts waitRoom calls blocked on room.
+	roomWaiters int
 }
 
 type pushResult uint8
@@ -153,10 +157,48 @@ func (q *queue) release(it *item) {
 	defer q.mu.Unlock()
 	q.bytes -= it.size
 	q.count--
-	if q.saturated && q.bytes <= q.maxBytes/2 && q.count <= q.maxCount/2 {
+	if q.saturated && q.halfLocked() {
 		q.saturated = false
 		q.shedding.Store(false)
 		q.satChange.notify()
+	}
+	if q.roomWaiters > 0 && q.halfLocked() {
+		q.room.notify()
+	}
+}
+
+// halfLocked reports whether the queue holds at most half its bounds.
+func (q *queue) halfLocked() bool {
+	return q.bytes <= q.maxBytes/2 && q.count <= q.maxCount/2
+}
+
+// waitRoom blocks until the queue holds at most half its bounds and is not
+// saturated, so that a batch pushed now leaves room for live events. It
+// returns ErrClosed once the queue is closed, or ctx's error.
+func (q *queue) waitRoom(ctx context.Context) error {
+	for {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return ErrClosed
+		}
+		if !q.saturated && q.halfLocked() {
+			q.mu.Unlock()
+			return nil
+		}
+		changed := q.room.changed()
+		q.roomWaiters++
+		q.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+		}
+		q.mu.Lock()
+		q.roomWaiters--
+		q.mu.Unlock()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 	}
 }
 
@@ -183,6 +225,7 @@ func (q *queue) close() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.closed = true
+	q.room.notify()
 }
 
 // drain removes and uncharges every waiting item.
@@ -195,5 +238,6 @@ func (q *queue) drain() []*item {
 		q.count--
 		out = append(out, it)
 	}
+	q.room.notify()
 	return out
 }
