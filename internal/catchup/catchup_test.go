@@ -762,7 +762,7 @@ func TestLongGapNeedsNoPages(t *testing.T) {
 }
 
 // A long replay goes in batches: catch-up waits for room in the buffer
-// before each, and an attempt cut short resumes after the last batch NATS
+// before each event, and an attempt cut short resumes after the last batch NATS
 // holds instead of replaying the conversation from its start.
 func TestReplayResumesAfterLastBatch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -770,10 +770,10 @@ func TestReplayResumesAfterLastBatch(t *testing.T) {
 		e.synced("a", "1", 0, "open")
 		e.src.conv(1, "open")
 		e.src.add(1, 1, 3*ReplayBatch, time.Now().Unix())
-		batches := 0
+		waits := 0
 		e.sink.room = func(context.Context) error {
-			batches++
-			if batches == 2 { // the second batch is refused for lack of room
+			waits++
+			if waits == ReplayBatch+1 { // the second batch is refused for lack of room
 				e.sink.drop = ReplayBatch
 			}
 			return nil
@@ -786,8 +786,8 @@ func TestReplayResumesAfterLastBatch(t *testing.T) {
 		if got := ids[2*ReplayBatch : 2*ReplayBatch+3]; !slices.Equal(got, seq(ReplayBatch+1, ReplayBatch+3)) {
 			t.Fatalf("the retry began with %v, want the refused batch", got)
 		}
-		if e.sink.waits != 4 || e.runs(resultOK) != 1 {
-			t.Fatalf("%d waits for room, %d successful runs; want 4 and 1", e.sink.waits, e.runs(resultOK))
+		if e.sink.waits != len(ids) || e.runs(resultOK) != 1 {
+			t.Fatalf("%d waits for room for %d replays, %d successful runs; want one wait a replay and 1 run", e.sink.waits, len(ids), e.runs(resultOK))
 		}
 		if c := e.cursor("a", "1"); c.LastMessageID != 3*ReplayBatch {
 			t.Fatalf("cursor %d", c.LastMessageID)

@@ -57,11 +57,11 @@
 //	                            conversation.created replayed first
 //	      new since the sync -> replay conversation.created, then every message
 //	      status differs     -> replay conversation.status_changed
-//	      replay in batches of ReplayBatch messages: wait until the fan-out
-//	      buffer is at most half full (Sink.WaitRoom), publish the batch,
-//	      wait until NATS holds it, then store the cursor past it, so an
-//	      attempt cut short resumes after the last complete batch and a
-//	      long replay never crowds live events out of the buffer
+//	      replay in batches of ReplayBatch messages, each event only once
+//	      the fan-out buffer is at most half full (Sink.WaitRoom), so a
+//	      replay never overflows it or crowds live events out; wait until
+//	      NATS holds the batch, then store the cursor past it, so an
+//	      attempt cut short resumes after the last complete batch
 //	    │
 //	catchup.done lifecycle event (subscription id, conversations, replayed)
 //

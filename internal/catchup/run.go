@@ -177,9 +177,6 @@ func (c *Catchup) conversation(ctx context.Context, a *attempt, p plan, cv *chat
 	for first := true; first || len(missed) > 0; first = false {
 		batch := missed[:min(len(missed), ReplayBatch)]
 		missed = missed[len(batch):]
-		if err := c.opts.Sink.WaitRoom(ctx); err != nil {
-			return r.n, fmt.Errorf("catchup: wait for room in the buffer: %w", err)
-		}
 		upto, status := newest, cv.Status
 		if len(missed) > 0 {
 			upto, status = batch[len(batch)-1].ID, ""
@@ -215,17 +212,24 @@ type replay struct {
 // change. What was published live during the freeze is left out.
 func (c *Catchup) replayBatch(ctx context.Context, r *replay, batch []chatwoot.Message, last bool) error {
 	var acks published
-	if r.announce {
-		c.emit(r.a, r.p.hints, evConversationCreated, conversationBody(r.cv), &acks)
-		r.n++
-	}
-	for i := range batch {
-		c.emit(r.a, r.p.hints, evMessageCreated, rawOf(batch[i].Raw, &batch[i]), &acks)
-		r.n++
-	}
-	if last && r.p.mode == modeCursor && statusMissed(r.p.from.status, r.cv.Status, r.live, r.a.epoch) {
-		c.emit(r.a, r.p.hints, evStatusChanged, conversationBody(r.cv), &acks)
-		r.n++
+	err := func() error {
+		if r.announce {
+			if err := c.emit(ctx, r, evConversationCreated, conversationBody(r.cv), &acks); err != nil {
+				return err
+			}
+		}
+		for i := range batch {
+			if err := c.emit(ctx, r, evMessageCreated, rawOf(batch[i].Raw, &batch[i]), &acks); err != nil {
+				return err
+			}
+		}
+		if last && r.p.mode == modeCursor && statusMissed(r.p.from.status, r.cv.Status, r.live, r.a.epoch) {
+			return c.emit(ctx, r, evStatusChanged, conversationBody(r.cv), &acks)
+		}
+		return nil
+	}()
+	if err != nil {
+		return err
 	}
 	if err := acks.wait(ctx); err != nil {
 		return err
@@ -390,15 +394,23 @@ func statusMissed(cursor, rest string, live seen, epoch uint64) bool {
 
 // emit hands one replayed event to the sink:
 // {"event":<event>,"data":<REST object>,"replayed":true}.
-func (c *Catchup) emit(a *attempt, h fanout.Hints, event string, data []byte, acks *published) {
+// It first waits until the sink has room (Sink.WaitRoom), so a replay
+// neither overflows the buffer nor crowds live events out of it.
+func (c *Catchup) emit(ctx context.Context, r *replay, event string, data []byte, acks *published) error {
+	if err := c.opts.Sink.WaitRoom(ctx); err != nil {
+		return fmt.Errorf("catchup: wait for room in the buffer: %w", err)
+	}
+	a := r.a
 	body := make([]byte, 0, len(data)+len(event)+40)
 	body = append(body, `{"event":"`...)
 	body = append(body, event...)
 	body = append(body, `","data":`...)
 	body = append(body, data...)
 	body = append(body, `,"replayed":true}`...)
-	c.opts.Sink.Handle(fanout.Event{SubID: a.id, Hints: h, Message: body, ReceivedAt: c.now(), Replayed: true, Done: acks.track()})
+	c.opts.Sink.Handle(fanout.Event{SubID: a.id, Hints: r.p.hints, Message: body, ReceivedAt: c.now(), Replayed: true, Done: acks.track()})
 	c.m.replayed.WithLabelValues(event).Inc()
+	r.n++
+	return nil
 }
 
 // advance moves the conversation's cursor to what the attempt has covered
