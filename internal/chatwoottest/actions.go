@@ -308,6 +308,9 @@ func (m *model) addMessageLocked(cv *conversation, nm newMessage) *message {
 	}
 	m.messages = append(m.messages, msg)
 	cv.messages = append(cv.messages, msg)
+	if msg.msgType == MessageIncoming {
+		cv.incoming = append(cv.incoming, msg)
+	}
 	if !nm.private && nm.msgType != MessageActivity {
 		cv.lastActivityAt = t
 	}

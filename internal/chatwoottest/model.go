@@ -76,6 +76,7 @@ type conversation struct {
 	status                   string
 	custom                   map[string]any
 	messages                 []*message
+	incoming                 []*message // the incoming ones of messages, for unreadCount
 	assignee                 *agent
 	createdAt, updatedAt     time.Time
 	lastActivityAt           time.Time
@@ -309,9 +310,8 @@ func (ci *contactInbox) data() ContactInboxData {
 // unreadCount counts the last ≤ 10 incoming messages the agents have not seen.
 func (cv *conversation) unreadCount() int {
 	n := 0
-	for i := len(cv.messages) - 1; i >= 0 && n < 10; i-- {
-		msg := cv.messages[i]
-		if msg.msgType == MessageIncoming && msg.createdAt.After(cv.agentSeen) {
+	for i := len(cv.incoming) - 1; i >= 0 && n < 10; i-- {
+		if cv.incoming[i].createdAt.After(cv.agentSeen) {
 			n++
 		}
 	}
