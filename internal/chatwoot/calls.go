@@ -70,7 +70,7 @@ func (c *Client) ListConversations(ctx context.Context, ci ContactInbox) ([]Conv
 	if err != nil {
 		return nil, err
 	}
-	return out, c.callJSON(ctx, rt, nil, array(&out))
+	return out, c.callJSON(ctx, rt, nil, conversationList(&out))
 }
 
 // CreateConversation creates a conversation (or returns the last one when the
@@ -209,6 +209,13 @@ func array(out any) decoder  { return func(b []byte) error { return decodeAs(b, 
 // decodeAs refuses a body that is not the expected JSON kind (null, a string,
 // an HTML page) before decoding it.
 func decodeAs(b []byte, open byte, out any) error {
+	if err := expectKind(b, open); err != nil {
+		return err
+	}
+	return json.Unmarshal(b, out)
+}
+
+func expectKind(b []byte, open byte) error {
 	t := bytes.TrimLeft(b, " \t\r\n")
 	if len(t) == 0 {
 		return errors.New("empty body")
@@ -216,7 +223,31 @@ func decodeAs(b []byte, open byte, out any) error {
 	if t[0] != open {
 		return fmt.Errorf("want a JSON %s, body starts with %q", kindName(open), t[:1])
 	}
-	return json.Unmarshal(b, out)
+	return nil
+}
+
+// conversationList decodes a conversations index: checked once, then
+// walked once (scan.go), its conversations and messages keeping slices of
+// b as their Raw.
+func conversationList(out *[]Conversation) decoder {
+	return func(b []byte) error {
+		if err := expectKind(b, '['); err != nil {
+			return err
+		}
+		if !json.Valid(b) {
+			return json.Unmarshal(b, out) // says where
+		}
+		list := []Conversation{}
+		err := eachElement(b, func(e []byte) error {
+			list = append(list, Conversation{})
+			return decodeConversation(e, &list[len(list)-1])
+		})
+		if err != nil {
+			return err
+		}
+		*out = list
+		return nil
+	}
 }
 
 func kindName(open byte) string {

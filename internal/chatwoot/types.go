@@ -140,20 +140,14 @@ type Conversation struct {
 }
 
 // UnmarshalJSON tolerates unknown fields, and timestamps as numbers, numeric
-// strings or RFC 3339 strings.
+// strings or RFC 3339 strings. It walks the conversation once (scan.go):
+// the embedded messages make it as long as the conversation's history.
 func (c *Conversation) UnmarshalJSON(b []byte) error {
-	type plain Conversation // drops the method
-	var v struct {
-		plain
-		ContactLastSeenAt unixTime `json:"contact_last_seen_at"`
-		AgentLastSeenAt   unixTime `json:"agent_last_seen_at"`
-	}
-	if err := json.Unmarshal(b, &v); err != nil {
+	var v Conversation
+	if err := decodeConversation(bytes.Clone(b), &v); err != nil {
 		return err
 	}
-	*c = Conversation(v.plain)
-	c.ContactLastSeenAt, c.AgentLastSeenAt = int64(v.ContactLastSeenAt), int64(v.AgentLastSeenAt)
-	c.Raw = bytes.Clone(b)
+	*c = v
 	return nil
 }
 
@@ -177,17 +171,11 @@ type Message struct {
 // UnmarshalJSON tolerates unknown fields, and created_at as a number, a
 // numeric string or an RFC 3339 string.
 func (m *Message) UnmarshalJSON(b []byte) error {
-	type plain Message // drops the method
-	var v struct {
-		plain
-		CreatedAt unixTime `json:"created_at"`
-	}
-	if err := json.Unmarshal(b, &v); err != nil {
+	var v Message
+	if err := decodeMessage(bytes.Clone(b), &v); err != nil {
 		return err
 	}
-	*m = Message(v.plain)
-	m.CreatedAt = int64(v.CreatedAt)
-	m.Raw = bytes.Clone(b)
+	*m = v
 	return nil
 }
 
