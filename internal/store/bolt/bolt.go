@@ -53,6 +53,7 @@ var ErrVersion = errors.New("store/bolt: unsupported file version")
 // Store is the bbolt backend of store.Store.
 type Store struct {
 	db     *bbolt.DB
+	group  groupCommit // writes that may share a commit
 	now    func() time.Time
 	log    *slog.Logger
 	closed atomic.Bool
@@ -80,7 +81,7 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store/bolt: open %s: %w", path, err)
 	}
-	s := &Store{db: db, now: opts.Now, log: opts.Logger, sweepDone: make(chan struct{})}
+	s := &Store{db: db, group: groupCommit{db: db}, now: opts.Now, log: opts.Logger, sweepDone: make(chan struct{})}
 	s.startSweep(opts.SweepInterval)
 	return s, nil
 }
@@ -152,6 +153,17 @@ func (s *Store) update(ctx context.Context, fn func(*bbolt.Tx) error) error {
 		return err
 	}
 	return closedErr(s.db.Update(fn))
+}
+
+// batch runs fn in a write transaction shared with the writes made while
+// another commit is under way (groupCommit: one fsync for all of them).
+// fn may run twice, so it must derive everything it sets from the
+// transaction.
+func (s *Store) batch(ctx context.Context, fn func(*bbolt.Tx) error) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	return closedErr(s.group.do(fn))
 }
 
 func (s *Store) check(ctx context.Context) error {

@@ -47,7 +47,7 @@ func (s *Store) PutCursor(ctx context.Context, c store.Cursor) (store.Cursor, er
 		return store.Cursor{}, err
 	}
 	var out store.Cursor
-	err := s.update(ctx, func(tx *bbolt.Tx) error {
+	err := s.batch(ctx, func(tx *bbolt.Tx) error {
 		if tx.Bucket(bucketSubscriptions).Get([]byte(c.SubscriptionID)) == nil {
 			return store.ErrNotFound
 		}

@@ -19,16 +19,17 @@ func (s *Store) PutSubscription(ctx context.Context, sub store.Subscription) (st
 	}
 	sub = record.NewSubscription(sub, s.now())
 	var created bool
-	err := s.update(ctx, func(tx *bbolt.Tx) error {
+	in := sub
+	err := s.batch(ctx, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketSubscriptions)
-		old, found, err := getSubscription(b, sub.ID)
+		old, found, err := getSubscription(b, in.ID)
 		if err != nil {
 			return err
 		}
-		created = !found
+		sub, created = in, !found
 		if found {
 			sub.CreatedAt = old.CreatedAt
-			sub.LastActivityAt = later(old.LastActivityAt, sub.LastActivityAt)
+			sub.LastActivityAt = later(old.LastActivityAt, in.LastActivityAt)
 		}
 		return putSubscription(b, sub)
 	})

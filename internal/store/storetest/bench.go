@@ -1,14 +1,17 @@
 package storetest
 
 import (
+	"runtime"
 	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/relayhq/relay/internal/store"
 )
 
 // RunBenchmarks measures the hot paths of a backend: a subscription put and
-// get, a batch of 1,000 subscription puts, and a cursor advance. open returns a fresh, empty store.
+// get, a batch of 1,000 subscription puts, 32 concurrent subscription puts,
+// and a cursor advance. open returns a fresh, empty store.
 func RunBenchmarks(b *testing.B, open func(b *testing.B) store.Store) {
 	b.Run("SubscriptionPutGet", func(b *testing.B) {
 		s := open(b)
@@ -40,6 +43,23 @@ func RunBenchmarks(b *testing.B, open func(b *testing.B) store.Store) {
 			}
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(subs)), "ns/record")
+	})
+	b.Run("SubscriptionPutConcurrent32", func(b *testing.B) {
+		// 32 registrations at once, each its own call, as the API makes
+		// them: a backend may group concurrent writes into one commit.
+		s := open(b)
+		defer s.Close()
+		b.SetParallelism(32 / max(1, runtime.GOMAXPROCS(0)))
+		var n atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				sub := sampleSubscription("bench-" + strconv.FormatInt(n.Add(1), 10))
+				if _, _, err := s.PutSubscription(b.Context(), sub); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
 	})
 	b.Run("CursorPut", func(b *testing.B) {
 		s := open(b)
