@@ -6,7 +6,8 @@
 //
 //	JetStream stream (<prefix>.>)
 //	  │  one durable pull consumer per endpoint ("relay-webhook-<id>"),
-//	  │  FilterSubjects = the endpoint's patterns, explicit acks,
+//	  │  FilterSubjects = the endpoint's patterns, starting when the
+//	  │  endpoint was created, explicit acks,
 //	  │  pinned priority group: one replica delivers an endpoint at a time,
 //	  │  another takes over after PinnedTTL without pulls
 //	  v

@@ -208,7 +208,7 @@ func (e *Engine) ensure(ctx context.Context, ep Endpoint) error {
 	if running {
 		return nil
 	}
-	cons, err := e.js.CreateOrUpdateConsumer(ctx, e.opts.Stream, e.consumerConfig(ep))
+	cons, err := e.consumer(ctx, ep)
 	if err != nil {
 		return fmt.Errorf("consumer: %w", err)
 	}
@@ -224,15 +224,40 @@ func (e *Engine) ensure(ctx context.Context, ep Endpoint) error {
 	return nil
 }
 
-// consumerConfig is the durable pull consumer of ep: explicit acks, new
-// events from its creation on, one pinned replica at a time.
+// consumer creates ep's consumer, starting at the current time, or
+// updates the existing one, keeping where it started (a replay may
+// rewind it that far, never further).
+func (e *Engine) consumer(ctx context.Context, ep Endpoint) (jetstream.Consumer, error) {
+	cfg := e.consumerConfig(ep)
+	for range 2 {
+		c, err := e.js.Consumer(ctx, e.opts.Stream, cfg.Durable)
+		if err == nil {
+			old := c.CachedInfo().Config
+			cfg.DeliverPolicy, cfg.OptStartTime, cfg.OptStartSeq = old.DeliverPolicy, old.OptStartTime, old.OptStartSeq
+			return e.js.UpdateConsumer(ctx, e.opts.Stream, cfg)
+		}
+		if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return nil, err
+		}
+		now := time.Now().UTC()
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &now
+		c, err = e.js.CreateConsumer(ctx, e.opts.Stream, cfg)
+		if !errors.Is(err, jetstream.ErrConsumerExists) {
+			return c, err
+		}
+		// Another replica created it meanwhile: update that one.
+	}
+	return nil, jetstream.ErrConsumerExists
+}
+
+// consumerConfig is the durable pull consumer of ep: explicit acks, one
+// pinned replica at a time. consumer sets where it starts.
 func (e *Engine) consumerConfig(ep Endpoint) jetstream.ConsumerConfig {
 	n := or(ep.Concurrency, e.opts.Concurrency)
 	return jetstream.ConsumerConfig{
 		Durable:        ConsumerName(ep.ID),
 		Description:    "relay webhook endpoint " + ep.ID,
 		FilterSubjects: ep.Subjects,
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        e.opts.AckWait,
 		MaxDeliver:     -1,
