@@ -279,3 +279,6 @@ func newID() string {
 	_, _ = rand.Read(b)
 	return fmt.Sprintf("wh_%x", b)
 }
+
+// Deliveries returns the recent attempts made by this process for id.
+func (m *Manager) Deliveries(id string) []Attempt { return m.eng.Deliveries(id) }
