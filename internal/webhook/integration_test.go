@@ -28,7 +28,7 @@ const waitLimit = 30 * time.Second
 
 // startJS starts a JetStream server with the relay's stream and returns
 // a JetStream handle on a fresh connection.
-func startJS(t *testing.T) (*natsserver.Server, jetstream.JetStream) {
+func startJS(t testing.TB) (*natsserver.Server, jetstream.JetStream) {
 	t.Helper()
 	s, err := natsserver.Start(natsserver.Config{Port: natsserver.RandomPort, JetStream: true, StoreDir: t.TempDir()})
 	if err != nil {
@@ -44,7 +44,7 @@ func startJS(t *testing.T) (*natsserver.Server, jetstream.JetStream) {
 	return s, js
 }
 
-func connectJS(t *testing.T, url string) jetstream.JetStream {
+func connectJS(t testing.TB, url string) jetstream.JetStream {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
