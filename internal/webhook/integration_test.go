@@ -246,9 +246,12 @@ func TestFlappingReceiverOrderPerConversation(t *testing.T) {
 func TestServerErrorsEndInDeadLetter(t *testing.T) {
 	_, js := startJS(t)
 	rc := newReceiver(t, func(int, *http.Request) int { return http.StatusInternalServerError })
+	all := newReceiver(t, func(int, *http.Request) int { return http.StatusOK })
+	everything := endpointFor(all.srv.URL, all.secret)
+	everything.ID, everything.Subjects = "everything", []string{"chatwoot.>"}
 	opts := fastOptions()
 	e := startEngine(t, js, opts)
-	if err := e.Apply(context.Background(), []Endpoint{endpointFor(rc.srv.URL, rc.secret)}); err != nil {
+	if err := e.Apply(context.Background(), []Endpoint{endpointFor(rc.srv.URL, rc.secret), everything}); err != nil {
 		t.Fatal(err)
 	}
 	publishEvents(t, js, 1, 1, 0)
@@ -263,6 +266,12 @@ func TestServerErrorsEndInDeadLetter(t *testing.T) {
 	}
 	rc.mu.Unlock()
 	waitSettled(t, js, "crm")
+	// A catch-all endpoint gets the event, never the dead letter (which
+	// would loop through its own dead letters).
+	waitSettled(t, js, "everything")
+	if got := all.waitFor("the event", func(g []delivered) bool { return len(g) >= 1 }); len(got) != 1 {
+		t.Fatalf("the catch-all endpoint got %d deliveries, want the event only", len(got))
+	}
 }
 
 // nextDead reads the first dead letter of an endpoint from the stream.
