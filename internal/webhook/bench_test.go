@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -88,11 +89,20 @@ func p99(lat []time.Duration) time.Duration {
 	return s[len(s)*99/100]
 }
 
+// benchConcurrency is the lanes per endpoint: RELAY_WEBHOOKS_CONCURRENCY's
+// default unless WEBHOOK_BENCH_CONCURRENCY says otherwise.
+var benchConcurrency = func() int {
+	if n, err := strconv.Atoi(os.Getenv("WEBHOOK_BENCH_CONCURRENCY")); err == nil && n > 0 {
+		return n
+	}
+	return DefaultConcurrency
+}()
+
 func benchEngine(b *testing.B, js jetstream.JetStream) *Engine {
 	opts := fastOptions()
 	opts.Registerer = nil
 	opts.AckWait = 30 * time.Second
-	opts.Concurrency = 16
+	opts.Concurrency = benchConcurrency
 	e, err := New(js, opts)
 	if err != nil {
 		b.Fatal(err)
