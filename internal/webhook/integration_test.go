@@ -227,10 +227,14 @@ func TestFlappingReceiverOrderPerConversation(t *testing.T) {
 		}
 		return http.StatusNoContent
 	})
-	e := startEngine(t, js, fastOptions())
+	opts := fastOptions()
+	reg := prometheus.NewRegistry()
+	opts.Registerer = reg
+	e := startEngine(t, js, opts)
 	if err := e.Apply(context.Background(), []Endpoint{endpointFor(rc.srv.URL, rc.secret)}); err != nil {
 		t.Fatal(err)
 	}
+	defer checkLabels(t, reg, rc.srv.URL, "crm")
 	const convs, n = 8, 40
 	publishEvents(t, js, convs, n, 0)
 	got := rc.waitFor("every event", func(g []delivered) bool { return distinct(g) == convs*n })
@@ -441,4 +445,36 @@ func TestTwoReplicasShareOneEndpoint(t *testing.T) {
 	publishEvents(t, js, convs, 30, 30)
 	got := rc.waitFor("the second half", func(g []delivered) bool { return distinct(g) == convs*60 })
 	checkOrder(t, got, convs, 60)
+}
+
+// checkLabels fails if a metric label holds an endpoint id or URL, or a
+// value outside the fixed sets.
+func checkLabels(t *testing.T, reg *prometheus.Registry, forbidden ...string) {
+	t.Helper()
+	fixed := map[string]bool{"success": true, "retry": true, "dead": true, "gone": true,
+		"2xx": true, "3xx": true, "4xx": true, "5xx": true, "timeout": true, "network": true, "refused": true,
+		circuitClosed: true, circuitOpen: true, circuitHalfOpen: true}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				seen++
+				for _, f := range forbidden {
+					if strings.Contains(l.GetValue(), f) {
+						t.Errorf("%s{%s=%q} names an endpoint", mf.GetName(), l.GetName(), l.GetValue())
+					}
+				}
+				if !fixed[l.GetValue()] {
+					t.Errorf("%s{%s=%q}: not a fixed label value", mf.GetName(), l.GetName(), l.GetValue())
+				}
+			}
+		}
+	}
+	if seen == 0 {
+		t.Error("no labelled metric gathered")
+	}
 }
