@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -31,6 +32,7 @@ import (
 	"github.com/relayhq/relay/internal/store"
 	"github.com/relayhq/relay/internal/store/bolt"
 	"github.com/relayhq/relay/internal/store/redisstore"
+	"github.com/relayhq/relay/internal/webhook"
 )
 
 // app is the wired relay. Fields are set once by start.
@@ -53,6 +55,10 @@ type app struct {
 	static   *staticSubscriptions
 	tokens   []api.Token // from RELAY_API_TOKENS_FILE
 
+	webhooks        *webhook.Manager // nil in core NATS mode
+	webhookNATS     *nats.Conn
+	stopWebhookSync context.CancelFunc
+
 	metricsHTTP *http.Server // nil unless RELAY_METRICS_ADDR
 	metricsAddr net.Addr
 }
@@ -69,7 +75,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (a *app, err error
 		}
 	}()
 	steps := []func(context.Context) error{
-		a.readTokens, a.openStore, a.startNATS, a.openFanout, a.newClient, a.newCatchup, a.newPool, a.serveHTTP, a.serveMetrics, a.servePprof,
+		a.readTokens, a.openStore, a.startNATS, a.openFanout, a.startWebhooks, a.newClient, a.newCatchup, a.newPool, a.serveHTTP, a.serveMetrics, a.servePprof,
 		a.loadSubscriptions,
 	}
 	for _, step := range steps {
@@ -276,7 +282,7 @@ func (a *app) serveHTTP(context.Context) error {
 		InboxHMACTokens: a.cfg.InboxHMACTokens, MaxMultipartBytes: a.cfg.MultipartLimit, Echoes: a.echoes,
 		Ready: a.ready, Metrics: metrics, Logger: a.log.With("component", "api"), Registerer: a.metrics,
 		MaxConcurrent: a.cfg.HTTPMaxConcurrent, BodyReadTimeout: a.cfg.HTTPBodyTimeout,
-		UploadReadTimeout: a.cfg.HTTPUploadTimeout,
+		UploadReadTimeout: a.cfg.HTTPUploadTimeout, Webhooks: a.apiWebhooks(),
 	})
 	if err != nil {
 		return fmt.Errorf("HTTP API: %w", err)
@@ -376,9 +382,10 @@ func (a *app) loadSubscriptions(ctx context.Context) error {
 	return a.static.reload(ctx)
 }
 
-// watchReload reloads the static subscriptions file on SIGHUP until ctx ends.
+// watchReload reloads the static subscriptions file and the webhooks file
+// on SIGHUP until ctx ends.
 func (a *app) watchReload(ctx context.Context) {
-	if a.static == nil {
+	if a.static == nil && (a.webhooks == nil || a.cfg.WebhooksFile == "") {
 		return
 	}
 	hup := make(chan os.Signal, 1)
@@ -390,8 +397,15 @@ func (a *app) watchReload(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				if err := a.static.reload(ctx); err != nil {
-					a.log.Error("subscriptions file not reloaded", "err", err)
+				if a.static != nil {
+					if err := a.static.reload(ctx); err != nil {
+						a.log.Error("subscriptions file not reloaded", "err", err)
+					}
+				}
+				if a.webhooks != nil && a.cfg.WebhooksFile != "" {
+					if err := a.reloadWebhooks(ctx); err != nil {
+						a.log.Error("webhooks file not reloaded", "err", err)
+					}
 				}
 			}
 		}
@@ -529,6 +543,7 @@ func (a *app) shutdown() error {
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
+	a.stopWebhooks(ctx)
 	if a.fanout != nil {
 		// Keep a moment for the cursors after the drain.
 		drain, cancelDrain := context.WithDeadline(ctx, deadline.Add(-a.cfg.ShutdownTimeout/10))

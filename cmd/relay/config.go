@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -84,6 +85,16 @@ type Config struct {
 	ChatwootTimeout       time.Duration `env:"CHATWOOT_TIMEOUT" envDefault:"15s" desc:"timeout of each public API call"`
 	MultipartLimit        int64         `env:"MULTIPART_LIMIT" envDefault:"41943040" desc:"largest multipart (attachment) request body"`
 	CatchupConcurrency    int           `env:"CATCHUP_CONCURRENCY" envDefault:"4" desc:"catch-ups running at once"`
+
+	// Webhook delivery (JetStream mode only); see internal/webhook.
+	WebhooksFile          string          `env:"WEBHOOKS_FILE" desc:"webhook endpoints, one JSON object a line, reloaded on SIGHUP; needs NATS_JETSTREAM"`
+	WebhooksSchedule      []time.Duration `env:"WEBHOOKS_SCHEDULE" envDefault:"5s,5m,30m,2h,5h,10h,10h" desc:"waits before each retry of a failed delivery (with ±20% jitter, at least the receiver's Retry-After); after the last, the dead-letter subject"`
+	WebhooksTimeout       time.Duration   `env:"WEBHOOKS_TIMEOUT" envDefault:"15s" desc:"bound on one delivery attempt"`
+	WebhooksConcurrency   int             `env:"WEBHOOKS_CONCURRENCY" envDefault:"16" desc:"conversations delivered in parallel per endpoint, unless the endpoint sets its own"`
+	WebhooksAckWait       time.Duration   `env:"WEBHOOKS_ACK_WAIT" envDefault:"30s" desc:"events of a stopped or killed replica are delivered again after this long; above WEBHOOKS_TIMEOUT"`
+	WebhooksFailover      time.Duration   `env:"WEBHOOKS_FAILOVER" envDefault:"30s" desc:"a replica that stopped pulling keeps its endpoints this long before another replica takes over"`
+	WebhooksAllowLoopback bool            `env:"WEBHOOKS_ALLOW_LOOPBACK" envDefault:"false" desc:"let receivers resolve to loopback addresses"`
+	WebhooksAllowPrivate  bool            `env:"WEBHOOKS_ALLOW_PRIVATE" envDefault:"false" desc:"let receivers resolve to private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7); link-local and metadata addresses are always refused"`
 
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s" desc:"bound on the ordered shutdown"`
 	PprofAddr       string        `env:"PPROF_ADDR" desc:"loopback address serving Go's /debug/pprof profiles; empty = off"`
@@ -193,6 +204,7 @@ func (c *Config) validate(demo bool) error {
 			bad(name, "must be positive")
 		}
 	}
+	c.validateWebhooks(bad)
 	if c.CableBackoffMin <= 0 || c.CableBackoffMin > c.CableBackoffMax {
 		bad("CABLE_BACKOFF_MIN", "must be positive and at most CABLE_BACKOFF_MAX")
 	}
@@ -367,4 +379,23 @@ func environMap(pairs []string) map[string]string {
 		}
 	}
 	return m
+}
+
+// validateWebhooks checks the webhook delivery settings.
+func (c *Config) validateWebhooks(bad func(name, format string, a ...any)) {
+	if c.WebhooksFile != "" && !c.NATSJetStream {
+		bad("WEBHOOKS_FILE", "webhook delivery needs JetStream: set NATS_JETSTREAM=true or remove WEBHOOKS_FILE")
+	}
+	if len(c.WebhooksSchedule) == 0 || slices.ContainsFunc(c.WebhooksSchedule, func(d time.Duration) bool { return d <= 0 }) {
+		bad("WEBHOOKS_SCHEDULE", "one or more positive durations, e.g. 5s,5m,30m")
+	}
+	if c.WebhooksTimeout <= 0 || c.WebhooksAckWait <= c.WebhooksTimeout {
+		bad("WEBHOOKS_ACK_WAIT", "must exceed WEBHOOKS_TIMEOUT, which must be positive")
+	}
+	if c.WebhooksConcurrency <= 0 || c.WebhooksConcurrency > 1024 {
+		bad("WEBHOOKS_CONCURRENCY", "1 to 1024")
+	}
+	if c.WebhooksFailover < time.Second {
+		bad("WEBHOOKS_FAILOVER", "at least 1s")
+	}
 }

@@ -98,6 +98,7 @@ func demoConfig(env map[string]string, chatwootURL string) (Config, func(), erro
 	setDefault("HTTP_ADDR", "127.0.0.1:0")
 	setDefault("NATS_LISTEN", "127.0.0.1:-1")
 	setDefault("CABLE_BACKOFF_MIN", "200ms")
+	setDefault("WEBHOOKS_ALLOW_LOOPBACK", "true") // the demo's receiver
 	cfg, err := loadConfig(e, true)
 	if err != nil {
 		cleanup()
@@ -121,12 +122,18 @@ func (d *demo) run(ctx context.Context) error {
 	if _, err := nc.Subscribe(d.app.cfg.NATSSubjectPrefix+".>", d.print); err != nil {
 		return err
 	}
+	hook, err := d.startHook(ctx)
+	if err != nil {
+		return err
+	}
+	defer hook.close()
 	if err := d.createContacts(ctx); err != nil {
 		return err
 	}
 	d.agents(ctx)
 	nc.Flush()
 	d.summary()
+	hook.summary()
 	return nil
 }
 

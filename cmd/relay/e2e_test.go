@@ -295,7 +295,7 @@ func TestDemo(t *testing.T) {
 	if err := run(context.Background(), []string{"-demo", "-demo-duration", "5s"}, env, &out, io.Discard); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"message.created", "[replayed by catch-up]", "relay.subscription.confirmed", "received on NATS:"} {
+	for _, want := range []string{"message.created", "[replayed by catch-up]", "relay.subscription.confirmed", "received on NATS:", "signature verified", "rejected=0"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}

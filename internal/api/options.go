@@ -49,6 +49,9 @@ type Options struct {
 	// Tokens are accepted bearer tokens with limited scopes. New refuses
 	// an invalid one and a token given twice.
 	Tokens []Token
+	// Webhooks manages webhook endpoints (/v1/webhooks, admin scope).
+	// Nil: those routes answer 404 (webhook delivery needs JetStream).
+	Webhooks Webhooks
 	// InboxHMACTokens maps an inbox identifier to its hmac_token, for
 	// filling in identifier_hash on contact calls.
 	InboxHMACTokens map[string]string

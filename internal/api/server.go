@@ -82,6 +82,14 @@ func (s *Server) routes() []route {
 		{"GET /v1/subscriptions", false, s.listSubscriptions},
 		{"GET /v1/subscriptions/{id}", false, s.getSubscription},
 		{"DELETE /v1/subscriptions/{id}", false, s.deleteSubscription},
+		{"POST /v1/webhooks", false, s.createWebhook},
+		{"GET /v1/webhooks", false, s.listWebhooks},
+		{"GET /v1/webhooks/{id}", false, s.getWebhook},
+		{"PATCH /v1/webhooks/{id}", false, s.patchWebhook},
+		{"DELETE /v1/webhooks/{id}", false, s.deleteWebhook},
+		{"POST /v1/webhooks/{id}/test", false, s.testWebhook},
+		{"POST /v1/webhooks/{id}/replay", false, s.replayWebhook},
+		{"GET /v1/webhooks/{id}/deliveries", false, s.webhookDeliveries},
 	}
 	for _, m := range proxyMethods {
 		rts = append(rts, route{m + " " + proxyPattern, false, s.proxy})

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -33,6 +34,7 @@ type Store interface {
 	Cursors
 	Idempotency
 	Leases
+	Webhooks
 	// Ping reports whether the backing storage is reachable (readiness).
 	Ping(ctx context.Context) error
 	// Close releases the store. It is safe to call more than once; other
@@ -163,4 +165,33 @@ type Leases interface {
 	Leave(ctx context.Context, member string) error
 	// Members returns the members whose heartbeat has not expired, sorted.
 	Members(ctx context.Context) ([]string, error)
+}
+
+// Webhook is a stored webhook endpoint: its id and its configuration, an
+// opaque JSON document owned by the webhook package. The document holds
+// the endpoint's signing secrets: the store keeps it as it keeps tokens.
+type Webhook struct {
+	ID   string
+	Data []byte
+}
+
+// Webhooks holds the webhook endpoints managed through the API.
+type Webhooks interface {
+	// PutWebhook inserts or replaces the endpoint with w.ID. An empty id
+	// or empty data is ErrInvalid.
+	PutWebhook(ctx context.Context, w Webhook) error
+	// GetWebhook returns the endpoint or ErrNotFound.
+	GetWebhook(ctx context.Context, id string) (Webhook, error)
+	// DeleteWebhook removes the endpoint or returns ErrNotFound.
+	DeleteWebhook(ctx context.Context, id string) error
+	// ListWebhooks returns every endpoint in increasing id order.
+	ListWebhooks(ctx context.Context) ([]Webhook, error)
+}
+
+// Validate checks a Webhook before it is stored.
+func (w Webhook) Validate() error {
+	if w.ID == "" || len(w.Data) == 0 {
+		return fmt.Errorf("%w: webhook needs an id and data", ErrInvalid)
+	}
+	return nil
 }

@@ -102,6 +102,7 @@ func (k keys) idem(key string) string    { return string(k) + "idem:" + key }
 func (k keys) lease(name string) string  { return string(k) + "lease:" + name }
 func (k keys) member(name string) string { return string(k) + "member:" + name }
 func (k keys) members() string           { return string(k) + "members" }
+func (k keys) webhooks() string          { return string(k) + "webhooks" }
 
 // wrap adds the package prefix and the operation, and maps a closed client to
 // store.ErrClosed.

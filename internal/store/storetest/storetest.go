@@ -68,6 +68,8 @@ func Run(t *testing.T, open func(t *testing.T) *Backend) {
 		{"LeaseInvalid", testLeaseInvalid},
 		{"Membership", testMembership},
 		{"MembershipExpiry", testMembershipExpiry},
+		{"Webhooks", testWebhooks},
+		{"WebhookInvalid", testWebhookInvalid},
 		{"Persistence", testPersistence},
 		{"PingAndClose", testPingAndClose},
 		{"CanceledContext", testCanceledContext},

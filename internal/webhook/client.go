@@ -1,0 +1,91 @@
+package webhook
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"syscall"
+	"time"
+)
+
+// ErrAddress reports a receiver whose resolved address the relay refuses to
+// connect to (link-local, cloud metadata, and unless allowed, loopback or
+// private ranges). The check runs on the address actually dialled, after
+// DNS resolution, so a name that re-resolves to a forbidden address (DNS
+// rebinding) is refused as well.
+var ErrAddress = errors.New("webhook: receiver address refused")
+
+// AddressPolicy says which resolved addresses a delivery may connect to.
+type AddressPolicy struct {
+	// AllowLoopback permits 127.0.0.0/8 and ::1 (tests, sidecars).
+	AllowLoopback bool
+	// AllowPrivate permits RFC 1918, RFC 6598 (100.64/10) and fc00::/7
+	// (receivers inside the same private network as the relay).
+	AllowPrivate bool
+}
+
+// Addresses that are never dialled: cloud metadata endpoints sit here.
+var awsV6Metadata = netip.MustParseAddr("fd00:ec2::254")
+
+var (
+	cgnat = netip.MustParsePrefix("100.64.0.0/10")
+)
+
+// check returns nil when addr may be dialled.
+func (p AddressPolicy) check(addr netip.Addr) error {
+	addr = addr.Unmap()
+	switch {
+	case addr == awsV6Metadata,
+		addr.IsLinkLocalUnicast(), addr.IsLinkLocalMulticast(),
+		addr.IsUnspecified(), addr.IsMulticast(), addr.IsInterfaceLocalMulticast(),
+		addr == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return fmt.Errorf("%w: %s is link-local, metadata or not unicast", ErrAddress, addr)
+	case addr.IsLoopback():
+		if !p.AllowLoopback {
+			return fmt.Errorf("%w: %s is loopback", ErrAddress, addr)
+		}
+	case addr.IsPrivate() || cgnat.Contains(addr):
+		if !p.AllowPrivate {
+			return fmt.Errorf("%w: %s is private", ErrAddress, addr)
+		}
+	}
+	return nil
+}
+
+// control is a net.Dialer Control hook: it runs for every connection
+// attempt with the resolved "ip:port".
+func (p AddressPolicy) control(_, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrAddress, err)
+	}
+	return p.check(ap.Addr())
+}
+
+// newClient returns the HTTP client of all deliveries: the address policy
+// on every dial, no proxy (a proxy would dial on our behalf, unchecked), no
+// redirects, no cookies, and keep-alive connections per receiver.
+func newClient(p AddressPolicy, maxConnsPerHost int) *http.Client {
+	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: p.control}
+	tr := &http.Transport{
+		Proxy:                 nil,
+		DialContext:           d.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   maxConnsPerHost,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 0, // the attempt's context bounds the whole exchange
+	}
+	return &http.Client{
+		Transport: tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+// dialCheck reports whether err came from the address policy.
+func dialCheck(err error) bool { return errors.Is(err, ErrAddress) }
