@@ -33,6 +33,7 @@ type Store interface {
 	Cursors
 	Idempotency
 	Leases
+	Feeds
 	// Ping reports whether the backing storage is reachable (readiness).
 	Ping(ctx context.Context) error
 	// Close releases the store. It is safe to call more than once; other

@@ -43,7 +43,8 @@ var (
 	bucketIdempotency   = []byte("idempotency")
 	bucketLeases        = []byte("leases")
 	bucketMembers       = []byte("members")
-	allBuckets          = [][]byte{bucketMeta, bucketSubscriptions, bucketCursors, bucketIdempotency, bucketLeases, bucketMembers}
+	bucketFeeds         = []byte("feeds")
+	allBuckets          = [][]byte{bucketMeta, bucketSubscriptions, bucketCursors, bucketIdempotency, bucketLeases, bucketMembers, bucketFeeds}
 	keyVersion          = []byte("version")
 )
 

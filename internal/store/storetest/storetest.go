@@ -68,6 +68,7 @@ func Run(t *testing.T, open func(t *testing.T) *Backend) {
 		{"LeaseInvalid", testLeaseInvalid},
 		{"Membership", testMembership},
 		{"MembershipExpiry", testMembershipExpiry},
+		{"FeedLifecycle", testFeedLifecycle},
 		{"Persistence", testPersistence},
 		{"PingAndClose", testPingAndClose},
 		{"CanceledContext", testCanceledContext},
