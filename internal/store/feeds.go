@@ -29,11 +29,14 @@ type Feeds interface {
 	AdvanceFeedCursor(ctx context.Context, id string, accountID, messageID int64) error
 }
 
-// Feed is an account feed. AccessToken is a credential: LogValue, String
-// and GoString redact it.
+// Feed is an account feed. AccessToken and PubsubToken are credentials:
+// LogValue, String and GoString redact them.
 type Feed struct {
-	ID          string  `json:"id"` // stable hash of AccessToken, computed by the registrant
-	AccessToken string  `json:"access_token"`
+	ID          string `json:"id"` // stable hash of AccessToken, computed by the registrant
+	AccessToken string `json:"access_token"`
+	// PubsubToken is the user's pubsub_token from the profile (a
+	// credential too); "" until read.
+	PubsubToken string  `json:"pubsub_token,omitempty"`
 	UserID      int64   `json:"user_id,omitempty"`  // from the profile; 0 until read
 	Accounts    []int64 `json:"accounts,omitempty"` // from the profile
 	// Cursors holds, per account id, the highest message id the feed's
@@ -54,11 +57,12 @@ func (f Feed) Validate() error {
 // LogValue implements slog.LogValuer without the access token.
 func (f Feed) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("id", f.ID), slog.Int64("user_id", f.UserID),
-		slog.String("access_token", redactNonEmpty(f.AccessToken)))
+		slog.String("access_token", redactNonEmpty(f.AccessToken)), slog.String("pubsub_token", redactNonEmpty(f.PubsubToken)))
 }
 
 func (f Feed) String() string {
-	return fmt.Sprintf("Feed{ID:%s UserID:%d Accounts:%v AccessToken:%s}", f.ID, f.UserID, f.Accounts, redactNonEmpty(f.AccessToken))
+	return fmt.Sprintf("Feed{ID:%s UserID:%d Accounts:%v AccessToken:%s PubsubToken:%s}",
+		f.ID, f.UserID, f.Accounts, redactNonEmpty(f.AccessToken), redactNonEmpty(f.PubsubToken))
 }
 
 // GoString implements fmt.GoStringer like String.
