@@ -23,9 +23,9 @@ type Feeds interface {
 	ListFeeds(ctx context.Context) ([]Feed, error)
 	// DeleteFeed removes the feed and its cursors, or returns ErrNotFound.
 	DeleteFeed(ctx context.Context, id string) error
-	// AdvanceFeedCursor moves the feed's cursor of an account forward to
-	// messageID (never back), atomically, or returns ErrNotFound when the
-	// feed does not exist.
+	// AdvanceFeedCursor sets the feed's cursor of an account to messageID
+	// (0 included) when it has none, or moves it forward (never back),
+	// atomically; it returns ErrNotFound when the feed does not exist.
 	AdvanceFeedCursor(ctx context.Context, id string, accountID, messageID int64) error
 }
 
@@ -40,7 +40,8 @@ type Feed struct {
 	UserID      int64   `json:"user_id,omitempty"`  // from the profile; 0 until read
 	Accounts    []int64 `json:"accounts,omitempty"` // from the profile
 	// Cursors holds, per account id, the highest message id the feed's
-	// catch-up has covered.
+	// catch-up has covered; an account without an entry was never caught
+	// up (0 is a cursor: the account had no message).
 	Cursors   map[int64]int64 `json:"cursors,omitempty"`
 	CreatedAt time.Time       `json:"created_at"`
 	UpdatedAt time.Time       `json:"updated_at"`

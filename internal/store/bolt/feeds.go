@@ -99,7 +99,8 @@ func (s *Store) AdvanceFeedCursor(ctx context.Context, id string, accountID, mes
 			return err
 		case !found:
 			return store.ErrNotFound
-		case f.Cursors[accountID] >= messageID:
+		}
+		if cur, ok := f.Cursors[accountID]; ok && cur >= messageID {
 			return nil
 		}
 		if f.Cursors == nil {

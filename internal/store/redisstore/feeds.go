@@ -21,11 +21,12 @@ import (
 func (k keys) feeds() string                { return string(k) + "feeds" }
 func (k keys) feedCursors(id string) string { return string(k) + "feedcur:" + id }
 
-// advanceFeedCursor moves a cursor forward only; -1 means no such feed.
+// advanceFeedCursor sets a cursor, or moves it forward; -1 means no such
+// feed.
 var advanceFeedCursor = redis.NewScript(`
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return -1 end
-local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
-if cur < tonumber(ARGV[3]) then redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) end
+local cur = redis.call('HGET', KEYS[2], ARGV[2])
+if not cur or tonumber(cur) < tonumber(ARGV[3]) then redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) end
 return 0`)
 
 // PutFeed implements store.Feeds: an optimistic transaction on the feeds

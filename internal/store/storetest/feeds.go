@@ -17,6 +17,7 @@ func testFeedLifecycle(t *testing.T, b *Backend) {
 	}
 	_, _, err = s.PutFeed(ctx(t), store.Feed{ID: "feed-a", AccessToken: "secret-a"})
 	mustNoErr(t, err, "put a")
+	mustNoErr(t, s.AdvanceFeedCursor(ctx(t), "feed-b", 1, 0), "set a zero cursor")
 	mustNoErr(t, s.AdvanceFeedCursor(ctx(t), "feed-b", 2, 40), "advance")
 	mustNoErr(t, s.AdvanceFeedCursor(ctx(t), "feed-b", 2, 30), "advance back")
 	f.UserID = 8
@@ -27,7 +28,7 @@ func testFeedLifecycle(t *testing.T, b *Backend) {
 	}
 	read, err := s.GetFeed(ctx(t), "feed-b")
 	mustNoErr(t, err, "get")
-	if read.AccessToken != "secret-b" || !slices.Equal(read.Accounts, []int64{1, 2}) || read.Cursors[2] != 40 || read.UserID != 8 {
+	if _, zero := read.Cursors[1]; !zero || read.AccessToken != "secret-b" || !slices.Equal(read.Accounts, []int64{1, 2}) || read.Cursors[2] != 40 || read.UserID != 8 {
 		t.Fatalf("get: %v cursors=%v", read, read.Cursors)
 	}
 	list, err := s.ListFeeds(ctx(t))
