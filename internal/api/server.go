@@ -82,6 +82,10 @@ func (s *Server) routes() []route {
 		{"GET /v1/subscriptions", false, s.listSubscriptions},
 		{"GET /v1/subscriptions/{id}", false, s.getSubscription},
 		{"DELETE /v1/subscriptions/{id}", false, s.deleteSubscription},
+		{"POST /v1/feeds", false, s.createFeed},
+		{"GET /v1/feeds", false, s.listFeeds},
+		{"GET /v1/feeds/{id}", false, s.getFeed},
+		{"DELETE /v1/feeds/{id}", false, s.deleteFeed},
 	}
 	for _, m := range proxyMethods {
 		rts = append(rts, route{m + " " + proxyPattern, false, s.proxy})

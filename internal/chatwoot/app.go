@@ -63,7 +63,20 @@ type AccountConversation struct {
 	ID             int64 `json:"id"` // display_id
 	InboxID        int64 `json:"inbox_id"`
 	LastActivityAt int64 `json:"last_activity_at"`
-	Raw            json.RawMessage
+	Meta           struct {
+		Sender struct {
+			ID int64 `json:"id"`
+		} `json:"sender"`
+	} `json:"meta"`
+	Raw json.RawMessage
+}
+
+// ContactID is the conversation's contact id as text, "" when unknown.
+func (c AccountConversation) ContactID() string {
+	if c.Meta.Sender.ID == 0 {
+		return ""
+	}
+	return strconv.FormatInt(c.Meta.Sender.ID, 10)
 }
 
 // UnmarshalJSON keeps the raw document next to the decoded fields.

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/relayhq/relay/internal/cable"
 	"github.com/relayhq/relay/internal/chatwoot"
@@ -89,10 +88,11 @@ type Sub struct {
 	token     string // the pubsub token it was added with
 
 	// Guarded by Manager.mu.
-	clean    bool  // caught up since the last confirm, and no gap since
-	liveMax  int64 // highest message id of a live event in NATS
-	catching bool  // a catch-up runs
-	again    bool  // another catch-up is wanted when it ends
+	clean    bool   // caught up since the last confirm, and no gap since
+	gen      uint64 // bumped by every confirm, loss and gap
+	liveMax  int64  // highest message id of a live event in NATS
+	catching bool   // a catch-up runs
+	again    bool   // another catch-up is wanted when it ends
 }
 
 // ID is the public id of the feed of an access token: a stable hash, never
@@ -311,6 +311,3 @@ func (m *Manager) advance(ctx context.Context, s *Sub, id int64) error {
 	}
 	return err
 }
-
-// now is the clock of the lifecycle bookkeeping.
-var now = time.Now
