@@ -35,8 +35,10 @@ type e2e struct {
 	stopConsume func()
 	// noConsumer starts the relay without the test's consumer.
 	noConsumer bool
-	// logTo, if set, receives the relay's logs (JSON, warnings and up).
-	logTo io.Writer
+	// logTo, if set, receives the relay's logs (JSON, from logLevel:
+	// warnings and up when nil).
+	logTo    io.Writer
+	logLevel slog.Leveler
 }
 
 func newE2E(t *testing.T, extra map[string]string) *e2e {
@@ -77,7 +79,11 @@ func (e *e2e) start() {
 		log = slog.New(slog.NewTextHandler(&testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	if e.logTo != nil {
-		log = slog.New(slog.NewJSONHandler(e.logTo, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		level := e.logLevel
+		if level == nil {
+			level = slog.LevelWarn
+		}
+		log = slog.New(slog.NewJSONHandler(e.logTo, &slog.HandlerOptions{Level: level}))
 	}
 	if e.app, err = start(context.Background(), cfg, log); err != nil {
 		e.t.Fatal(err)

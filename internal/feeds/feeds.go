@@ -311,3 +311,13 @@ func (m *Manager) advance(ctx context.Context, s *Sub, id int64) error {
 	}
 	return err
 }
+
+// Owns reports whether subID is a feed subscription.
+func (m *Manager) Owns(subID string) bool {
+	if m == nil {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.subs[subID] != nil
+}
