@@ -420,6 +420,7 @@ func (a *app) deliver(d cable.Delivery) {
 // observe sees every routed event as it arrives: it learns ids for the
 // registry and releases callers waiting for their message's echo.
 func (a *app) observe(subID string, r fanout.Route) {
+	a.feeds.Learn(r)
 	if r.Replayed {
 		return
 	}

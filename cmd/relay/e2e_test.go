@@ -301,7 +301,8 @@ func TestDemo(t *testing.T) {
 	if err := run(context.Background(), []string{"-demo", "-demo-duration", "5s"}, env, &out, io.Discard); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"message.created", "[replayed by catch-up]", "relay.subscription.confirmed", "received on NATS:"} {
+	for _, want := range []string{"message.created", "[replayed by catch-up]", "relay.subscription.confirmed", "received on NATS:",
+		"account feed", "[private: not for the contact]", "assignee.changed"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}

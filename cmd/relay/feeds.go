@@ -85,7 +85,7 @@ func (a *app) verifier(contacts cable.Verifier) cable.Verifier {
 // deliverFeed hands one broadcast of a feed subscription to the fan-out.
 func (a *app) deliverFeed(d cable.Delivery, s *feeds.Sub) {
 	a.fanout.Handle(fanout.Event{SubID: d.ID, Message: d.Message, ReceivedAt: d.ReceivedAt, Feed: true,
-		Hints: fanout.Hints{AccountID: strconv.FormatInt(s.AccountID, 10)}})
+		Hints: a.feeds.Hints(s, d.Message)})
 }
 
 // onFeedState drives a feed subscription's catch-up and publishes its

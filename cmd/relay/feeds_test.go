@@ -264,6 +264,9 @@ func checkFeedEvents(t *testing.T, f *feedEnv, events []stored) {
 	seen := map[string]int{}
 	visibility := map[string]int{}
 	for _, ev := range events {
+		if tok := strings.Split(ev.subject, "."); strings.HasSuffix(ev.subject, ".message.created") && tok[3] == fanout.Unknown {
+			t.Errorf("%s (%s) does not name the contact", ev.subject, ev.header.Get(fanout.HeaderVisibility))
+		}
 		seen[ev.header.Get(fanout.HeaderMsgID)]++
 		visibility[ev.header.Get(fanout.HeaderEvent)+"/"+ev.header.Get(fanout.HeaderVisibility)]++
 	}

@@ -213,6 +213,7 @@ func (r *replay) walk(ctx context.Context) error {
 			return err
 		}
 		for _, c := range convs {
+			r.m.routes.learn(strconv.FormatInt(r.s.AccountID, 10), strconv.FormatInt(c.ID, 10), strconv.FormatInt(c.InboxID, 10), c.ContactID())
 			n, err := r.conversation(ctx, c)
 			if err != nil {
 				return err

@@ -67,6 +67,8 @@ type Manager struct {
 	// are made without mu: the pool reports them back synchronously.
 	applyMu sync.Mutex
 
+	routes routeTable
+
 	// Guarded by mu.
 	mu    sync.Mutex
 	feeds map[string]*feed // by feed id
