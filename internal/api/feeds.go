@@ -62,7 +62,7 @@ func (s *Server) createFeed(w http.ResponseWriter, r *http.Request) {
 func feedError(err error) error {
 	var ae *chatwoot.APIError
 	switch {
-	case errors.Is(err, feeds.ErrRefused), errors.Is(err, feeds.ErrNoAccount):
+	case errors.Is(err, feeds.ErrRefused), errors.Is(err, feeds.ErrNoAccount), errors.Is(err, feeds.ErrProfile):
 		return fmt.Errorf("%w: %s", ErrInvalid, err.Error())
 	case errors.Is(err, feeds.ErrNotFound):
 		return fmt.Errorf("%w: no such feed", ErrNotFound)

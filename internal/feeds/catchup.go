@@ -20,6 +20,9 @@ const (
 	quietStop = 5
 	// maxPages bounds the walk: 25 conversations a page.
 	maxPages = 40
+	// maxCalls bounds the message pages (100 messages) read for one
+	// conversation in one catch-up; the next catch-up goes on from there.
+	maxCalls = 100
 	// retryMin and retryMax bound the wait before a failed catch-up runs
 	// again.
 	retryMin, retryMax = time.Second, time.Minute
@@ -232,7 +235,7 @@ func (r *replay) walk(ctx context.Context) error {
 // conversation replays the messages of c after the cursor, 100 a call.
 func (r *replay) conversation(ctx context.Context, c chatwoot.AccountConversation) (int, error) {
 	n := 0
-	for after := r.cursor; ; {
+	for after, calls := r.cursor, 0; calls < maxCalls; calls++ {
 		msgs, err := r.m.opts.Source.ListAccountMessages(ctx, r.token, r.s.AccountID, c.ID, after)
 		if err != nil {
 			return n, err
@@ -249,6 +252,7 @@ func (r *replay) conversation(ctx context.Context, c chatwoot.AccountConversatio
 			return n, nil
 		}
 	}
+	return n, nil
 }
 
 func (r *replay) publish(c chatwoot.AccountConversation, msg chatwoot.AccountMessage) {

@@ -24,7 +24,12 @@ var (
 	ErrNoAccount = errors.New("feeds: the user belongs to no account")
 	// ErrNotFound: no such feed.
 	ErrNotFound = errors.New("feeds: no such feed")
+	// ErrProfile: the profile Chatwoot answered cannot make a feed.
+	ErrProfile = errors.New("feeds: unusable profile")
 )
+
+// MaxAccounts bounds the accounts (subscriptions) of one feed.
+const MaxAccounts = 100
 
 // Source is the Application API the manager calls (a *chatwoot.Client,
 // whose limiter is the relay's shared Chatwoot budget).
@@ -147,11 +152,18 @@ func (m *Manager) readProfile(ctx context.Context, rec store.Feed) (store.Feed, 
 		return rec, err
 	case len(p.Accounts) == 0:
 		return rec, ErrNoAccount
+	case len(p.Accounts) > MaxAccounts:
+		return rec, fmt.Errorf("%w: the user belongs to %d accounts, more than %d", ErrProfile, len(p.Accounts), MaxAccounts)
 	case !cable.ValidToken(p.PubsubToken):
-		return rec, fmt.Errorf("feeds: the profile has no usable pubsub_token")
+		return rec, fmt.Errorf("%w: no usable pubsub_token", ErrProfile)
+	case p.ID <= 0:
+		return rec, fmt.Errorf("%w: no user id", ErrProfile)
 	}
 	rec.UserID, rec.PubsubToken, rec.Accounts = p.ID, p.PubsubToken, nil
 	for _, a := range p.Accounts {
+		if a.ID <= 0 || slices.Contains(rec.Accounts, a.ID) {
+			return rec, fmt.Errorf("%w: an account id is missing or repeated", ErrProfile)
+		}
 		rec.Accounts = append(rec.Accounts, a.ID)
 	}
 	slices.Sort(rec.Accounts)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -324,4 +325,35 @@ func TestVerifyRereadsProfile(t *testing.T) {
 			t.Fatalf("refused token: verdict %v", v)
 		}
 	})
+}
+
+// A profile that cannot make a feed is refused with a clear error that
+// carries no token, and subscribes nothing.
+func TestUnusableProfiles(t *testing.T) {
+	e := newEnv(t)
+	before := len(e.pool.tokens())
+	many := make([]chatwoot.ProfileAccount, MaxAccounts+1)
+	for i := range many {
+		many[i].ID = int64(i + 1)
+	}
+	for name, p := range map[string]chatwoot.Profile{
+		"no account":        {ID: 5, PubsubToken: "pubsub-C"},
+		"too many accounts": {ID: 5, PubsubToken: "pubsub-C", Accounts: many},
+		"control character": {ID: 5, PubsubToken: "pubsub\x00C", Accounts: []chatwoot.ProfileAccount{{ID: 1}}},
+		"no user id":        {PubsubToken: "pubsub-C", Accounts: []chatwoot.ProfileAccount{{ID: 1}}},
+		"account id 0":      {ID: 5, PubsubToken: "pubsub-C", Accounts: []chatwoot.ProfileAccount{{ID: 0}}},
+		"repeated account":  {ID: 5, PubsubToken: "pubsub-C", Accounts: []chatwoot.ProfileAccount{{ID: 1}, {ID: 1}}},
+	} {
+		e.src.profile = p
+		_, _, err := e.m.Add(context.Background(), "access-other")
+		if !errors.Is(err, ErrProfile) && !errors.Is(err, ErrNoAccount) {
+			t.Errorf("%s: %v", name, err)
+		}
+		if err != nil && (strings.Contains(err.Error(), p.PubsubToken) || strings.Contains(err.Error(), "access-other")) {
+			t.Errorf("%s: error quotes a token: %v", name, err)
+		}
+	}
+	if n := len(e.pool.tokens()); n != before {
+		t.Errorf("%d subscriptions added for unusable profiles", n-before)
+	}
 }
