@@ -11,11 +11,16 @@ import (
 	"github.com/relayhq/relay/internal/feeds"
 )
 
+// feedSyncInterval is how often each replica reads the stored feeds again
+// (feeds added or deleted through another replica).
+const feedSyncInterval = 30 * time.Second
+
 // newFeeds creates the account feed manager on the pool, the store and the
 // Chatwoot client (whose limiter is the shared Chatwoot budget).
 func (a *app) newFeeds(context.Context) error {
 	a.feeds = feeds.New(feeds.Options{
-		Store: a.store, Source: a.client, Pool: a.pool, Sink: a.fanout, Logger: a.log.With("component", "feeds"),
+		Store: a.store, Source: a.client, Pool: a.pool, Sink: a.fanout, SyncInterval: feedSyncInterval,
+		Logger: a.log.With("component", "feeds"),
 	})
 	return nil
 }

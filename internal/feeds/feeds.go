@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/relayhq/relay/internal/cable"
 	"github.com/relayhq/relay/internal/chatwoot"
@@ -57,6 +58,10 @@ type Options struct {
 	Source Source
 	Pool   Pool
 	Sink   Sink
+	// SyncInterval is how often the manager reads the stored feeds again,
+	// so that feeds added or deleted through another replica are followed.
+	// 0: only at Load.
+	SyncInterval time.Duration
 	// Logger: nil discards.
 	Logger *slog.Logger
 }
@@ -170,16 +175,60 @@ func (m *Manager) readProfile(ctx context.Context, rec store.Feed) (store.Feed, 
 	return rec, nil
 }
 
-// Load subscribes every stored feed; it returns how many.
+// Load subscribes every stored feed and, with Options.SyncInterval, keeps
+// following the store; it returns how many feeds it found.
 func (m *Manager) Load(ctx context.Context) (int, error) {
+	n, err := m.Sync(ctx)
+	if err != nil || m.opts.SyncInterval <= 0 {
+		return n, err
+	}
+	m.wg.Add(1)
+	go m.follow()
+	return n, nil
+}
+
+// Sync makes the subscriptions match the stored feeds: feeds another
+// replica added (or whose profile it read again) are subscribed, feeds it
+// deleted are unsubscribed. It returns how many feeds are stored.
+func (m *Manager) Sync(ctx context.Context) (int, error) {
 	recs, err := m.opts.Store.ListFeeds(ctx)
 	if err != nil {
 		return 0, err
 	}
+	keep := make(map[string]bool, len(recs))
 	for _, rec := range recs {
+		keep[rec.ID] = true
 		m.apply(rec)
 	}
+	m.mu.Lock()
+	var gone []string
+	for id := range m.feeds {
+		if !keep[id] {
+			gone = append(gone, id)
+		}
+	}
+	m.mu.Unlock()
+	for _, id := range gone {
+		m.forget(id)
+	}
 	return len(recs), nil
+}
+
+// follow runs Sync every SyncInterval until Close.
+func (m *Manager) follow() {
+	defer m.wg.Done()
+	t := time.NewTicker(m.opts.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := m.Sync(m.ctx); err != nil && m.ctx.Err() == nil {
+			m.log.Warn("account feeds not synced with the store", "err", err)
+		}
+	}
 }
 
 // Remove deletes a feed and its subscriptions.
@@ -190,6 +239,12 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 		}
 		return err
 	}
+	m.forget(id)
+	return nil
+}
+
+// forget unsubscribes a feed that is no longer stored.
+func (m *Manager) forget(id string) {
 	m.applyMu.Lock()
 	defer m.applyMu.Unlock()
 	m.mu.Lock()
@@ -201,7 +256,6 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 			m.drop(s)
 		}
 	}
-	return nil
 }
 
 // apply makes the pool hold one subscription per account of rec with its

@@ -357,3 +357,21 @@ func TestUnusableProfiles(t *testing.T) {
 		t.Errorf("%d subscriptions added for unusable profiles", n-before)
 	}
 }
+
+// Feeds another replica adds or deletes in the shared store are followed.
+func TestSyncFollowsTheStore(t *testing.T) {
+	e := newEnv(t)
+	other := store.Feed{ID: ID("access-2"), AccessToken: "access-2", PubsubToken: "pubsub-2", UserID: 6, Accounts: []int64{1}}
+	e.st.PutFeed(context.Background(), other)
+	if _, err := e.m.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.pool.tokens(); len(got) != 2 || !slices.Contains(got, "pubsub-2") {
+		t.Fatalf("after another replica's add: %v", got)
+	}
+	e.st.DeleteFeed(context.Background(), e.feedID)
+	e.m.Sync(context.Background())
+	if got := e.pool.tokens(); !slices.Equal(got, []string{"pubsub-2"}) {
+		t.Fatalf("after another replica's delete: %v", got)
+	}
+}
