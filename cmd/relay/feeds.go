@@ -20,7 +20,7 @@ const feedSyncInterval = 30 * time.Second
 func (a *app) newFeeds(context.Context) error {
 	a.feeds = feeds.New(feeds.Options{
 		Store: a.store, Source: a.client, Pool: a.pool, Sink: a.fanout, SyncInterval: feedSyncInterval,
-		Logger: a.log.With("component", "feeds"),
+		Logger: a.log.With("component", "feeds"), Registerer: a.metrics,
 	})
 	return nil
 }

@@ -103,7 +103,11 @@ func (m *Manager) runCatchup(s *Sub) {
 		s.again = false
 		m.mu.Unlock()
 		err := m.catchUp(m.ctx, s)
-		if err != nil && m.ctx.Err() == nil {
+		switch {
+		case err == nil:
+			m.m.catchups.WithLabelValues("ok").Inc()
+		case m.ctx.Err() == nil:
+			m.m.catchups.WithLabelValues("error").Inc()
 			m.log.Warn("feed catch-up failed; retrying", "feed", s.FeedID, "account", s.AccountID, "err", err)
 		}
 		if !m.finishRun(s, gen, err) {
@@ -261,6 +265,7 @@ func (r *replay) publish(c chatwoot.AccountConversation, msg chatwoot.AccountMes
 	body = append(append(body, msg.Raw...), '}')
 	r.upTo = max(r.upTo, msg.ID)
 	r.sent++
+	r.m.m.replayed.Inc()
 	r.wg.Add(1)
 	r.m.opts.Sink.Handle(fanout.Event{
 		SubID: r.s.ID, Message: body, ReceivedAt: time.Now(), Replayed: true, Feed: true,

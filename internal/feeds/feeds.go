@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/relayhq/relay/internal/cable"
 	"github.com/relayhq/relay/internal/chatwoot"
 	"github.com/relayhq/relay/internal/fanout"
@@ -64,12 +66,15 @@ type Options struct {
 	SyncInterval time.Duration
 	// Logger: nil discards.
 	Logger *slog.Logger
+	// Registerer receives the relay_feed_* collectors; nil: not registered.
+	Registerer prometheus.Registerer
 }
 
 // Manager keeps the account feeds subscribed and caught up.
 type Manager struct {
 	opts   Options
 	log    *slog.Logger
+	m      *metrics
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -120,8 +125,10 @@ func New(opts Options) *Manager {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Manager{opts: opts, log: opts.Logger, ctx: ctx, cancel: cancel,
+	m := &Manager{opts: opts, log: opts.Logger, ctx: ctx, cancel: cancel,
 		feeds: make(map[string]*feed), subs: make(map[string]*Sub)}
+	m.m = newMetrics(opts.Registerer, m)
+	return m
 }
 
 // SubOf returns the feed subscription a pool meta value is, or nil.
@@ -152,8 +159,10 @@ func (m *Manager) readProfile(ctx context.Context, rec store.Feed) (store.Feed, 
 	p, err := m.opts.Source.GetProfile(ctx, chatwoot.AccessToken(rec.AccessToken))
 	switch {
 	case chatwoot.Unauthorized(err):
+		m.m.profiles.WithLabelValues("refused").Inc()
 		return rec, ErrRefused
 	case err != nil:
+		m.m.profiles.WithLabelValues("error").Inc()
 		return rec, err
 	case len(p.Accounts) == 0:
 		return rec, ErrNoAccount
@@ -164,6 +173,7 @@ func (m *Manager) readProfile(ctx context.Context, rec store.Feed) (store.Feed, 
 	case p.ID <= 0:
 		return rec, fmt.Errorf("%w: no user id", ErrProfile)
 	}
+	m.m.profiles.WithLabelValues("ok").Inc()
 	rec.UserID, rec.PubsubToken, rec.Accounts = p.ID, p.PubsubToken, nil
 	for _, a := range p.Accounts {
 		if a.ID <= 0 || slices.Contains(rec.Accounts, a.ID) {

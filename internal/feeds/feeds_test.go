@@ -11,6 +11,9 @@ import (
 	"testing"
 	"testing/synctest"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/relayhq/relay/internal/cable"
 	"github.com/relayhq/relay/internal/chatwoot"
 	"github.com/relayhq/relay/internal/fanout"
@@ -208,7 +211,7 @@ func newEnv(t *testing.T) *env {
 		src: &source{profile: chatwoot.Profile{ID: 5, PubsubToken: "pubsub-A", Accounts: []chatwoot.ProfileAccount{{ID: 1}}},
 			convs: []chatwoot.AccountConversation{{ID: 1, InboxID: 2}, {ID: 2, InboxID: 2}}, msgs: map[int64][]int64{}}}
 	e.src.convs[0].Meta.Sender.ID = 7
-	e.m = New(Options{Store: e.st, Source: e.src, Pool: e.pool, Sink: e.sink})
+	e.m = New(Options{Store: e.st, Source: e.src, Pool: e.pool, Sink: e.sink, Registerer: prometheus.NewRegistry()})
 	t.Cleanup(func() { e.m.Close(context.Background()) })
 	f, created, err := e.m.Add(context.Background(), "access-secret")
 	if err != nil || !created || f.UserID != 5 {
@@ -266,6 +269,9 @@ func TestCatchUpFromCursor(t *testing.T) {
 		}
 		if c, _ := e.st.cursor(e.feedID, 1); c != 12 {
 			t.Fatalf("cursor %d after the catch-up, want 12", c)
+		}
+		if r, ok := testutil.ToFloat64(e.m.m.replayed), testutil.ToFloat64(e.m.m.catchups.WithLabelValues("ok")); r != 2 || ok != 2 {
+			t.Errorf("metrics: replayed %v, catch-ups ok %v", r, ok)
 		}
 	})
 }
