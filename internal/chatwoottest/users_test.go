@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 	"testing/synctest"
+	"time"
 )
 
 // userIdentifier is the dashboard's RoomChannel identifier.
@@ -146,5 +147,47 @@ func TestApplicationAPI(t *testing.T) {
 			t.Errorf("another account: %d", st)
 		}
 		_ = ci
+	})
+}
+
+// Every message moves its conversation up the Application API's listing,
+// private notes and activity messages included (Message#set_conversation_activity).
+func TestEveryMessageBumpsLastActivity(t *testing.T) {
+	restBubble(t, Options{}, func(t *testing.T, e *restEnv) {
+		contactSession(t, e, "s-1")
+		contactSession(t, e, "s-2")
+		admin, _ := e.fake.AddUser(UserConfig{Role: RoleAdministrator})
+		order := func() []any {
+			req, _ := http.NewRequest(http.MethodGet, "http://chatwoot/api/v1/accounts/1/conversations?status=all", nil)
+			req.Header.Set("api_access_token", admin.AccessToken)
+			resp, err := e.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body struct {
+				Data struct {
+					Payload []struct {
+						ID any `json:"id"`
+					} `json:"payload"`
+				} `json:"data"`
+			}
+			json.NewDecoder(resp.Body).Decode(&body)
+			var ids []any
+			for _, c := range body.Data.Payload {
+				ids = append(ids, c.ID)
+			}
+			return ids
+		}
+		time.Sleep(time.Second)
+		e.fake.AgentNote(1, 1, "note")
+		if got := order(); len(got) != 2 || got[0] != float64(1) {
+			t.Fatalf("after a note in conversation 1: %v", got)
+		}
+		time.Sleep(time.Second)
+		e.fake.ResolveConversation(1, 2) // an activity message
+		if got := order(); got[0] != float64(2) {
+			t.Fatalf("after resolving conversation 2: %v", got)
+		}
 	})
 }
