@@ -49,11 +49,23 @@ func (m *Manager) Lost(subID string) {
 		s.clean = false
 		s.gen++
 	}
+	if upTo > 0 && m.ctx.Err() == nil {
+		m.wg.Add(1) // under mu and before Close cancels: never concurrent with its Wait
+		go m.writeCursor(s, upTo)
+	}
 	m.mu.Unlock()
-	if upTo > 0 {
-		if err := m.advance(m.ctx, s, upTo); err != nil {
-			m.log.Warn("feed cursor not written", "feed", s.FeedID, "account", s.AccountID, "err", err)
-		}
+}
+
+// storeTimeout bounds a cursor write made apart from a catch-up.
+const storeTimeout = 10 * time.Second
+
+// writeCursor writes a cursor without holding up the pool's callback.
+func (m *Manager) writeCursor(s *Sub, upTo int64) {
+	defer m.wg.Done()
+	ctx, cancel := context.WithTimeout(m.ctx, storeTimeout)
+	defer cancel()
+	if err := m.advance(ctx, s, upTo); err != nil {
+		m.log.Warn("feed cursor not written", "feed", s.FeedID, "account", s.AccountID, "err", err)
 	}
 }
 

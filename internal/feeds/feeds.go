@@ -365,7 +365,9 @@ func (m *Manager) Verify(ctx context.Context, _ string, meta any) (cable.Verdict
 // Close stops the catch-ups and writes the cursors of the subscriptions
 // that are caught up.
 func (m *Manager) Close(ctx context.Context) error {
-	m.cancel()
+	m.mu.Lock()
+	m.cancel() // under mu: goroutines are added under mu while not cancelled
+	m.mu.Unlock()
 	m.wg.Wait()
 	m.mu.Lock()
 	var clean []*Sub
