@@ -36,15 +36,15 @@ func (m *Manager) Confirmed(subID string) { m.dirty(subID) }
 func (m *Manager) Gap(subID string) { m.dirty(subID) }
 
 // Lost notes that a feed subscription's connection went away. If it was
-// caught up, every live event up to the highest seen is in NATS: its cursor
-// moves there.
+// caught up, every live message up to the highest that settled is in NATS:
+// its cursor moves there (see settleAfter).
 func (m *Manager) Lost(subID string) {
 	m.mu.Lock()
 	s := m.subs[subID]
 	var upTo int64
 	if s != nil {
 		if s.clean {
-			upTo = s.liveMax
+			upTo = s.live.settle(time.Now())
 		}
 		s.clean = false
 		s.gen++
@@ -79,8 +79,8 @@ func (m *Manager) Published(subID string, r fanout.Route) {
 		return
 	}
 	m.mu.Lock()
-	if s := m.subs[subID]; s != nil && id > s.liveMax {
-		s.liveMax = id
+	if s := m.subs[subID]; s != nil {
+		s.live.add(id, time.Now())
 	}
 	m.mu.Unlock()
 }
@@ -186,11 +186,8 @@ func (m *Manager) catchUp(ctx context.Context, s *Sub) error {
 	if err := r.wait(ctx); err != nil {
 		return err
 	}
-	m.mu.Lock()
-	upTo := max(r.upTo, s.liveMax)
-	m.mu.Unlock()
 	m.log.Debug("feed caught up", "feed", s.FeedID, "account", s.AccountID, "replayed", r.sent)
-	return m.advance(ctx, s, upTo)
+	return m.advance(ctx, s, r.upTo)
 }
 
 // newestMessage is the highest message id of the most recently active

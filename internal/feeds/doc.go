@@ -18,11 +18,13 @@
 // Cursors: each (feed, account) keeps the highest message id known to be in
 // NATS. Message ids are global and grow, so "messages after the cursor" of
 // every conversation active since is exactly what was missed. The cursor
-// is written when a catch-up has published everything it read, and when a
-// subscription that was caught up and had no gap loses its connection (or
-// the relay stops): then every live event up to the highest seen is in
-// NATS. A relay that dies between two writes replays a little more on its
-// next start; the dedup keys drop the copies.
+// is written when a catch-up has published everything it read (up to the
+// newest message it read), and when a subscription that was caught up and
+// had no gap loses its connection (or the relay stops): then it moves to
+// the newest live message that has been in NATS for settleAfter, since
+// Chatwoot may deliver two broadcasts out of order. A relay that dies
+// between two writes replays a little more on its next start; the dedup
+// keys drop the copies.
 //
 // A feed's first confirm sets the cursor to the newest message of the
 // account without replaying history: a feed starts when it is added.

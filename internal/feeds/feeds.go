@@ -107,7 +107,7 @@ type Sub struct {
 	// Guarded by Manager.mu.
 	clean    bool   // caught up since the last confirm, and no gap since
 	gen      uint64 // bumped by every confirm, loss and gap
-	liveMax  int64  // highest message id of a live event in NATS
+	live     live   // live messages in NATS
 	catching bool   // a catch-up runs
 	again    bool   // another catch-up is wanted when it ends
 }
@@ -370,16 +370,16 @@ func (m *Manager) Close(ctx context.Context) error {
 	m.mu.Unlock()
 	m.wg.Wait()
 	m.mu.Lock()
-	var clean []*Sub
+	upTo := map[*Sub]int64{}
 	for _, s := range m.subs {
-		if s.clean && s.liveMax > 0 {
-			clean = append(clean, s)
+		if id := s.live.settle(time.Now()); s.clean && id > 0 {
+			upTo[s] = id
 		}
 	}
 	m.mu.Unlock()
 	var errs []error
-	for _, s := range clean {
-		errs = append(errs, m.advance(ctx, s, s.liveMax))
+	for s, id := range upTo {
+		errs = append(errs, m.advance(ctx, s, id))
 	}
 	return errors.Join(errs...)
 }

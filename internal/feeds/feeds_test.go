@@ -381,3 +381,24 @@ func TestSyncFollowsTheStore(t *testing.T) {
 		t.Fatalf("after another replica's delete: %v", got)
 	}
 }
+
+// A lost connection moves the cursor to the live messages that settled,
+// not past a younger one whose predecessor may still be on its way.
+func TestLostWritesSettledCursor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t)
+		e.m.Confirmed(e.subID())
+		synctest.Wait() // baseline 0, caught up
+		live := func(id int64) {
+			e.m.Published(e.subID(), fanout.Route{Kind: fanout.KindMessage, MessageID: fmt.Sprint(id)})
+		}
+		live(20)
+		sleep(context.Background(), settleAfter)
+		live(22) // 21 may still come
+		e.m.Lost(e.subID())
+		synctest.Wait()
+		if c, _ := e.st.cursor(e.feedID, 1); c != 20 {
+			t.Fatalf("cursor %d after the loss, want 20 (22 has not settled)", c)
+		}
+	})
+}
