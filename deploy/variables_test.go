@@ -53,7 +53,7 @@ var (
 	secretValues = map[string]string{
 		"RELAY_API_TOKENS": "secrets.apiTokens={t1}", "RELAY_INBOX_HMAC_TOKENS": "secrets.inboxHmacTokens.inbox=h",
 		"RELAY_NATS_PASSWORD": "secrets.natsPassword=p", "RELAY_NATS_TOKEN": "secrets.natsToken=t",
-		"RELAY_REDIS_URL": "secrets.redisUrl=redis://r:6379",
+		"RELAY_REDIS_URL": "secrets.redisUrl=redis://r:6379", "RELAY_ACCOUNT_FEEDS": "secrets.accountFeeds={f1}",
 	}
 	fileValues = map[string]string{
 		"RELAY_API_TOKENS_FILE": "secrets.apiTokensFile=x", "RELAY_NATS_CREDS_FILE": "secrets.natsCreds=x",

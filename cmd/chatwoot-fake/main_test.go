@@ -242,3 +242,23 @@ func TestHMACSetupStaysOffStdout(t *testing.T) {
 		}
 	}
 }
+
+// The setup names an administrator whose access token the Application API
+// takes: what an account feed needs.
+func TestSetupHasAFeedUser(t *testing.T) {
+	base := startRun(t, "-contacts", "1", "-seed", "3")
+	var s setup
+	if code := call(t, "GET", base+"/fake/setup", "", &s); code != 200 || len(s.Users) != 1 || s.Users[0].Role != "administrator" {
+		t.Fatalf("setup: %d %+v", code, s.Users)
+	}
+	req, _ := http.NewRequest("GET", base+"/api/v1/profile", nil)
+	req.Header.Set("api_access_token", s.Users[0].AccessToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("profile with the setup's access token: %d", resp.StatusCode)
+	}
+}

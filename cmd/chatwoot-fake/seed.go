@@ -16,6 +16,16 @@ type setup struct {
 	RelayEnv    map[string]string `json:"relay_env"`
 	Inboxes     []inboxInfo       `json:"inboxes"`
 	Contacts    []contactInfo     `json:"contacts"`
+	// Users holds the administrator of account 1, whose access token makes
+	// an account feed (RELAY_ACCOUNT_FEEDS or POST /v1/feeds).
+	Users []userInfo `json:"users"`
+}
+
+type userInfo struct {
+	ID          int64  `json:"id"`
+	AccountID   int64  `json:"account_id"`
+	Role        string `json:"role"`
+	AccessToken string `json:"access_token"`
 }
 
 type inboxInfo struct {
@@ -63,6 +73,11 @@ func seed(fake *chatwoottest.Server, o options, chatwootURL string) (*setup, err
 	if o.hmac {
 		s.RelayEnv["RELAY_INBOX_HMAC_TOKENS"] = strings.Join(hmacTokens, ",")
 	}
+	admin, err := fake.AddUser(chatwoottest.UserConfig{Name: "Fake Admin", Role: chatwoottest.RoleAdministrator})
+	if err != nil {
+		return nil, err
+	}
+	s.Users = append(s.Users, userInfo{admin.ID, admin.AccountID, admin.Role, admin.AccessToken})
 	return s, nil
 }
 
@@ -121,4 +136,7 @@ func printSetup(w io.Writer, s *setup, withControl bool) {
 		fmt.Fprintf(w, "  %s  %s  hmac_mandatory=%t\n", in.Identifier, in.Name, in.HMACMandatory)
 	}
 	fmt.Fprintf(w, "%d seeded contacts\n", len(s.Contacts))
+	if withControl {
+		fmt.Fprintf(w, "account feed of the administrator (every event of account 1):\n  RELAY_ACCOUNT_FEEDS=$(curl -s %s/fake/setup | jq -r '.users[0].access_token')\n", s.ChatwootURL)
+	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/relayhq/relay/internal/catchup"
 	"github.com/relayhq/relay/internal/chatwoot"
 	"github.com/relayhq/relay/internal/fanout"
+	"github.com/relayhq/relay/internal/feeds"
 	"github.com/relayhq/relay/internal/natsserver"
 	"github.com/relayhq/relay/internal/registry"
 	"github.com/relayhq/relay/internal/store"
@@ -48,12 +49,17 @@ type app struct {
 	registry *registry.Registry
 	catchup  *catchup.Catchup
 	pool     *cable.Pool
-	echoes   *api.EchoTracker
-	http     *http.Server
-	httpAddr net.Addr
-	pprof    *http.Server // nil unless RELAY_PPROF_ADDR
-	static   *staticSubscriptions
-	tokens   []api.Token // from RELAY_API_TOKENS_FILE
+	feeds    *feeds.Manager
+	// stopFeeds ends the adding of RELAY_ACCOUNT_FEEDS; feedsDone closes
+	// when it returned. Nil without configured feeds.
+	stopFeeds context.CancelFunc
+	feedsDone chan struct{}
+	echoes    *api.EchoTracker
+	http      *http.Server
+	httpAddr  net.Addr
+	pprof     *http.Server // nil unless RELAY_PPROF_ADDR
+	static    *staticSubscriptions
+	tokens    []api.Token // from RELAY_API_TOKENS_FILE
 
 	webhooks        *webhook.Manager // nil in core NATS mode
 	webhookNATS     *nats.Conn
@@ -75,8 +81,8 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (a *app, err error
 		}
 	}()
 	steps := []func(context.Context) error{
-		a.readTokens, a.openStore, a.startNATS, a.openFanout, a.startWebhooks, a.newClient, a.newCatchup, a.newPool, a.serveHTTP, a.serveMetrics, a.servePprof,
-		a.loadSubscriptions,
+		a.readTokens, a.openStore, a.startNATS, a.openFanout, a.startWebhooks, a.newClient, a.newCatchup, a.newPool, a.newFeeds, a.serveHTTP, a.serveMetrics, a.servePprof,
+		a.loadSubscriptions, a.loadFeeds,
 	}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
@@ -242,7 +248,7 @@ func (a *app) newPool(context.Context) error {
 		ConfirmTimeout: c.CableConfirmTimeout, VerifyAfter: c.CableVerifyAfter,
 		ParkAfter: c.CableParkAfter, ParkInterval: c.CableParkInterval,
 		PresenceInterval: c.CablePresenceInterval, ReadLimit: c.CableReadLimit,
-		Handler: a.deliver, OnState: a.onState, Verifier: a.registry.Verifier(a.client),
+		Handler: a.deliver, OnState: a.onState, Verifier: a.verifier(a.registry.Verifier(a.client)),
 		Logger: a.log.With("component", "cable"), Registerer: a.metrics,
 	})
 	if err != nil {
@@ -278,7 +284,7 @@ func (a *app) serveHTTP(context.Context) error {
 		metrics = a.metricsHandler()
 	}
 	srv, err := api.New(api.Options{
-		Registry: a.registry, Chatwoot: a.client, Store: a.store, APITokens: a.cfg.APITokens, Tokens: a.tokens,
+		Registry: a.registry, Feeds: a.feeds, Chatwoot: a.client, Store: a.store, APITokens: a.cfg.APITokens, Tokens: a.tokens,
 		InboxHMACTokens: a.cfg.InboxHMACTokens, MaxMultipartBytes: a.cfg.MultipartLimit, Echoes: a.echoes,
 		Ready: a.ready, Metrics: metrics, Logger: a.log.With("component", "api"), Registerer: a.metrics,
 		MaxConcurrent: a.cfg.HTTPMaxConcurrent, BodyReadTimeout: a.cfg.HTTPBodyTimeout,
@@ -414,6 +420,10 @@ func (a *app) watchReload(ctx context.Context) {
 
 // deliver hands one broadcast to the fan-out.
 func (a *app) deliver(d cable.Delivery) {
+	if s := feeds.SubOf(d.Meta); s != nil {
+		a.deliverFeed(d, s)
+		return
+	}
 	ev := fanout.Event{SubID: d.ID, Message: d.Message, ReceivedAt: d.ReceivedAt}
 	if m := registry.MetaOf(d.Meta); m != nil {
 		ev.Hints = m.Hints()
@@ -424,6 +434,7 @@ func (a *app) deliver(d cable.Delivery) {
 // observe sees every routed event as it arrives: it learns ids for the
 // registry and releases callers waiting for their message's echo.
 func (a *app) observe(subID string, r fanout.Route) {
+	a.feeds.Learn(r)
 	if r.Replayed {
 		return
 	}
@@ -441,12 +452,20 @@ func (a *app) observe(subID string, r fanout.Route) {
 // cursors move past it, or a relay dying with events still buffered would
 // skip them on its next catch-up.
 func (a *app) published(subID string, r fanout.Route) {
+	if a.feeds.Owns(subID) {
+		a.feeds.Published(subID, r)
+		return
+	}
 	a.catchup.ObserveLive(subID, r)
 }
 
 // lost hears of a live event the fan-out could not buffer (NATS too slow
 // or away): like a cable gap, it is filled by a catch-up.
 func (a *app) lost(subID string) {
+	if a.feeds.Owns(subID) {
+		a.feeds.Gap(subID)
+		return
+	}
 	if e := a.registry.Entry(subID); e != nil {
 		a.catchup.Gap(e.Meta(), time.Now())
 	}
@@ -458,6 +477,10 @@ func (a *app) drained() { a.catchup.Resume() }
 
 // onState publishes lifecycle events and drives catch-up.
 func (a *app) onState(c cable.StateChange) {
+	if s := feeds.SubOf(c.Meta); s != nil {
+		a.onFeedState(c, s)
+		return
+	}
 	m := registry.MetaOf(c.Meta)
 	ev := fanout.LifecycleEvent{SubscriptionID: c.ID, At: c.At, Reason: c.Reason}
 	if m != nil {
@@ -535,6 +558,7 @@ func (a *app) shutdown() error {
 	if a.pprof != nil {
 		a.pprof.Close()
 	}
+	a.stopFeedsAdding()
 	if a.pool != nil {
 		a.pool.Close()
 	}
@@ -552,6 +576,9 @@ func (a *app) shutdown() error {
 	}
 	if a.catchup != nil {
 		errs = append(errs, a.catchup.Close(ctx))
+	}
+	if a.feeds != nil {
+		errs = append(errs, a.feeds.Close(ctx))
 	}
 	if a.nats != nil {
 		a.nats.Shutdown()

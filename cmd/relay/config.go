@@ -64,6 +64,7 @@ type Config struct {
 	RedisKeyPrefix    string            `env:"REDIS_KEY_PREFIX" envDefault:"relay:" desc:"starts every Redis key, so several deployments share one Redis"`
 	InboxHMACTokens   map[string]string `env:"INBOX_HMAC_TOKENS" envKeyValSeparator:"=" secret:"true" desc:"inbox_identifier=hmac_token,..."`
 	SubscriptionsFile string            `env:"SUBSCRIPTIONS_FILE" desc:"static subscriptions, reloaded on SIGHUP"`
+	AccountFeeds      []string          `env:"ACCOUNT_FEEDS" secret:"true" desc:"comma-separated Chatwoot user access tokens: each becomes an account feed (every event of the user's accounts), added at start"`
 	MaxSubscriptions  int               `env:"MAX_SUBSCRIPTIONS" envDefault:"1000000" desc:"most subscriptions the relay holds; new ones past it are refused (0 = no limit)"`
 
 	CableOrigin           string        `env:"CABLE_ORIGIN" desc:"Origin header for /cable; empty = Chatwoot's origin, '-' = none"`
@@ -180,6 +181,14 @@ func (c *Config) validate(demo bool) error {
 	}
 	if c.NATSBufferBytes <= 0 {
 		bad("NATS_BUFFER_BYTES", "must be positive")
+	}
+	if c.AccountFeeds = trimTokens(c.AccountFeeds); c.AccountFeeds != nil && len(c.AccountFeeds) == 0 {
+		bad("ACCOUNT_FEEDS", "holds separators or spaces but no token")
+	}
+	for i, t := range c.AccountFeeds {
+		if len(t) > 255 || strings.ContainsFunc(t, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+			bad("ACCOUNT_FEEDS", "token %d: want at most 255 printable ASCII characters", i+1)
+		}
 	}
 	if c.RedisURL == "" && c.DataDir == "" {
 		bad("DATA_DIR", "required without REDIS_URL")

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"reflect"
@@ -231,5 +232,31 @@ func TestChatwootURLSecretsNeverShown(t *testing.T) {
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "config", c)
 	if s := regexp.MustCompile(`[a-z]-secret-[0-9]`).FindString(buf.String()); s != "" || !strings.Contains(buf.String(), "chat.example.com") {
 		t.Errorf("log shows %q or lacks the host: %s", s, buf.String())
+	}
+}
+
+// TestConfigAccountFeeds: tokens are trimmed, a list of separators or a
+// malformed token is refused without being shown, and the log redacts them.
+func TestConfigAccountFeeds(t *testing.T) {
+	base := map[string]string{"RELAY_CHATWOOT_URL": "https://chat.example.com"}
+	with := func(v string) (Config, error) {
+		env := maps.Clone(base)
+		env["RELAY_ACCOUNT_FEEDS"] = v
+		return loadConfig(env, false)
+	}
+	c, err := with(" feed-secret-1 ,,feed-secret-2,")
+	if err != nil || !slices.Equal(c.AccountFeeds, []string{"feed-secret-1", "feed-secret-2"}) {
+		t.Fatalf("feeds %q, %v", c.AccountFeeds, err)
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "config", c)
+	if strings.Contains(buf.String(), "feed-secret") {
+		t.Errorf("log shows an access token: %s", buf.String())
+	}
+	for _, bad := range []string{" , ", "feed-secret\x01x", strings.Repeat("feed-secret", 30)} {
+		_, err := with(bad)
+		if err == nil || !strings.Contains(err.Error(), "RELAY_ACCOUNT_FEEDS") || strings.Contains(err.Error(), "feed-secret") {
+			t.Errorf("RELAY_ACCOUNT_FEEDS=%q: %v", bad, err)
+		}
 	}
 }

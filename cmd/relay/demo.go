@@ -20,9 +20,12 @@ import (
 )
 
 // The demo runs the real relay against the fake Chatwoot in this process:
-// contacts are created through the relay's own API proxy (which subscribes
-// them), simulated agents type and reply, the fake drops every websocket
-// once so catch-up shows, and a NATS consumer prints what it receives.
+// an administrator's account feed is added, contacts are created through
+// the relay's own API proxy (which subscribes them), simulated agents type,
+// reply, write a private note and assign a conversation, the fake drops
+// every websocket once so catch-up shows, and a NATS consumer prints what
+// it receives (each event once, though the feed and the contact both see
+// most of them).
 
 const demoContacts = 3
 
@@ -30,6 +33,7 @@ type demo struct {
 	out     io.Writer
 	fake    *chatwoottest.Server
 	inbox   chatwoottest.Inbox
+	admin   chatwoottest.User
 	app     *app
 	http    *http.Client
 	mu      sync.Mutex
@@ -127,6 +131,9 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	defer hook.close()
+	if err := d.addFeed(ctx); err != nil {
+		return err
+	}
 	if err := d.createContacts(ctx); err != nil {
 		return err
 	}
@@ -134,6 +141,22 @@ func (d *demo) run(ctx context.Context) error {
 	nc.Flush()
 	d.summary()
 	hook.summary()
+	return nil
+}
+
+// addFeed adds an administrator's account feed through the relay's API.
+func (d *demo) addFeed(ctx context.Context) error {
+	var err error
+	if d.admin, err = d.fake.AddUser(chatwoottest.UserConfig{Name: "Demo Admin", Role: chatwoottest.RoleAdministrator}); err != nil {
+		return err
+	}
+	var feed struct {
+		ID string `json:"id"`
+	}
+	if err := d.post(ctx, d.app.httpURL()+"/v1/feeds", map[string]any{"access_token": d.admin.AccessToken}, &feed); err != nil {
+		return fmt.Errorf("adding the account feed: %w", err)
+	}
+	fmt.Fprintf(d.out, "-- account feed %s: an administrator's token, every event of the account (private notes, assignments) --\n\n", feed.ID)
 	return nil
 }
 
@@ -176,7 +199,7 @@ func (d *demo) post(ctx context.Context, url string, body any, out any) error {
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
 		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(data))
 	}
 	if out == nil {
@@ -203,6 +226,10 @@ func (d *demo) agents(ctx context.Context) {
 			fmt.Fprintf(d.out, "\n-- the fake Chatwoot drops every websocket; the next reply is missed live --\n\n")
 			d.fake.DropAll(false)
 			d.fake.AgentReply(c.account, c.display, fmt.Sprintf("(sent while the relay was disconnected) %s, your parcel left the warehouse.", c.name))
+		case n == 2:
+			d.fake.AgentNote(c.account, c.display, fmt.Sprintf("(private note) %s asked twice; check the carrier.", c.name))
+		case n == 3:
+			d.fake.AssignConversation(c.account, c.display, d.admin.ID)
 		case n == 9:
 			d.fake.ResolveConversation(c.account, c.display)
 		default:
@@ -244,6 +271,9 @@ func (d *demo) print(m *nats.Msg) {
 	mark := ""
 	if replayed {
 		mark = "  [replayed by catch-up]"
+	}
+	if v := m.Header.Get("Chatwoot-Visibility"); v != "" {
+		mark += "  [" + v + ": not for the contact]"
 	}
 	fmt.Fprintf(d.out, "%s  %-58s %s%s\n", time.Now().Format("15:04:05.000"), m.Subject, detail, mark)
 }

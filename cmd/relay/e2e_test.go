@@ -35,8 +35,10 @@ type e2e struct {
 	stopConsume func()
 	// noConsumer starts the relay without the test's consumer.
 	noConsumer bool
-	// logTo, if set, receives the relay's logs (JSON, warnings and up).
-	logTo io.Writer
+	// logTo, if set, receives the relay's logs (JSON, from logLevel:
+	// warnings and up when nil).
+	logTo    io.Writer
+	logLevel slog.Leveler
 }
 
 func newE2E(t *testing.T, extra map[string]string) *e2e {
@@ -77,7 +79,11 @@ func (e *e2e) start() {
 		log = slog.New(slog.NewTextHandler(&testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	if e.logTo != nil {
-		log = slog.New(slog.NewJSONHandler(e.logTo, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		level := e.logLevel
+		if level == nil {
+			level = slog.LevelWarn
+		}
+		log = slog.New(slog.NewJSONHandler(e.logTo, &slog.HandlerOptions{Level: level}))
 	}
 	if e.app, err = start(context.Background(), cfg, log); err != nil {
 		e.t.Fatal(err)
@@ -295,7 +301,8 @@ func TestDemo(t *testing.T) {
 	if err := run(context.Background(), []string{"-demo", "-demo-duration", "5s"}, env, &out, io.Discard); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"message.created", "[replayed by catch-up]", "relay.subscription.confirmed", "received on NATS:", "signature verified", "rejected=0"} {
+	for _, want := range []string{"message.created", "[replayed by catch-up]", "relay.subscription.confirmed", "received on NATS:", "signature verified", "rejected=0",
+		"account feed", "[private: not for the contact]", "assignee.changed"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}

@@ -1,5 +1,7 @@
 // Package api provides the relay's HTTP API: subscription management
-// (/v1/subscriptions), Chatwoot's public client API proxied path for path
+// (/v1/subscriptions), account feeds (/v1/feeds: a Chatwoot user's access
+// token in, the feed out, never the token), Chatwoot's public client API
+// proxied path for path
 // (/public/api/v1/...), health (/healthz, /readyz), metrics and its own
 // OpenAPI document (/openapi.json).
 //

@@ -33,6 +33,8 @@ const (
 type Options struct {
 	// Registry holds the subscriptions.
 	Registry Registry
+	// Feeds holds the account feeds. Nil: /v1/feeds answers 404.
+	Feeds Feeds
 	// Chatwoot is the client every proxied request goes through; it only
 	// ever talks to the configured Chatwoot.
 	Chatwoot *chatwoot.Client
@@ -118,6 +120,9 @@ type Options struct {
 // withDefaults fills zero fields and reports every invalid one at once.
 func (o Options) withDefaults() (Options, error) {
 	var errs []error
+	if o.Feeds == nil {
+		o.Feeds = noFeeds{}
+	}
 	if o.Registry == nil {
 		errs = append(errs, errors.New("api: Registry is required"))
 	}

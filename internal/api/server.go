@@ -90,6 +90,10 @@ func (s *Server) routes() []route {
 		{"POST /v1/webhooks/{id}/test", false, s.testWebhook},
 		{"POST /v1/webhooks/{id}/replay", false, s.replayWebhook},
 		{"GET /v1/webhooks/{id}/deliveries", false, s.webhookDeliveries},
+		{"POST /v1/feeds", false, s.createFeed},
+		{"GET /v1/feeds", false, s.listFeeds},
+		{"GET /v1/feeds/{id}", false, s.getFeed},
+		{"DELETE /v1/feeds/{id}", false, s.deleteFeed},
 	}
 	for _, m := range proxyMethods {
 		rts = append(rts, route{m + " " + proxyPattern, false, s.proxy})

@@ -138,7 +138,21 @@ func (p *Pool) Add(token string, meta any) (string, error) {
 	if !validToken(token) {
 		return "", ErrBadToken
 	}
-	id := SubscriptionID(token)
+	return p.add(SubscriptionID(token), NewIdentifier(token), meta)
+}
+
+// AddUser asks for a user's subscription to one account (a Chatwoot
+// user's pubsub_token with account_id and user_id: what an agent sees in
+// that account), idempotently like Add. It returns the subscription id,
+// UserSubscriptionID(token, accountID).
+func (p *Pool) AddUser(token string, accountID, userID int64, meta any) (string, error) {
+	if !validToken(token) {
+		return "", ErrBadToken
+	}
+	return p.add(UserSubscriptionID(token, accountID), NewUserIdentifier(token, accountID, userID), meta)
+}
+
+func (p *Pool) add(id string, ident Identifier, meta any) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -153,7 +167,7 @@ func (p *Pool) Add(token string, meta any) (string, error) {
 		}
 		return id, nil
 	}
-	s := &sub{id: id, ident: NewIdentifier(token), state: StatePending}
+	s := &sub{id: id, ident: ident, state: StatePending}
 	s.meta.Store(metaBox{meta})
 	p.subs[id] = s
 	p.m.subState[StatePending].Inc()

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 )
 
 // Protocol is the ActionCable subprotocol the client offers and accepts.
@@ -165,6 +166,15 @@ type Identifier struct {
 // NewIdentifier builds the identifier for a pubsub token.
 func NewIdentifier(token string) Identifier {
 	q := quote(`{"channel":"RoomChannel","pubsub_token":` + quote(token) + `}`)
+	return Identifier{Key: q[1 : len(q)-1]}
+}
+
+// NewUserIdentifier builds the identifier of a Chatwoot user's
+// subscription to one account: the dashboard's
+// {"channel":"RoomChannel","pubsub_token":"…","account_id":N,"user_id":M}.
+func NewUserIdentifier(token string, accountID, userID int64) Identifier {
+	q := quote(`{"channel":"RoomChannel","pubsub_token":` + quote(token) +
+		`,"account_id":` + strconv.FormatInt(accountID, 10) + `,"user_id":` + strconv.FormatInt(userID, 10) + `}`)
 	return Identifier{Key: q[1 : len(q)-1]}
 }
 

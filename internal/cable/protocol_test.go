@@ -221,3 +221,18 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestUserIdentifier(t *testing.T) {
+	id := NewUserIdentifier(`tok"1`, 3, 42)
+	var c struct{ Identifier string }
+	if err := json.Unmarshal(id.Subscribe(), &c); err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"channel":"RoomChannel","pubsub_token":"tok\"1","account_id":3,"user_id":42}`; c.Identifier != want {
+		t.Fatalf("identifier %s, want %s", c.Identifier, want)
+	}
+	ids := map[string]bool{SubscriptionID("t"): true, UserSubscriptionID("t", 1): true, UserSubscriptionID("t", 2): true}
+	if len(ids) != 3 || UserSubscriptionID("t", 1) != UserSubscriptionID("t", 1) {
+		t.Errorf("subscription ids not distinct and stable: %v", ids)
+	}
+}

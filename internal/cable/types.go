@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"strconv"
 	"time"
 )
 
@@ -137,5 +138,12 @@ type Info struct {
 // itself never leaves the process.
 func SubscriptionID(token string) string {
 	h := sha256.Sum256([]byte("relay/subscription\x00" + token))
+	return hex.EncodeToString(h[:8])
+}
+
+// UserSubscriptionID is the stable public id of a user's subscription to
+// one account, like SubscriptionID (and never equal to one).
+func UserSubscriptionID(token string, accountID int64) string {
+	h := sha256.Sum256([]byte("relay/feed\x00" + strconv.FormatInt(accountID, 10) + "\x00" + token))
 	return hex.EncodeToString(h[:8])
 }

@@ -18,6 +18,7 @@ const maxRedirects = 5
 // Client calls Chatwoot's public client API. It is safe for concurrent use.
 type Client struct {
 	root    string // escaped scheme://host[/prefix]/public/api/v1
+	origin  string // escaped scheme://host[/prefix]: the Application API's root
 	scheme  string
 	host    string
 	hc      *http.Client
@@ -43,7 +44,7 @@ func New(opts Options) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{
-		root:    base.Scheme + "://" + base.Host + strings.TrimSuffix(base.EscapedPath(), "/") + APIPrefix,
+		origin:  base.Scheme + "://" + base.Host + strings.TrimSuffix(base.EscapedPath(), "/"),
 		scheme:  base.Scheme,
 		host:    base.Host,
 		ua:      o.UserAgent,
@@ -54,6 +55,7 @@ func New(opts Options) (*Client, error) {
 		retry:   retryPolicy{maxAttempts: o.MaxAttempts, base: o.RetryBaseDelay, max: o.RetryMaxDelay},
 		maxBody: o.MaxResponseBytes,
 	}
+	c.root = c.origin + APIPrefix
 	c.hc = c.httpClient(o.HTTPClient)
 	return c, nil
 }
@@ -214,6 +216,9 @@ func (c *Client) observe(rt route, status int, elapsed time.Duration) {
 // URL: the path holds secrets.
 func (c *Client) newHTTPRequest(ctx context.Context, r *request) (*http.Request, error) {
 	target := c.root + r.rt.path
+	if r.rt.app {
+		target = c.origin + r.rt.path
+	}
 	if r.rt.query != "" {
 		target += "?" + r.rt.query
 	}

@@ -51,6 +51,7 @@ type route struct {
 	path    string // escaped, relative to APIPrefix, starts with "/"
 	query   string // raw query without "?"
 	secrets []string
+	app     bool // an Application API route: path is relative to Chatwoot's root
 }
 
 func (r route) name() string { return methodLabel(r.method) + " " + r.tmpl }

@@ -269,7 +269,7 @@ func (m *model) createConversationLocked(ci *contactInbox, custom map[string]any
 	acc.lastDisplay++
 	m.lastID.conversation++
 	cv := &conversation{
-		id: m.lastID.conversation, displayID: acc.lastDisplay, accountID: acc.id, inboxID: ci.inbox.id,
+		acc: acc, id: m.lastID.conversation, displayID: acc.lastDisplay, accountID: acc.id, inboxID: ci.inbox.id,
 		uuid: m.uuid(), ci: ci, status: "open", custom: custom,
 		createdAt: t, updatedAt: t, lastActivityAt: t, waitingSince: t,
 	}
@@ -279,7 +279,7 @@ func (m *model) createConversationLocked(ci *contactInbox, custom map[string]any
 	ci.conversations = append(ci.conversations, cv)
 	m.conversations[convKey{acc.id, cv.displayID}] = cv
 	var ev events
-	ev.add(ci.tokens(), ConversationCreated(cv.data(nil)))
+	ev.add(cv.recipients(), ConversationCreated(cv.data(nil)))
 	return cv, ev
 }
 
@@ -311,9 +311,7 @@ func (m *model) addMessageLocked(cv *conversation, nm newMessage) *message {
 	if msg.msgType == MessageIncoming {
 		cv.incoming = append(cv.incoming, msg)
 	}
-	if !nm.private && nm.msgType != MessageActivity {
-		cv.lastActivityAt = t
-	}
+	cv.lastActivityAt = t // every message, as Message#set_conversation_activity
 	return msg
 }
 
@@ -358,9 +356,10 @@ func (m *model) contactMessageLocked(cv *conversation, content, echoID string, a
 	d := msg.data(nil)
 	d.EchoID = echoID
 	ev.add(msg.tokens(), MessageCreated(d))
+	ev.add([]string{accountStream(cv.accountID)}, ContactUpdated(c.data(), cv.accountID))
 	if cv.waitingSince.IsZero() {
 		cv.waitingSince, cv.updatedAt = msg.createdAt, now()
-		ev.add(cv.ci.tokens(), ConversationUpdated(cv.data(nil)))
+		ev.add(cv.recipients(), ConversationUpdated(cv.data(nil)))
 	}
 	return msg, ev, nil
 }
@@ -371,15 +370,16 @@ func (m *model) setStatusLocked(cv *conversation, status string, performer *agen
 		return nil
 	}
 	cv.status, cv.updatedAt = status, now()
-	if status == "resolved" {
-		m.addMessageLocked(cv, newMessage{
-			msgType: MessageActivity, content: "Conversation was marked resolved by " + actorName(cv, performer),
-		})
-	}
 	var ev events
 	d := cv.data(performer)
-	ev.add(cv.ci.tokens(), ConversationStatusChanged(d))
-	ev.add(cv.ci.tokens(), ConversationUpdated(d))
+	ev.add(cv.recipients(), ConversationStatusChanged(d))
+	ev.add(cv.recipients(), ConversationUpdated(d))
+	if status == "resolved" {
+		act := m.addMessageLocked(cv, newMessage{
+			msgType: MessageActivity, content: "Conversation was marked resolved by " + actorName(cv, performer),
+		})
+		ev.add(act.tokens(), MessageCreated(act.data(nil)))
+	}
 	return ev
 }
 
@@ -409,7 +409,7 @@ func (m *model) agentReplyLocked(cv *conversation, ag *agent, content string, pr
 	}
 	if changed {
 		cv.updatedAt = now()
-		ev.add(cv.ci.tokens(), ConversationUpdated(cv.data(ag)))
+		ev.add(cv.recipients(), ConversationUpdated(cv.data(ag)))
 	}
 	return msg, ev
 }
@@ -420,6 +420,7 @@ func (m *model) updateLastSeenLocked(cv *conversation) events {
 	t := now()
 	cv.contactSeen = t
 	var ev events
+	ev.add(cv.agentTokens(), event(EventConversationRead, cv.data(nil).push(true)))
 	for _, msg := range cv.messages {
 		if msg.msgType == MessageIncoming || msg.private || msg.createdAt.After(t) {
 			continue

@@ -96,6 +96,9 @@ func matchRoute(r *http.Request) (rt route, cable bool) {
 	if p == "/cable" {
 		return route{name: RouteCable}, true
 	}
+	if strings.HasPrefix(p, "/api/v1/") {
+		return matchAppRoute(r.Method, p), false
+	}
 	rest, ok := strings.CutPrefix(p, "/public/api/v1/inboxes/")
 	if !ok {
 		return route{name: RouteNotFound}, false

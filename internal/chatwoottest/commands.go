@@ -96,6 +96,8 @@ type identifierParams struct {
 	channel   string
 	token     string
 	userBlank bool
+	userID    string // raw text of user_id
+	accountID int64
 }
 
 func parseIdentifier(id string) (identifierParams, error) {
@@ -107,6 +109,8 @@ func parseIdentifier(id string) (identifierParams, error) {
 	p.channel, _ = rawString(fields["channel"])
 	p.token, _ = rawString(fields["pubsub_token"])
 	p.userBlank = isBlank(fields["user_id"])
+	p.userID = strings.Trim(string(fields["user_id"]), `"`)
+	json.Unmarshal(fields["account_id"], &p.accountID)
 	return p, nil
 }
 
@@ -171,8 +175,7 @@ func (c *conn) subscribeRoom(id string, p identifierParams) {
 		s.stats.rejects.Add(1)
 		c.enqueue(outFrame{body: newSubscription(c, id, p.token, false).frame("reject_subscription")})
 	case !p.userBlank:
-		s.log.Info("user tokens are not supported; subscription left unconfirmed", "conn", c.id)
-		c.addBroken(id, p.token)
+		c.subscribeUser(id, p)
 	case !known:
 		s.log.Info("could not find contact inbox; subscription left unconfirmed", "conn", c.id, "sub", tokenID(p.token))
 		c.addBroken(id, p.token)

@@ -283,7 +283,7 @@ func (s *Server) AgentTyping(accountID, displayID int64, on, private bool) error
 		return err
 	}
 	var ev events
-	ev.add([]string{cv.ci.token}, ConversationTyping(cv.data(nil), ag.data(), on, private))
+	ev.add(append([]string{cv.ci.token}, cv.agentTokens()...), ConversationTyping(cv.data(nil), ag.data(), on, private))
 	m.mu.Unlock()
 	s.emit(ev)
 	return nil

@@ -31,6 +31,15 @@
 // then broadcasts them, so a message.created echo may reach the socket before
 // the HTTP response is written, as it does with Chatwoot.
 //
+// Users (AddUser: an administrator, or an agent of some inboxes) have an
+// access token for the Application API routes the relay calls (profile,
+// conversations by last activity, messages after an id) and a pubsub token
+// for a RoomChannel identifier with account_id and user_id; such a
+// subscription also streams account_<id> (contact.*). Conversation and
+// message events go to the contact's tokens and to every administrator
+// and member of the inbox, private notes, activity messages, assignments
+// and conversation.read to the users only.
+//
 // Controls for tests: DropAll, DropConn, Disconnect, Stall, RejectToken,
 // AddToken, DeleteContact, agent actions (AgentReply, AgentEditMessage,
 // AgentTyping, ResolveConversation), REST fault injection (SetFault) and a

@@ -25,6 +25,9 @@ const (
 	RouteMessageIndex       = "messages.index"
 	RouteMessageCreate      = "messages.create"
 	RouteMessageUpdate      = "messages.update"
+	RouteProfile            = "profile.show"
+	RouteAppConversations   = "accounts.conversations.index"
+	RouteAppMessages        = "accounts.messages.index"
 	RouteNotFound           = "not_found"
 )
 

@@ -24,6 +24,7 @@ type model struct {
 	conversations map[convKey]*conversation
 	messages      []*message // index id-1, every message ever created
 	agents        map[int64]*agent
+	users         map[string]*agent // by access token
 	lastID        struct{ inbox, contact, contactInbox, conversation, attachment, agent int64 }
 }
 
@@ -38,6 +39,11 @@ type account struct {
 type agent struct {
 	id, accountID int64
 	name, status  string
+	// A user added with AddUser also has tokens and a role; the default
+	// agent has none and receives nothing on the cable.
+	accessToken, pubsubToken string
+	admin                    bool
+	inboxes                  map[int64]bool // inboxes an agent is a member of
 }
 
 type inbox struct {
@@ -68,6 +74,7 @@ type contactInbox struct {
 }
 
 type conversation struct {
+	acc                      *account
 	id, displayID, accountID int64
 	inboxID                  int64
 	formerContactID          int64 // set when the contact was deleted
@@ -114,6 +121,7 @@ func newModel(s *Server, seed uint64) *model {
 		ciByToken:     make(map[string]*contactInbox),
 		conversations: make(map[convKey]*conversation),
 		agents:        make(map[int64]*agent),
+		users:         make(map[string]*agent),
 	}
 	m.mu.Lock()
 	m.addAgentLocked(m.accountLocked(1), "Agent 1", "online")
@@ -276,10 +284,32 @@ func (ci *contactInbox) tokens() []string {
 }
 
 func (msg *message) tokens() []string {
-	if msg.private || msg.msgType == MessageActivity || msg.conv.deleted() {
+	if msg.conv.deleted() {
 		return nil
 	}
-	return msg.conv.ci.tokens()
+	agents := msg.conv.agentTokens()
+	if msg.private || msg.msgType == MessageActivity {
+		return agents
+	}
+	return append(msg.conv.ci.tokens(), agents...)
+}
+
+// recipients is the token set of a conversation event: the contact's
+// tokens, the inbox's members and every administrator.
+func (cv *conversation) recipients() []string {
+	return append(cv.ci.tokens(), cv.agentTokens()...)
+}
+
+// agentTokens are the pubsub tokens of the users who see cv: the
+// administrators of its account and the agents of its inbox.
+func (cv *conversation) agentTokens() []string {
+	var out []string
+	for _, ag := range cv.acc.agents {
+		if ag.pubsubToken != "" && (ag.admin || ag.inboxes[cv.inboxID]) {
+			out = append(out, ag.pubsubToken)
+		}
+	}
+	return out
 }
 
 // Snapshots into payload data (caller holds mu).

@@ -20,6 +20,22 @@ const (
 	EventPresenceUpdate            = "presence.update"
 )
 
+// Event names only users (agents) receive.
+const (
+	EventAssigneeChanged  = "assignee.changed"
+	EventConversationRead = "conversation.read"
+	EventContactUpdated   = "contact.updated"
+)
+
+// ContactUpdated builds contact.updated (account stream): the contact with
+// its account_id.
+func ContactUpdated(c ContactData, accountID int64) []byte {
+	return event(EventContactUpdated, struct {
+		*contactPush
+		AccountID int64 `json:"account_id"`
+	}{c.push(), accountID})
+}
+
 // Message types (Chatwoot sends message_type as an integer).
 const (
 	MessageIncoming = 0

@@ -16,6 +16,9 @@ type subscription struct {
 	account    int64
 	confirmed  bool
 	prefix     []byte // {"identifier":"<escaped identifier>","message":
+	// stream is a user subscription's second stream, account_<id>,
+	// registered and removed with it.
+	stream *subscription
 }
 
 func newSubscription(c *conn, identifier, token string, confirmed bool) *subscription {
@@ -54,13 +57,21 @@ func (t *streamTable) get(token string) []*subscription {
 func (t *streamTable) add(sub *subscription) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	old := t.m[sub.token]
-	t.m[sub.token] = append(old[:len(old):len(old)], sub)
+	for ; sub != nil; sub = sub.stream {
+		old := t.m[sub.token]
+		t.m[sub.token] = append(old[:len(old):len(old)], sub)
+	}
 }
 
 func (t *streamTable) remove(sub *subscription) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	for ; sub != nil; sub = sub.stream {
+		t.removeLocked(sub)
+	}
+}
+
+func (t *streamTable) removeLocked(sub *subscription) {
 	old := t.m[sub.token]
 	i := slices.Index(old, sub)
 	if i < 0 {

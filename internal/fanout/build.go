@@ -18,6 +18,7 @@ const (
 	HeaderSubscription     = "Relay-Subscription"
 	HeaderReceivedAt       = "Relay-Received-At"
 	HeaderReplayed         = "Relay-Replayed"
+	HeaderVisibility       = "Chatwoot-Visibility"
 	receivedAtLayout       = "2006-01-02T15:04:05.000000000Z07:00"
 	itemOverhead       int = 512 // bookkeeping bytes charged per buffered event
 )
@@ -32,12 +33,13 @@ const (
 	hSubscription
 	hReceivedAt
 	hReplayed
+	hVisibility
 	numHeaders
 )
 
 var headerNames = [numHeaders]string{
 	HeaderMsgID, HeaderEvent, HeaderAccount, HeaderInbox, HeaderContact,
-	HeaderConversation, HeaderSubscription, HeaderReceivedAt, HeaderReplayed,
+	HeaderConversation, HeaderSubscription, HeaderReceivedAt, HeaderReplayed, HeaderVisibility,
 }
 
 // item is one event waiting for (or in) publication.
@@ -139,7 +141,7 @@ func (b *builder) build(ev *Event) (*item, Route, error) {
 	it := &item{kind: r.kind}
 	it.msg.Subject = l.subject.of(s)
 	it.msg.Data = body
-	it.fillHeaders(s, &l, ev)
+	it.fillHeaders(s, &l, ev, &r)
 	it.size = int64(len(body) + len(s) + itemOverhead)
 	return it, rt, nil
 }
@@ -208,6 +210,7 @@ func routeOf(s string, l *layout, r *route, replayed bool) Route {
 		MessageType:    r.msgType,
 		Status:         l.status.of(s),
 		Private:        r.private,
+		Visibility:     r.visibility,
 		EchoID:         string(r.echo),
 		DedupKey:       l.key.of(s),
 		MsgID:          l.msgID.of(s),
@@ -215,7 +218,7 @@ func routeOf(s string, l *layout, r *route, replayed bool) Route {
 	}
 }
 
-func (it *item) fillHeaders(s string, l *layout, ev *Event) {
+func (it *item) fillHeaders(s string, l *layout, ev *Event, r *route) {
 	it.hv[hMsgID] = l.msgID.of(s)
 	it.hv[hEvent] = l.event.of(s)
 	it.hv[hAccount] = l.account.of(s)
@@ -227,6 +230,7 @@ func (it *item) fillHeaders(s string, l *layout, ev *Event) {
 	if ev.Replayed {
 		it.hv[hReplayed] = "true"
 	}
+	it.hv[hVisibility] = r.visibility
 	it.setHeaders()
 }
 

@@ -10,7 +10,8 @@
 //	      │          ── route: payload ids first, then Hints, else "_";
 //	      │             every token checked against [A-Za-z0-9_-]
 //	      │          ── Options.Observe(subID, Route)
-//	      │          ── filter: private-note typing is dropped
+//	      │          ── filter: private-note typing is dropped, except
+//	      │             from an account feed (Event.Feed)
 //	      │          ── dedup: bounded in-process window (count + age)
 //	      │          ── redact: "pubsub_token" and contact_inbox "source_id"
 //	      │             values blanked in place
@@ -31,8 +32,13 @@
 //
 // Headers: Nats-Msg-Id (dedup key), Chatwoot-Event, Chatwoot-Account-Id,
 // Chatwoot-Inbox-Id, Chatwoot-Contact-Id, Chatwoot-Conversation-Id,
-// Relay-Subscription, Relay-Received-At (RFC 3339, nanoseconds, UTC) and
-// Relay-Replayed: true on catch-up events.
+// Relay-Subscription, Relay-Received-At (RFC 3339, nanoseconds, UTC),
+// Relay-Replayed: true on catch-up events, and Chatwoot-Visibility on what a
+// contact would not see: "private" (a private note, or an agent typing
+// one), "activity" (message_type 2) or "agent" (events Chatwoot sends to
+// agents only: conversation.read, assignee.changed, contact.*, ...). It
+// depends on the event alone, so the copy a contact token and an account
+// feed both receive is published once with the same headers.
 //
 // Dedup keys (identical for a live event and its replay):
 //

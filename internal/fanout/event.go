@@ -25,6 +25,10 @@ type Event struct {
 	ReceivedAt time.Time
 	// Replayed marks events produced by catch-up through the REST API.
 	Replayed bool
+	// Feed marks events of an account feed (a Chatwoot user's
+	// subscription): what agents see is published, private-note typing
+	// included, instead of being filtered as for contacts.
+	Feed bool
 	// Done, if set, is called once with nil when the event is in NATS
 	// (published, or not needed: a filtered one, or a duplicate whose first
 	// copy is in NATS), and with why when it never will be: ErrBufferFull
@@ -111,6 +115,10 @@ type Route struct {
 	// and the message status (sent, delivered, read, failed) for message events.
 	Status  string
 	Private bool // typing event for a private note
+	// Visibility is the Chatwoot-Visibility header: VisibilityPrivate,
+	// VisibilityActivity, VisibilityAgent, or "" for what a contact of the
+	// conversation sees.
+	Visibility string
 	// EchoID is the echo_id of a message.created that carries one (the
 	// contact's own message coming back), when it is a plain token.
 	EchoID string

@@ -230,7 +230,7 @@ func (f *Fanout) Handle(ev Event) {
 	if f.opts.Observe != nil {
 		f.opts.Observe(ev.SubID, r)
 	}
-	if r.Private {
+	if r.Private && !ev.Feed {
 		f.m.dropped[dropFiltered].Inc()
 		finish(ev.Done, nil)
 		return

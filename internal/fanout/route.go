@@ -57,8 +57,27 @@ type route struct {
 	status  []byte
 	stamp   []byte // updated_at (or timestamp for conversation events), raw text
 	echo    []byte // echo_id of a message.created, when it is a safe token
-	private bool
+	private bool   // typing for a private note
+	// visibility marks what a contact's subscription never carries (see
+	// Visibility); "" for what a contact of the conversation sees.
+	visibility string
 }
+
+// Values of the Chatwoot-Visibility header: what a contact would not see.
+const (
+	// VisibilityPrivate: a private note, or an agent typing one.
+	VisibilityPrivate = "private"
+	// VisibilityActivity: an activity message (message_type 2: "assigned
+	// to", "resolved by", ...).
+	VisibilityActivity = "activity"
+	// VisibilityAgent: an event Chatwoot sends to agents only
+	// (conversation.read, assignee.changed, contact.*, notification.*, ...).
+	VisibilityAgent = "agent"
+)
+
+// agentOnlyConversationEvents are the conversation.* events contacts never
+// receive (chatwoot-protocol.md §3.2).
+var agentOnlyConversationEvents = []string{"conversation.read", "conversation.mentioned", "conversation.contact_changed"}
 
 // resolveRoute applies the routing rules: payload first, then hints, then Unknown.
 func resolveRoute(f *fields, h Hints, r *route) error {
@@ -80,14 +99,47 @@ func resolveRoute(f *fields, h Hints, r *route) error {
 	if r.kind == KindMessage {
 		r.msgType = parseMessageType(f[slotMessageType])
 	}
-	if r.contact, err = pickContact(f, h, r.msgType); err != nil {
+	if hasPrefix(ev.raw, "contact.") {
+		r.contact, err = pick(f, h.ContactID, "id", slotID) // the contact itself
+	} else {
+		r.contact, err = pickContact(f, h, r.msgType)
+	}
+	if err != nil {
 		return err
 	}
 	if r.conv, err = pickConversation(f, r.kind); err != nil {
 		return err
 	}
 	r.details(f)
+	r.visibility = visibilityOf(f, r)
 	return nil
+}
+
+// visibilityOf tells what a contact would not see, from the event alone,
+// so every copy of an event (contact token or account feed) gets the same.
+func visibilityOf(f *fields, r *route) string {
+	switch r.kind {
+	case KindMessage:
+		if p := f[slotMsgPrivate]; p.kind == kindBool && string(p.raw) == "true" {
+			return VisibilityPrivate
+		}
+		if r.msgType == MessageActivity {
+			return VisibilityActivity
+		}
+	case KindTyping:
+		if r.private {
+			return VisibilityPrivate
+		}
+	case KindConversation:
+		for _, e := range agentOnlyConversationEvents {
+			if string(r.event) == e {
+				return VisibilityAgent
+			}
+		}
+	case KindOther:
+		return VisibilityAgent
+	}
+	return ""
 }
 
 // details fills the fields used for dedup, filtering and observation.

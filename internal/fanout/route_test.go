@@ -133,6 +133,9 @@ func checkHeaders(t *testing.T, it *item, r Route) {
 		HeaderSubscription: "sub-1",
 		HeaderReceivedAt:   "2026-11-21T08:13:01.962000123Z",
 	}
+	if r.Visibility != "" {
+		want[HeaderVisibility] = r.Visibility
+	}
 	if len(it.msg.Header) != len(want) {
 		t.Errorf("headers = %v, want %d of them", it.msg.Header, len(want))
 	}

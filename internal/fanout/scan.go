@@ -39,6 +39,7 @@ const (
 	slotConvCIContact              // data.conversation.contact_inbox.contact_id
 	slotConvMetaSender             // data.conversation.meta.sender.id
 	slotEchoID                     // data.echo_id (a contact's own message, echoed)
+	slotMsgPrivate                 // data.private (a message that is a private note)
 	numSlots
 	noSlot slot = -1
 )
@@ -148,6 +149,7 @@ var rootNode = node{
 		"sender_type":     leaf(slotSenderType),
 		"sender_id":       leaf(slotSenderID),
 		"echo_id":         leaf(slotEchoID),
+		"private":         leaf(slotMsgPrivate),
 		"contact_inbox":   sub(node{"contact_id": leaf(slotCIContact), "inbox_id": leaf(slotCIInbox)}),
 		"meta":            sub(node{"sender": sub(senderNode(slotMetaSender))}),
 		"sender":          sub(node{"id": leaf(slotSenderObjID), "type": leaf(slotSenderObjType)}),

@@ -36,6 +36,7 @@ var slotPaths = map[slot][]string{
 	slotConvCIContact:  {"data", "conversation", "contact_inbox", "contact_id"},
 	slotConvMetaSender: {"data", "conversation", "meta", "sender", "id"},
 	slotEchoID:         {"data", "echo_id"},
+	slotMsgPrivate:     {"data", "private"},
 }
 
 func TestSlotPathsComplete(t *testing.T) {

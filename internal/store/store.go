@@ -35,6 +35,7 @@ type Store interface {
 	Idempotency
 	Leases
 	Webhooks
+	Feeds
 	// Ping reports whether the backing storage is reachable (readiness).
 	Ping(ctx context.Context) error
 	// Close releases the store. It is safe to call more than once; other

@@ -122,3 +122,15 @@ func TestIdempotencyStateString(t *testing.T) {
 		}
 	}
 }
+
+func TestFeedRedactsCredentials(t *testing.T) {
+	f := store.Feed{ID: "f1", AccessToken: "access-secret", PubsubToken: "pubsub-secret"}
+	var sb strings.Builder
+	slog.New(slog.NewJSONHandler(&sb, nil)).Info("x", "feed", f)
+	out := sb.String() + fmt.Sprintf("%v %+v %#v %s", f, f, f, f)
+	for _, secret := range []string{"access-secret", "pubsub-secret"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("%s leaked: %s", secret, out)
+		}
+	}
+}

@@ -67,6 +67,7 @@ reads from a file.
 {{- define "relay.credentials" -}}
 - {name: apiTokens, env: RELAY_API_TOKENS, key: api-tokens}
 - {name: apiTokensFile, env: RELAY_API_TOKENS_FILE, key: api-tokens-file, file: tokens.jsonl}
+- {name: accountFeeds, env: RELAY_ACCOUNT_FEEDS, key: account-feeds}
 - {name: inboxHmacTokens, env: RELAY_INBOX_HMAC_TOKENS, key: inbox-hmac-tokens}
 - {name: natsPassword, env: RELAY_NATS_PASSWORD, key: nats-password}
 - {name: natsToken, env: RELAY_NATS_TOKEN, key: nats-token}
@@ -78,7 +79,7 @@ reads from a file.
 
 {{/* relay.secretEnvNames: the variables that hold a credential themselves. */}}
 {{- define "relay.secretEnvNames" -}}
-RELAY_API_TOKENS RELAY_INBOX_HMAC_TOKENS RELAY_NATS_PASSWORD RELAY_NATS_TOKEN RELAY_REDIS_URL
+RELAY_API_TOKENS RELAY_INBOX_HMAC_TOKENS RELAY_NATS_PASSWORD RELAY_NATS_TOKEN RELAY_REDIS_URL RELAY_ACCOUNT_FEEDS
 {{- end }}
 
 {{/*
@@ -88,7 +89,7 @@ stored in the chart's Secret ("" when unset). Args: (list $ name).
 {{- define "relay.secretValue" -}}
 {{- $root := index . 0 }}{{ $name := index . 1 }}
 {{- $v := index $root.Values.secrets $name }}
-{{- if eq $name "apiTokens" }}
+{{- if or (eq $name "apiTokens") (eq $name "accountFeeds") }}
 {{- join "," (default list $v) }}
 {{- else if eq $name "inboxHmacTokens" }}
 {{- $pairs := list }}

@@ -44,7 +44,8 @@ var (
 	bucketLeases        = []byte("leases")
 	bucketMembers       = []byte("members")
 	bucketWebhooks      = []byte("webhooks")
-	allBuckets          = [][]byte{bucketMeta, bucketSubscriptions, bucketCursors, bucketIdempotency, bucketLeases, bucketMembers, bucketWebhooks}
+	bucketFeeds         = []byte("feeds")
+	allBuckets          = [][]byte{bucketMeta, bucketSubscriptions, bucketCursors, bucketIdempotency, bucketLeases, bucketMembers, bucketWebhooks, bucketFeeds}
 	keyVersion          = []byte("version")
 )
 

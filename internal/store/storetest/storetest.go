@@ -70,6 +70,7 @@ func Run(t *testing.T, open func(t *testing.T) *Backend) {
 		{"MembershipExpiry", testMembershipExpiry},
 		{"Webhooks", testWebhooks},
 		{"WebhookInvalid", testWebhookInvalid},
+		{"FeedLifecycle", testFeedLifecycle},
 		{"Persistence", testPersistence},
 		{"PingAndClose", testPingAndClose},
 		{"CanceledContext", testCanceledContext},
