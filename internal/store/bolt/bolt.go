@@ -43,7 +43,8 @@ var (
 	bucketIdempotency   = []byte("idempotency")
 	bucketLeases        = []byte("leases")
 	bucketMembers       = []byte("members")
-	allBuckets          = [][]byte{bucketMeta, bucketSubscriptions, bucketCursors, bucketIdempotency, bucketLeases, bucketMembers}
+	bucketFences        = []byte("lease_fences") // last fencing token per lease name
+	allBuckets          = [][]byte{bucketMeta, bucketSubscriptions, bucketCursors, bucketIdempotency, bucketLeases, bucketMembers, bucketFences}
 	keyVersion          = []byte("version")
 )
 

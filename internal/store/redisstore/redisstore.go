@@ -102,6 +102,8 @@ func (k keys) idem(key string) string    { return string(k) + "idem:" + key }
 func (k keys) lease(name string) string  { return string(k) + "lease:" + name }
 func (k keys) member(name string) string { return string(k) + "member:" + name }
 func (k keys) members() string           { return string(k) + "members" }
+func (k keys) fences() string            { return string(k) + "lease-fences" }
+func (k keys) leaseSince() string        { return string(k) + "lease-since" }
 
 // wrap adds the package prefix and the operation, and maps a closed client to
 // store.ErrClosed.
