@@ -177,6 +177,10 @@ type Leases interface {
 	// returns ErrNotHolder: a holder never deletes a lease granted again
 	// after its own expired.
 	ReleaseHeld(ctx context.Context, l Lease) error
+	// PinSetting records value under name unless a value is recorded
+	// already, and returns the recorded value: deployment-wide settings
+	// that must never change (the bucket count) are checked against it.
+	PinSetting(ctx context.Context, name, value string) (string, error)
 }
 
 // Lease is one grant of a named lease. Token is its fencing token: every

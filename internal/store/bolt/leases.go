@@ -236,3 +236,25 @@ func leaseExpired(v []byte, now time.Time) bool {
 	}
 	return !now.Before(r.ExpiresAt)
 }
+
+// PinSetting implements store.Leases. Settings live in the meta bucket
+// under a "setting:" prefix.
+func (s *Store) PinSetting(ctx context.Context, name, value string) (string, error) {
+	if err := record.Name("setting name", name); err != nil {
+		return "", err
+	}
+	key := []byte("setting:" + name)
+	stored := value
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketMeta)
+		if v := b.Get(key); v != nil {
+			stored = string(v)
+			return nil
+		}
+		return b.Put(key, []byte(value))
+	})
+	if err != nil {
+		return "", fmt.Errorf("store/bolt: setting %s: %w", name, err)
+	}
+	return stored, nil
+}

@@ -165,3 +165,16 @@ func leaseArgs(name, holder string, ttl time.Duration) error {
 	}
 	return record.TTL(ttl)
 }
+
+// PinSetting implements store.Leases: SET NX, then GET.
+func (s *Store) PinSetting(ctx context.Context, name, value string) (string, error) {
+	if err := record.Name("setting name", name); err != nil {
+		return "", err
+	}
+	key := s.keys.setting(name)
+	if err := s.rdb.SetNX(ctx, key, value, 0).Err(); err != nil {
+		return "", wrap("setting "+name, err)
+	}
+	v, err := s.rdb.Get(ctx, key).Result()
+	return v, wrap("setting "+name, err)
+}

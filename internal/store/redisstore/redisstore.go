@@ -95,15 +95,16 @@ func (s *Store) Close() error {
 // keys builds the key layout described in the package doc.
 type keys string
 
-func (k keys) sub(id string) string      { return string(k) + "sub:" + id }
-func (k keys) subs() string              { return string(k) + "subs" }
-func (k keys) cursors(id string) string  { return string(k) + "cur:" + id }
-func (k keys) idem(key string) string    { return string(k) + "idem:" + key }
-func (k keys) lease(name string) string  { return string(k) + "lease:" + name }
-func (k keys) member(name string) string { return string(k) + "member:" + name }
-func (k keys) members() string           { return string(k) + "members" }
-func (k keys) fences() string            { return string(k) + "lease-fences" }
-func (k keys) leaseSince() string        { return string(k) + "lease-since" }
+func (k keys) sub(id string) string       { return string(k) + "sub:" + id }
+func (k keys) subs() string               { return string(k) + "subs" }
+func (k keys) cursors(id string) string   { return string(k) + "cur:" + id }
+func (k keys) idem(key string) string     { return string(k) + "idem:" + key }
+func (k keys) lease(name string) string   { return string(k) + "lease:" + name }
+func (k keys) member(name string) string  { return string(k) + "member:" + name }
+func (k keys) members() string            { return string(k) + "members" }
+func (k keys) fences() string             { return string(k) + "lease-fences" }
+func (k keys) leaseSince() string         { return string(k) + "lease-since" }
+func (k keys) setting(name string) string { return string(k) + "setting:" + name }
 
 // wrap adds the package prefix and the operation, and maps a closed client to
 // store.ErrClosed.

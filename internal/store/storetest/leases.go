@@ -317,3 +317,21 @@ func testLeaseClaimConcurrent(t *testing.T, b *Backend) {
 		}
 	}
 }
+
+// testPinSetting: the first value recorded stays; later ones read it back.
+func testPinSetting(t *testing.T, b *Backend) {
+	s := b.Store
+	got, err := s.PinSetting(ctx(t), "buckets", "1024")
+	if err != nil || got != "1024" {
+		t.Fatalf("first PinSetting = %q, %v", got, err)
+	}
+	got, err = s.PinSetting(ctx(t), "buckets", "512")
+	if err != nil || got != "1024" {
+		t.Fatalf("second PinSetting = %q, %v; want the recorded 1024", got, err)
+	}
+	if got, _ := s.PinSetting(ctx(t), "other", "x"); got != "x" {
+		t.Fatalf("settings are not independent: %q", got)
+	}
+	_, err = s.PinSetting(ctx(t), "", "x")
+	wantErr(t, err, store.ErrInvalid, "PinSetting with an empty name")
+}

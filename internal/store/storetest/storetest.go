@@ -69,6 +69,7 @@ func Run(t *testing.T, open func(t *testing.T) *Backend) {
 		{"LeaseFencing", testLeaseFencing},
 		{"LeaseFencingExpiry", testLeaseFencingExpiry},
 		{"LeaseClaimConcurrent", testLeaseClaimConcurrent},
+		{"PinSetting", testPinSetting},
 		{"Membership", testMembership},
 		{"MembershipExpiry", testMembershipExpiry},
 		{"Persistence", testPersistence},
