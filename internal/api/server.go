@@ -82,6 +82,7 @@ func (s *Server) routes() []route {
 		{"GET /v1/subscriptions", false, s.listSubscriptions},
 		{"GET /v1/subscriptions/{id}", false, s.getSubscription},
 		{"DELETE /v1/subscriptions/{id}", false, s.deleteSubscription},
+		{"GET /v1/cluster", false, s.getCluster},
 	}
 	for _, m := range proxyMethods {
 		rts = append(rts, route{m + " " + proxyPattern, false, s.proxy})
