@@ -51,7 +51,8 @@ type app struct {
 	httpAddr net.Addr
 	pprof    *http.Server // nil unless RELAY_PPROF_ADDR
 	static   *staticSubscriptions
-	tokens   []api.Token // from RELAY_API_TOKENS_FILE
+	cluster  *clusterMode // nil without Redis
+	tokens   []api.Token  // from RELAY_API_TOKENS_FILE
 
 	metricsHTTP *http.Server // nil unless RELAY_METRICS_ADDR
 	metricsAddr net.Addr
@@ -69,7 +70,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (a *app, err error
 		}
 	}()
 	steps := []func(context.Context) error{
-		a.readTokens, a.openStore, a.startNATS, a.openFanout, a.newClient, a.newCatchup, a.newPool, a.serveHTTP, a.serveMetrics, a.servePprof,
+		a.readTokens, a.openStore, a.startNATS, a.openFanout, a.newClient, a.newCatchup, a.newPool, a.joinCluster, a.serveHTTP, a.serveMetrics, a.servePprof,
 		a.loadSubscriptions,
 	}
 	for _, step := range steps {
@@ -155,7 +156,7 @@ func (a *app) openFanout(context.Context) error {
 		NATS: a.natsConfig(),
 		Core: !c.NATSJetStream,
 		Stream: fanout.JetStreamConfig{Name: c.NATSStream, MaxAge: orUnlimited(c.NATSStreamMaxAge),
-			MaxBytes: c.NATSStreamMaxBytes, Duplicates: c.NATSDupWindow},
+			MaxBytes: c.NATSStreamMaxBytes, Duplicates: c.NATSDupWindow, Replicas: c.NATSStreamReplicas},
 	}, fanout.Options{
 		Prefix: c.NATSSubjectPrefix, ForwardTokens: c.ForwardTokens, ForwardSourceIDs: c.ForwardSourceIDs, BufferBytes: c.NATSBufferBytes,
 		Observe: a.observe, Published: a.published, Lost: a.lost, Drained: a.drained, Logger: a.log.With("component", "fanout"), Registerer: a.metrics,
@@ -276,7 +277,7 @@ func (a *app) serveHTTP(context.Context) error {
 		InboxHMACTokens: a.cfg.InboxHMACTokens, MaxMultipartBytes: a.cfg.MultipartLimit, Echoes: a.echoes,
 		Ready: a.ready, Metrics: metrics, Logger: a.log.With("component", "api"), Registerer: a.metrics,
 		MaxConcurrent: a.cfg.HTTPMaxConcurrent, BodyReadTimeout: a.cfg.HTTPBodyTimeout,
-		UploadReadTimeout: a.cfg.HTTPUploadTimeout,
+		UploadReadTimeout: a.cfg.HTTPUploadTimeout, Cluster: a.clusterAPI(),
 	})
 	if err != nil {
 		return fmt.Errorf("HTTP API: %w", err)
@@ -364,11 +365,18 @@ func (a *app) servePprof(context.Context) error {
 
 // loadSubscriptions resubscribes everything in the store, then the static file.
 func (a *app) loadSubscriptions(ctx context.Context) error {
-	n, err := a.registry.Load(ctx)
-	if err != nil {
-		return fmt.Errorf("loading subscriptions: %w", err)
+	if a.cluster != nil {
+		// Claimed buckets load their own subscriptions.
+		if err := a.cluster.start(); err != nil {
+			return err
+		}
+	} else {
+		n, err := a.registry.Load(ctx)
+		if err != nil {
+			return fmt.Errorf("loading subscriptions: %w", err)
+		}
+		a.log.Info("stored subscriptions restored", "count", n)
 	}
-	a.log.Info("stored subscriptions restored", "count", n)
 	if a.cfg.SubscriptionsFile == "" {
 		return nil
 	}
@@ -469,6 +477,9 @@ func (a *app) onState(c cable.StateChange) {
 	case cable.ChangeRemoved:
 		ev.Event = fanout.SubscriptionRemoved
 		a.catchup.Forget(c.ID)
+		if handedOver(c) {
+			return // another replica subscribes it now
+		}
 	default:
 		return
 	}
@@ -520,6 +531,9 @@ func (a *app) shutdown() error {
 	}
 	if a.pprof != nil {
 		a.pprof.Close()
+	}
+	if a.cluster != nil {
+		a.cluster.stop() // hand the buckets over while the pool can unsubscribe
 	}
 	if a.pool != nil {
 		a.pool.Close()

@@ -287,10 +287,10 @@ func (c *Cluster) claim(ctx context.Context, want []int) {
 	c.cfg.OnAcquire(got)
 }
 
-// drop stops the buckets' subscriptions, forgets them and, when release
-// is set, releases their leases (only while still this grant's).
+// drop forgets the buckets (so nothing subscribes them again), stops
+// their subscriptions and, when release is set, releases their leases
+// (only while still this grant's).
 func (c *Cluster) drop(buckets []int, reason string, release bool) {
-	c.cfg.OnRelease(buckets)
 	c.mu.Lock()
 	leases := make([]store.Lease, 0, len(buckets))
 	for _, b := range buckets {
@@ -298,6 +298,7 @@ func (c *Cluster) drop(buckets []int, reason string, release bool) {
 		delete(c.held, b)
 	}
 	c.mu.Unlock()
+	c.cfg.OnRelease(buckets)
 	c.handedOver(reason, len(buckets))
 	if release {
 		c.release(leases)

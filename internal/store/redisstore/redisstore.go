@@ -123,3 +123,12 @@ func millis(ttl time.Duration) string {
 	ms := (ttl + time.Millisecond - 1) / time.Millisecond
 	return strconv.FormatInt(int64(max(ms, 1)), 10)
 }
+
+// Client returns the store's Redis client, for what shares its connection
+// settings (pub/sub between replicas, shared rate limits). The store keeps
+// owning it.
+func (s *Store) Client() redis.UniversalClient { return s.rdb }
+
+// Key returns name under the store's key prefix, for keys and channels
+// used outside the store.
+func (s *Store) Key(name string) string { return string(s.keys) + name }

@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/relayhq/relay/internal/api"
+	"github.com/relayhq/relay/internal/cable"
+	"github.com/relayhq/relay/internal/cluster"
+	"github.com/relayhq/relay/internal/registry"
+	"github.com/relayhq/relay/internal/store/redisstore"
+)
+
+// Scale-out wiring. With RELAY_REDIS_URL the replicas split the
+// subscriptions by bucket (package cluster): the registry subscribes only
+// owned ones, claimed buckets are loaded from the store, released ones are
+// unsubscribed, and a registration or removal made through a replica that
+// does not own the token is announced on a Redis pub/sub channel so the
+// owner subscribes it at once. Redis pub/sub rather than a NATS subject:
+// ownership already lives in Redis, the channel carries only subscription
+// ids (no consumer of the event stream ever sees it), and it needs no
+// publish permission outside the event subjects.
+
+// noticeChannel is the pub/sub channel of registration notices, under the
+// Redis key prefix.
+const noticeChannel = "subscriptions"
+
+// resyncInterval is how often a member loads its buckets again, for a
+// notice lost while its pub/sub connection was reconnecting.
+const resyncInterval = 5 * time.Minute
+
+// clusterMode is the relay's part in a deployment of several replicas.
+type clusterMode struct {
+	c        *cluster.Cluster
+	rdb      redis.UniversalClient
+	channel  string
+	registry *registry.Registry
+	log      *slog.Logger
+
+	loads   chan map[int]bool // claimed buckets to subscribe
+	notices chan string       // subscription ids to announce
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// joinCluster sets the cluster up with Redis; nothing without it.
+func (a *app) joinCluster(ctx context.Context) error {
+	rs, ok := a.store.(*redisstore.Store)
+	if !ok {
+		return nil
+	}
+	member := a.cfg.ClusterMember
+	if member == "" {
+		member = defaultMember()
+	}
+	m := &clusterMode{rdb: rs.Client(), channel: rs.Key(noticeChannel), registry: a.registry,
+		log: a.log.With("component", "cluster"), loads: make(chan map[int]bool, 64), notices: make(chan string, 65536)}
+	c, err := cluster.New(ctx, cluster.Config{
+		Store: a.store, Member: member, Buckets: a.cfg.ClusterBuckets, TTL: a.cfg.ClusterLeaseTTL, Renew: a.cfg.ClusterRenew,
+		OnAcquire: m.acquired, OnRelease: m.released, Logger: m.log, Registerer: a.metrics,
+	})
+	if err != nil {
+		return err
+	}
+	m.c = c
+	a.registry.SetSharding(registry.Sharding{Owns: c.OwnsID, Elsewhere: m.elsewhere})
+	a.cluster = m
+	m.log.Info("cluster member", "member", member, "buckets", a.cfg.ClusterBuckets)
+	return nil
+}
+
+// defaultMember is the host name (the pod name on Kubernetes) with a
+// random suffix, so a restarted process never renews its predecessor's
+// leases by name.
+func defaultMember() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "relay"
+	}
+	b := make([]byte, 3)
+	rand.Read(b)
+	return host + "-" + hex.EncodeToString(b)
+}
+
+// start subscribes the notices and starts claiming buckets.
+func (m *clusterMode) start() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	ps := m.rdb.Subscribe(ctx, m.channel)
+	if _, err := ps.Receive(ctx); err != nil {
+		cancel()
+		ps.Close()
+		return fmt.Errorf("cluster: subscribing registration notices: %w", err)
+	}
+	m.wg.Add(3)
+	go m.listen(ctx, ps)
+	go m.announce(ctx)
+	go m.load(ctx)
+	m.c.Start()
+	return nil
+}
+
+// stop hands every bucket over (unsubscribing them) and stops.
+func (m *clusterMode) stop() {
+	m.c.Close()
+	m.cancel()
+	m.wg.Wait()
+}
+
+// acquired queues the subscriptions of claimed buckets for loading: the
+// cluster loop must not wait for a scan of the registry.
+func (m *clusterMode) acquired(buckets []int) {
+	set := make(map[int]bool, len(buckets))
+	for _, b := range buckets {
+		set[b] = true
+	}
+	m.loads <- set
+}
+
+// released unsubscribes the buckets' subscriptions before their leases go.
+func (m *clusterMode) released(buckets []int) {
+	set := make(map[int]bool, len(buckets))
+	for _, b := range buckets {
+		set[b] = true
+	}
+	n := m.registry.Unload(func(id string) bool { return set[m.c.BucketOf(id)] })
+	m.log.Info("subscriptions handed over", "buckets", len(buckets), "subscriptions", n)
+}
+
+// load subscribes claimed buckets, merging what queued up into one scan,
+// and every held bucket again every resyncInterval.
+func (m *clusterMode) load(ctx context.Context) {
+	defer m.wg.Done()
+	resync := time.NewTicker(resyncInterval)
+	defer resync.Stop()
+	for {
+		var set map[int]bool
+		select {
+		case <-ctx.Done():
+			return
+		case set = <-m.loads:
+			set = m.merge(set)
+		case <-resync.C:
+		}
+		keep := func(id string) bool { return set == nil || set[m.c.BucketOf(id)] }
+		start := time.Now()
+		n, err := m.registry.LoadOwned(ctx, keep)
+		if err != nil && ctx.Err() == nil {
+			m.log.Error("subscriptions of claimed buckets not all loaded: loaded again at the next resync", "loaded", n, "err", err)
+			continue
+		}
+		m.log.Info("subscriptions of held buckets loaded", "subscriptions", n, "took", time.Since(start).String())
+	}
+}
+
+// merge adds every queued set to set.
+func (m *clusterMode) merge(set map[int]bool) map[int]bool {
+	for {
+		select {
+		case more := <-m.loads:
+			for b := range more {
+				set[b] = true
+			}
+		default:
+			return set
+		}
+	}
+}
+
+// elsewhere queues a notice for the owner of id; with the queue full the
+// notice is dropped (logged) and the owner's resync catches up.
+func (m *clusterMode) elsewhere(id string, removed bool) {
+	select {
+	case m.notices <- id:
+	default:
+		m.log.Warn("registration notice dropped: the owner picks it up at its next resync", "subscription", id)
+	}
+}
+
+// announce publishes queued notices, many per round trip.
+func (m *clusterMode) announce(ctx context.Context) {
+	defer m.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-m.notices:
+			m.publish(ctx, m.batch(id))
+		}
+	}
+}
+
+// batch returns first and up to 999 more queued notices.
+func (m *clusterMode) batch(first string) []string {
+	batch := []string{first}
+	for len(batch) < 1000 {
+		select {
+		case id := <-m.notices:
+			batch = append(batch, id)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+func (m *clusterMode) publish(ctx context.Context, ids []string) {
+	_, err := m.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, id := range ids {
+			p.Publish(ctx, m.channel, id)
+		}
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		m.log.Warn("registration notices not sent: the owners pick them up at their next resync", "notices", len(ids), "err", err)
+	}
+}
+
+// listen refreshes the owned subscriptions other replicas announce.
+func (m *clusterMode) listen(ctx context.Context, ps *redis.PubSub) {
+	defer m.wg.Done()
+	defer ps.Close()
+	ch := ps.Channel()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case msg, ok := <-ch:
+			if !ok {
+				return
+			}
+			id := msg.Payload
+			if !m.c.OwnsID(id) {
+				continue
+			}
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			if err := m.registry.Refresh(rctx, id); err != nil {
+				m.log.Warn("announced subscription not refreshed: picked up at the next resync", "subscription", id, "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// handedOver reports whether a pool state change is a handover of the
+// subscription to another replica rather than its removal.
+func handedOver(c cable.StateChange) bool {
+	e, ok := c.Meta.(*registry.Entry)
+	return ok && e.HandedOver()
+}
+
+// clusterAPI is the cluster as the HTTP API sees it; nil with one replica.
+func (a *app) clusterAPI() api.Cluster {
+	if a.cluster == nil {
+		return nil
+	}
+	return clusterView{a.cluster.c}
+}
+
+type clusterView struct{ c *cluster.Cluster }
+
+func (v clusterView) OwnerOf(ctx context.Context, id string) (string, error) {
+	return v.c.OwnerOf(ctx, id)
+}
+
+func (v clusterView) Status(ctx context.Context) (any, error) { return v.c.Status(ctx) }
