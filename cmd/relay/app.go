@@ -25,6 +25,7 @@ import (
 	"github.com/relayhq/relay/internal/cable"
 	"github.com/relayhq/relay/internal/catchup"
 	"github.com/relayhq/relay/internal/chatwoot"
+	"github.com/relayhq/relay/internal/cluster"
 	"github.com/relayhq/relay/internal/fanout"
 	"github.com/relayhq/relay/internal/natsserver"
 	"github.com/relayhq/relay/internal/registry"
@@ -52,7 +53,9 @@ type app struct {
 	pprof    *http.Server // nil unless RELAY_PPROF_ADDR
 	static   *staticSubscriptions
 	cluster  *clusterMode // nil without Redis
-	tokens   []api.Token  // from RELAY_API_TOKENS_FILE
+	// Deployment-wide limits through Redis; nil without it.
+	subscribeRate, chatwootRate *cluster.SharedRate
+	tokens                      []api.Token // from RELAY_API_TOKENS_FILE
 
 	metricsHTTP *http.Server // nil unless RELAY_METRICS_ADDR
 	metricsAddr net.Addr
@@ -70,7 +73,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (a *app, err error
 		}
 	}()
 	steps := []func(context.Context) error{
-		a.readTokens, a.openStore, a.startNATS, a.openFanout, a.newClient, a.newCatchup, a.newPool, a.joinCluster, a.serveHTTP, a.serveMetrics, a.servePprof,
+		a.readTokens, a.openStore, a.sharedRates, a.startNATS, a.openFanout, a.newClient, a.newCatchup, a.newPool, a.joinCluster, a.serveHTTP, a.serveMetrics, a.servePprof,
 		a.loadSubscriptions,
 	}
 	for _, step := range steps {
@@ -193,7 +196,7 @@ func (a *app) newClient(context.Context) error {
 	var err error
 	a.client, err = chatwoot.New(chatwoot.Options{
 		BaseURL: a.cfg.ChatwootURL, Timeout: a.cfg.ChatwootTimeout, UserAgent: "relay",
-		Limiter: chatwoot.NewLimiter(a.cfg.ChatwootRatePerMinute), Logger: a.log.With("component", "chatwoot"),
+		Limiter: chatwoot.NewLimiter(a.cfg.ChatwootRatePerMinute), SharedLimiter: waiter(a.chatwootRate), Logger: a.log.With("component", "chatwoot"),
 		Registerer: a.metrics,
 	})
 	if err != nil {
@@ -232,7 +235,7 @@ func (a *app) newPool(context.Context) error {
 	}
 	a.pool, err = cable.New(cable.Config{
 		URL: url, Origin: c.CableOrigin, NoOrigin: c.CableOrigin == "-", TLSConfig: tlsConfig,
-		PerConn: c.CablePerConn, SubscribeRate: c.CableSubscribeRate, SubscribeBurst: c.CableSubscribeBurst,
+		PerConn: c.CablePerConn, SubscribeRate: c.CableSubscribeRate, SubscribeBurst: c.CableSubscribeBurst, SharedPace: waiter(a.subscribeRate),
 		StaleAfter: c.CableStaleAfter, BackoffMin: c.CableBackoffMin, BackoffMax: c.CableBackoffMax,
 		ConfirmTimeout: c.CableConfirmTimeout, VerifyAfter: c.CableVerifyAfter,
 		ParkAfter: c.CableParkAfter, ParkInterval: c.CableParkInterval,

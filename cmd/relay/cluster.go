@@ -272,3 +272,46 @@ func (v clusterView) OwnerOf(ctx context.Context, id string) (string, error) {
 }
 
 func (v clusterView) Status(ctx context.Context) (any, error) { return v.c.Status(ctx) }
+
+// sharedRates makes the subscribe pace and the Chatwoot budget limits of
+// the whole deployment when the replicas share Redis: every replica waits
+// on the same GCRA buckets (package cluster's SharedRate). Nothing without
+// Redis: the process's own limiters are the deployment's.
+func (a *app) sharedRates(context.Context) error {
+	rs, ok := a.store.(*redisstore.Store)
+	if !ok {
+		return nil
+	}
+	c := a.cfg
+	members := func() int {
+		if a.cluster == nil {
+			return 1
+		}
+		return a.cluster.c.Members()
+	}
+	log := a.log.With("component", "cluster")
+	a.subscribeRate = cluster.NewSharedRate(rs.Client(), cluster.RateOptions{
+		Key: rs.Key("rate:subscribe"), PerSecond: c.CableSubscribeRate * (1 - sharedMargin), Burst: c.CableSubscribeBurst,
+		Members: members, Logger: log, Registerer: a.metrics, Name: "subscribe",
+	})
+	perSecond := float64(c.ChatwootRatePerMinute) * 0.9 / 60 // the 10 % headroom chatwoot.NewLimiter keeps
+	a.chatwootRate = cluster.NewSharedRate(rs.Client(), cluster.RateOptions{
+		Key: rs.Key("rate:chatwoot"), PerSecond: perSecond, Burst: max(1, int(perSecond/9)),
+		Members: members, Logger: log, Registerer: a.metrics, Name: "chatwoot",
+	})
+	return nil
+}
+
+// sharedMargin keeps the shared subscribe pace 1 % under the configured
+// rate, as the pool's own buckets do, for jitter between Redis granting a
+// subscribe and Chatwoot reading it.
+const sharedMargin = 0.01
+
+// waiter is a deployment-wide rate as the pool and client take it; nil
+// (not a typed nil) without one.
+func waiter(s *cluster.SharedRate) interface{ Wait(context.Context) error } {
+	if s == nil {
+		return nil
+	}
+	return s
+}

@@ -35,6 +35,7 @@ import (
 const (
 	clusterTTL   = 3 * time.Second
 	clusterRenew = time.Second
+	clusterBurst = 5 // RELAY_CABLE_SUBSCRIBE_BURST's default
 )
 
 // startRedisProcess runs redis-server on a free loopback port until the
@@ -350,8 +351,12 @@ func TestClusterScaleOut(t *testing.T) {
 	wg.Wait()
 	want := p.c.created()
 	got := streamIDs(t, p.nats[0].url(), want)
-	t.Logf("agent replies sent: %d; subscribes seen by Chatwoot: %d, most in one second: %d (per-process rate %d)",
-		p.c.sent.Load(), p.subs.Len(), p.subs.MaxInWindow(time.Second), p.rate)
+	peak := p.subs.MaxInWindow(time.Second)
+	t.Logf("agent replies sent: %d; subscribes seen by Chatwoot: %d, most in one second: %d (deployment rate %d/s, burst %d)",
+		p.c.sent.Load(), p.subs.Len(), peak, p.rate, clusterBurst)
+	if peak > p.rate+clusterBurst {
+		t.Errorf("Chatwoot saw %d subscribes in one second, over the deployment's %d/s + burst %d", peak, p.rate, clusterBurst)
+	}
 	compare(t, want, got)
 	for _, r := range p.relays {
 		if r.cmd.ProcessState == nil {
