@@ -10,11 +10,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/relayhq/relay/internal/api"
 	"github.com/relayhq/relay/internal/cable"
 	"github.com/relayhq/relay/internal/cluster"
+	"github.com/relayhq/relay/internal/fanout"
 	"github.com/relayhq/relay/internal/registry"
 	"github.com/relayhq/relay/internal/store/redisstore"
 )
@@ -45,6 +48,7 @@ type clusterMode struct {
 	registry *registry.Registry
 	log      *slog.Logger
 
+	echoes  *nats.Conn        // message.created of every replica, for ?wait=echo
 	loads   chan map[int]bool // claimed buckets to subscribe
 	notices chan string       // subscription ids to announce
 	cancel  context.CancelFunc
@@ -71,9 +75,31 @@ func (a *app) joinCluster(ctx context.Context) error {
 		return err
 	}
 	m.c = c
+	if err := a.echoesFromNATS(m); err != nil {
+		return err
+	}
 	a.registry.SetSharding(registry.Sharding{Owns: c.OwnsID, Elsewhere: m.elsewhere})
 	a.cluster = m
 	m.log.Info("cluster member", "member", member, "buckets", a.cfg.ClusterBuckets)
+	return nil
+}
+
+// echoesFromNATS feeds the echo tracker from the message.created events
+// every replica publishes, so that ?wait=echo answers whichever replica
+// subscribes the contact. Core NATS on its own connection: an echo is
+// only useful while a request waits, and every replica sees every
+// message.created (cheap next to the cable traffic behind it).
+func (a *app) echoesFromNATS(m *clusterMode) error {
+	nc, err := fanout.Connect(a.natsConfig(), a.log.With("component", "echoes"), prometheus.NewRegistry())
+	if err != nil {
+		return fmt.Errorf("NATS for echoes: %w", err)
+	}
+	subject := a.cfg.NATSSubjectPrefix + ".*.*.*.*.message.created"
+	if _, err := nc.Subscribe(subject, func(msg *nats.Msg) { a.echoes.ObserveEvent(msg.Data) }); err != nil {
+		nc.Close()
+		return fmt.Errorf("NATS for echoes: %w", err)
+	}
+	m.echoes = nc
 	return nil
 }
 
@@ -111,8 +137,11 @@ func (m *clusterMode) start() error {
 // stop hands every bucket over (unsubscribing them) and stops.
 func (m *clusterMode) stop() {
 	m.c.Close()
-	m.cancel()
-	m.wg.Wait()
+	if m.cancel != nil { // started
+		m.cancel()
+		m.wg.Wait()
+	}
+	m.echoes.Close()
 }
 
 // acquired queues the subscriptions of claimed buckets for loading: the

@@ -296,6 +296,8 @@ func TestClusterScaleOut(t *testing.T) {
 	t.Logf("all up: buckets balanced %s after the last start: %+v", took, st.Members)
 	p.c.createContacts(p.relays["relay-0"].url, contacts)
 	t.Logf("every token subscribed once %s after the contacts were created", p.settle("contacts subscribed", contacts, "relay-0", "relay-1", "relay-2"))
+	p.echoThroughAnotherReplica()
+	contacts++
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -363,6 +365,58 @@ func TestClusterScaleOut(t *testing.T) {
 			r.stop(syscall.SIGTERM)
 		}
 	}
+}
+
+// echoThroughAnotherReplica registers a contact, reads its owner from
+// GET /v1/subscriptions/{id} and sends a message with ?wait=echo through
+// another replica: the echo reaches it through NATS.
+func (p *clusterProof) echoThroughAnotherReplica() {
+	t := p.t
+	base := "/public/api/v1/inboxes/" + p.c.inbox.Identifier
+	resp, err := http.Post(p.relays["relay-0"].url+base+"/contacts", "application/json", strings.NewReader(`{"name":"Echo"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var contact struct {
+		SourceID string `json:"source_id"`
+	}
+	json.NewDecoder(resp.Body).Decode(&contact)
+	resp.Body.Close()
+	subID := resp.Header.Get("Relay-Subscription")
+	var owner string
+	waitFor(t, 10*time.Second, "the new contact's owner", func() bool {
+		r, err := http.Get(p.relays["relay-0"].url + "/v1/subscriptions/" + subID)
+		if err != nil {
+			return false
+		}
+		defer r.Body.Close()
+		var sub struct {
+			Owner string `json:"owner"`
+			State string `json:"state"`
+		}
+		json.NewDecoder(r.Body).Decode(&sub)
+		owner = sub.Owner
+		return owner != "" && p.relays[owner] != nil
+	})
+	other := "relay-0"
+	if owner == other {
+		other = "relay-1"
+	}
+	via := p.relays[other].url + base + "/contacts/" + contact.SourceID
+	var conv struct {
+		ID int64 `json:"id"`
+	}
+	p.c.post(via+"/conversations", `{}`, &conv)
+	waitFor(t, 10*time.Second, "the contact subscribed by its owner", func() bool { return len(p.tokens.Subscribed()) > 0 && p.allSubscribedOnce(len(p.c.convs)+1) })
+	resp, err = http.Post(fmt.Sprintf("%s/conversations/%d/messages?wait=echo", via, conv.ID), "application/json", strings.NewReader(`{"content":"echo me"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("Relay-Echo"); resp.StatusCode != 200 || got != "received" {
+		t.Fatalf("?wait=echo through %s for a contact %s owns: %d, Relay-Echo %q", other, owner, resp.StatusCode, got)
+	}
+	t.Logf("?wait=echo through %s for a contact owned by %s: received", other, owner)
 }
 
 func without(list []string, drop string) []string {
