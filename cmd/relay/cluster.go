@@ -267,8 +267,8 @@ func (m *clusterMode) listen(ctx context.Context, ps *redis.PubSub) {
 				return
 			}
 			id := msg.Payload
-			if !m.c.OwnsID(id) {
-				continue
+			if !subscriptionIDShape(id) || !m.c.OwnsID(id) {
+				continue // not a notice (anyone with Redis access can publish), or not ours
 			}
 			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			if err := m.registry.Refresh(rctx, id); err != nil {
@@ -343,4 +343,15 @@ func waiter(s *cluster.SharedRate) interface{ Wait(context.Context) error } {
 		return nil
 	}
 	return s
+}
+
+// subscriptionIDShape reports whether v looks like a subscription id (the
+// 16 hex digits cable.SubscriptionID makes): anything else on the notice
+// channel is ignored without touching the store.
+func subscriptionIDShape(v string) bool {
+	if len(v) != 16 {
+		return false
+	}
+	_, err := hex.DecodeString(v)
+	return err == nil
 }
