@@ -170,8 +170,9 @@ func (c *Cluster) run(ctx context.Context) {
 }
 
 // step renews when due (every poll while the store is out of reach, so
-// that a fenced bucket stops as soon as it answers again), reads the members and moves buckets. Each store
-// call is bounded by the renewal interval.
+// that a fenced bucket stops as soon as it answers again), reads the
+// members and moves buckets. Each store call is bounded by the renewal
+// interval.
 func (c *Cluster) step(ctx context.Context) {
 	c.ops.Lock()
 	defer c.ops.Unlock()
@@ -301,14 +302,19 @@ func (c *Cluster) drop(buckets []int, reason string, release bool) {
 	c.cfg.OnRelease(buckets)
 	c.handedOver(reason, len(buckets))
 	if release {
-		c.release(leases)
+		bound := c.cfg.Renew
+		if reason == ReasonShutdown {
+			bound = closeBound
+		}
+		c.release(leases, bound)
 	}
 	c.log.Info("buckets handed over", "buckets", len(buckets), "reason", reason, "held", c.Held())
 }
 
-// release returns leases; one held by someone else now stays theirs.
-func (c *Cluster) release(leases []store.Lease) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Renew)
+// release returns leases within bound; one held by someone else now stays
+// theirs.
+func (c *Cluster) release(leases []store.Lease, bound time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()
 	for _, l := range leases {
 		if err := c.cfg.Store.ReleaseHeld(ctx, l); err != nil && !errors.Is(err, store.ErrNotHolder) {
@@ -318,9 +324,13 @@ func (c *Cluster) release(leases []store.Lease) {
 	}
 }
 
+// closeBound bounds each store call of Close (leaving, releasing): with the
+// store out of reach the leases expire by themselves, and a shutdown must
+// not wait for it.
+const closeBound = 2 * time.Second
+
 // Close leaves the member set and hands every bucket over: the other
-// members claim them as soon as they are released. ctx bounds nothing
-// held: OnRelease must return.
+// members claim them as soon as they are released. OnRelease must return.
 func (c *Cluster) Close() {
 	if c.cancel != nil {
 		c.cancel()
@@ -328,7 +338,7 @@ func (c *Cluster) Close() {
 	}
 	c.ops.Lock()
 	defer c.ops.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Renew)
+	ctx, cancel := context.WithTimeout(context.Background(), closeBound)
 	if err := c.cfg.Store.Leave(ctx, c.cfg.Member); err != nil {
 		c.log.Warn("member not removed: the others see it leave when its heartbeat expires", "err", err)
 	}
