@@ -165,29 +165,78 @@ func (m *clusterMode) released(buckets []int) {
 }
 
 // load subscribes claimed buckets, merging what queued up into one scan,
-// and every held bucket again every resyncInterval.
+// and every held bucket again every resyncInterval. A scan the store
+// interrupts is tried again every loadRetry until it completes: claimed
+// buckets must not wait for the resync (their subscriptions are caught up
+// from the registration time once subscribed).
 func (m *clusterMode) load(ctx context.Context) {
 	defer m.wg.Done()
 	resync := time.NewTicker(resyncInterval)
 	defer resync.Stop()
+	retry := time.NewTimer(loadRetry)
+	retry.Stop()
+	var failed *loadSet // what the last scan did not complete
 	for {
-		var set map[int]bool
+		next := &loadSet{}
 		select {
 		case <-ctx.Done():
 			return
-		case set = <-m.loads:
-			set = m.merge(set)
+		case set := <-m.loads:
+			next.buckets = m.merge(set)
 		case <-resync.C:
+			next.all = true
+		case <-retry.C:
 		}
-		keep := func(id string) bool { return set == nil || set[m.c.BucketOf(id)] }
-		start := time.Now()
-		n, err := m.registry.LoadOwned(ctx, keep)
-		if err != nil && ctx.Err() == nil {
-			m.log.Error("subscriptions of claimed buckets not all loaded: loaded again at the next resync", "loaded", n, "err", err)
+		next.add(failed)
+		if next.empty() {
 			continue
 		}
+		failed = nil
+		if err := m.loadOwned(ctx, next); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failed = next
+			retry.Reset(loadRetry)
+			m.log.Error("subscriptions of held buckets not all loaded: trying again", "err", err)
+		}
+	}
+}
+
+// loadRetry is how soon an interrupted load of claimed buckets is retried.
+const loadRetry = time.Second
+
+// loadSet is what a scan of the registry subscribes: every held bucket,
+// or those listed.
+type loadSet struct {
+	all     bool
+	buckets map[int]bool
+}
+
+func (s *loadSet) empty() bool { return !s.all && len(s.buckets) == 0 }
+
+func (s *loadSet) add(o *loadSet) {
+	if o == nil {
+		return
+	}
+	s.all = s.all || o.all
+	if s.buckets == nil {
+		s.buckets = map[int]bool{}
+	}
+	for b := range o.buckets {
+		s.buckets[b] = true
+	}
+}
+
+// loadOwned subscribes the owned subscriptions of set.
+func (m *clusterMode) loadOwned(ctx context.Context, set *loadSet) error {
+	keep := func(id string) bool { return set.all || set.buckets[m.c.BucketOf(id)] }
+	start := time.Now()
+	n, err := m.registry.LoadOwned(ctx, keep)
+	if err == nil {
 		m.log.Info("subscriptions of held buckets loaded", "subscriptions", n, "took", time.Since(start).String())
 	}
+	return err
 }
 
 // merge adds every queued set to set.
