@@ -177,7 +177,7 @@ func testOf(hc *types.HealthCheckConfig) []string {
 // TestComposeRelay: what the relay runs with. Every RELAY_* variable is one
 // the relay reads, pointed at the other services; the subscriptions file is
 // the one the fake writes, through a volume; the container is read-only with
-// /data a named volume; one replica, ready to scale.
+// /data a named volume; two replicas sharing Redis, ready to scale.
 func TestComposeRelay(t *testing.T) {
 	p := loadCompose(t, nil, true)
 	relay, fake := service(t, p, "relay"), service(t, p, "chatwoot-fake")
@@ -214,8 +214,11 @@ func TestComposeRelay(t *testing.T) {
 	if v, ok := mountAt(relay, "/data"); !ok || v.Type != types.VolumeTypeVolume || v.ReadOnly || p.Volumes[v.Source].Name == "" {
 		t.Errorf("relay: /data is %+v, want a writable named volume", v)
 	}
-	if relay.ContainerName != "" || relay.Deploy == nil || relay.Deploy.Replicas == nil || *relay.Deploy.Replicas != 1 {
-		t.Errorf("relay: want deploy.replicas 1 and no container_name (one replica until replicas share subscriptions out)")
+	if relay.ContainerName != "" || relay.Deploy == nil || relay.Deploy.Replicas == nil || *relay.Deploy.Replicas != 2 {
+		t.Errorf("relay: want deploy.replicas 2 and no container_name (replicas split the subscriptions through Redis)")
+	}
+	if env["RELAY_REDIS_URL"] == "" {
+		t.Errorf("relay: several replicas need RELAY_REDIS_URL to split the subscriptions")
 	}
 	_, port, _ := net.SplitHostPort(env["RELAY_HTTP_ADDR"])
 	if !slices.ContainsFunc(relay.Ports, func(pc types.ServicePortConfig) bool { return strconv.Itoa(int(pc.Target)) == port }) {

@@ -26,6 +26,7 @@ import (
 	"github.com/relayhq/relay/internal/cable"
 	"github.com/relayhq/relay/internal/catchup"
 	"github.com/relayhq/relay/internal/chatwoot"
+	"github.com/relayhq/relay/internal/cluster"
 	"github.com/relayhq/relay/internal/fanout"
 	"github.com/relayhq/relay/internal/feeds"
 	"github.com/relayhq/relay/internal/natsserver"
@@ -55,11 +56,14 @@ type app struct {
 	stopFeeds context.CancelFunc
 	feedsDone chan struct{}
 	echoes    *api.EchoTracker
-	http      *http.Server
-	httpAddr  net.Addr
-	pprof     *http.Server // nil unless RELAY_PPROF_ADDR
-	static    *staticSubscriptions
-	tokens    []api.Token // from RELAY_API_TOKENS_FILE
+	cluster   *clusterMode // nil without Redis
+	// Deployment-wide limits through Redis; nil without it.
+	subscribeRate, chatwootRate *cluster.SharedRate
+	http                        *http.Server
+	httpAddr                    net.Addr
+	pprof                       *http.Server // nil unless RELAY_PPROF_ADDR
+	static                      *staticSubscriptions
+	tokens                      []api.Token // from RELAY_API_TOKENS_FILE
 
 	webhooks        *webhook.Manager // nil in core NATS mode
 	webhookNATS     *nats.Conn
@@ -81,7 +85,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (a *app, err error
 		}
 	}()
 	steps := []func(context.Context) error{
-		a.readTokens, a.openStore, a.startNATS, a.openFanout, a.startWebhooks, a.newClient, a.newCatchup, a.newPool, a.newFeeds, a.serveHTTP, a.serveMetrics, a.servePprof,
+		a.readTokens, a.openStore, a.sharedRates, a.startNATS, a.openFanout, a.startWebhooks, a.newClient, a.newCatchup, a.newPool, a.newFeeds, a.joinCluster, a.serveHTTP, a.serveMetrics, a.servePprof,
 		a.loadSubscriptions, a.loadFeeds,
 	}
 	for _, step := range steps {
@@ -167,7 +171,7 @@ func (a *app) openFanout(context.Context) error {
 		NATS: a.natsConfig(),
 		Core: !c.NATSJetStream,
 		Stream: fanout.JetStreamConfig{Name: c.NATSStream, MaxAge: orUnlimited(c.NATSStreamMaxAge),
-			MaxBytes: c.NATSStreamMaxBytes, Duplicates: c.NATSDupWindow},
+			MaxBytes: c.NATSStreamMaxBytes, Duplicates: c.NATSDupWindow, Replicas: c.NATSStreamReplicas},
 	}, fanout.Options{
 		Prefix: c.NATSSubjectPrefix, ForwardTokens: c.ForwardTokens, ForwardSourceIDs: c.ForwardSourceIDs, BufferBytes: c.NATSBufferBytes,
 		Observe: a.observe, Published: a.published, Lost: a.lost, Drained: a.drained, Logger: a.log.With("component", "fanout"), Registerer: a.metrics,
@@ -204,7 +208,7 @@ func (a *app) newClient(context.Context) error {
 	var err error
 	a.client, err = chatwoot.New(chatwoot.Options{
 		BaseURL: a.cfg.ChatwootURL, Timeout: a.cfg.ChatwootTimeout, UserAgent: "relay",
-		Limiter: chatwoot.NewLimiter(a.cfg.ChatwootRatePerMinute), Logger: a.log.With("component", "chatwoot"),
+		Limiter: chatwoot.NewLimiter(a.cfg.ChatwootRatePerMinute), SharedLimiter: waiter(a.chatwootRate), Logger: a.log.With("component", "chatwoot"),
 		Registerer: a.metrics,
 	})
 	if err != nil {
@@ -243,7 +247,7 @@ func (a *app) newPool(context.Context) error {
 	}
 	a.pool, err = cable.New(cable.Config{
 		URL: url, Origin: c.CableOrigin, NoOrigin: c.CableOrigin == "-", TLSConfig: tlsConfig,
-		PerConn: c.CablePerConn, SubscribeRate: c.CableSubscribeRate, SubscribeBurst: c.CableSubscribeBurst,
+		PerConn: c.CablePerConn, SubscribeRate: c.CableSubscribeRate, SubscribeBurst: c.CableSubscribeBurst, SharedPace: waiter(a.subscribeRate),
 		StaleAfter: c.CableStaleAfter, BackoffMin: c.CableBackoffMin, BackoffMax: c.CableBackoffMax,
 		ConfirmTimeout: c.CableConfirmTimeout, VerifyAfter: c.CableVerifyAfter,
 		ParkAfter: c.CableParkAfter, ParkInterval: c.CableParkInterval,
@@ -288,7 +292,7 @@ func (a *app) serveHTTP(context.Context) error {
 		InboxHMACTokens: a.cfg.InboxHMACTokens, MaxMultipartBytes: a.cfg.MultipartLimit, Echoes: a.echoes,
 		Ready: a.ready, Metrics: metrics, Logger: a.log.With("component", "api"), Registerer: a.metrics,
 		MaxConcurrent: a.cfg.HTTPMaxConcurrent, BodyReadTimeout: a.cfg.HTTPBodyTimeout,
-		UploadReadTimeout: a.cfg.HTTPUploadTimeout, Webhooks: a.apiWebhooks(),
+		UploadReadTimeout: a.cfg.HTTPUploadTimeout, Webhooks: a.apiWebhooks(), Cluster: a.clusterAPI(),
 	})
 	if err != nil {
 		return fmt.Errorf("HTTP API: %w", err)
@@ -376,11 +380,18 @@ func (a *app) servePprof(context.Context) error {
 
 // loadSubscriptions resubscribes everything in the store, then the static file.
 func (a *app) loadSubscriptions(ctx context.Context) error {
-	n, err := a.registry.Load(ctx)
-	if err != nil {
-		return fmt.Errorf("loading subscriptions: %w", err)
+	if a.cluster != nil {
+		// Claimed buckets load their own subscriptions.
+		if err := a.cluster.start(); err != nil {
+			return err
+		}
+	} else {
+		n, err := a.registry.Load(ctx)
+		if err != nil {
+			return fmt.Errorf("loading subscriptions: %w", err)
+		}
+		a.log.Info("stored subscriptions restored", "count", n)
 	}
-	a.log.Info("stored subscriptions restored", "count", n)
 	if a.cfg.SubscriptionsFile == "" {
 		return nil
 	}
@@ -506,6 +517,9 @@ func (a *app) onState(c cable.StateChange) {
 	case cable.ChangeRemoved:
 		ev.Event = fanout.SubscriptionRemoved
 		a.catchup.Forget(c.ID)
+		if handedOver(c) {
+			return // another replica subscribes it now
+		}
 	default:
 		return
 	}
@@ -559,6 +573,9 @@ func (a *app) shutdown() error {
 		a.pprof.Close()
 	}
 	a.stopFeedsAdding()
+	if a.cluster != nil {
+		a.cluster.stop() // hand the buckets over while the pool can unsubscribe
+	}
 	if a.pool != nil {
 		a.pool.Close()
 	}

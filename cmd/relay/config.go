@@ -15,6 +15,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/relayhq/relay/internal/cluster"
 	"github.com/relayhq/relay/internal/fanout"
 )
 
@@ -58,14 +59,20 @@ type Config struct {
 	ForwardTokens      bool          `env:"FORWARD_TOKENS" envDefault:"false" desc:"keep pubsub_token values in published bodies"`
 	ForwardSourceIDs   bool          `env:"FORWARD_SOURCE_IDS" envDefault:"false" desc:"keep the contact's source_id (contact_inbox.source_id) in published bodies"`
 
-	DataDir           string            `env:"DATA_DIR" envDefault:"./data" desc:"local state file and embedded JetStream storage"`
-	RedisURL          string            `env:"REDIS_URL" secret:"true" desc:"shared state for several replicas; empty = local state file"`
-	RedisTLSCA        string            `env:"REDIS_TLS_CA" desc:"CA file for a rediss:// REDIS_URL (a private CA); empty = system roots"`
-	RedisKeyPrefix    string            `env:"REDIS_KEY_PREFIX" envDefault:"relay:" desc:"starts every Redis key, so several deployments share one Redis"`
-	InboxHMACTokens   map[string]string `env:"INBOX_HMAC_TOKENS" envKeyValSeparator:"=" secret:"true" desc:"inbox_identifier=hmac_token,..."`
-	SubscriptionsFile string            `env:"SUBSCRIPTIONS_FILE" desc:"static subscriptions, reloaded on SIGHUP"`
-	AccountFeeds      []string          `env:"ACCOUNT_FEEDS" secret:"true" desc:"comma-separated Chatwoot user access tokens: each becomes an account feed (every event of the user's accounts), added at start"`
-	MaxSubscriptions  int               `env:"MAX_SUBSCRIPTIONS" envDefault:"1000000" desc:"most subscriptions the relay holds; new ones past it are refused (0 = no limit)"`
+	DataDir        string `env:"DATA_DIR" envDefault:"./data" desc:"local state file and embedded JetStream storage"`
+	RedisURL       string `env:"REDIS_URL" secret:"true" desc:"shared state for several replicas; empty = local state file"`
+	RedisTLSCA     string `env:"REDIS_TLS_CA" desc:"CA file for a rediss:// REDIS_URL (a private CA); empty = system roots"`
+	RedisKeyPrefix string `env:"REDIS_KEY_PREFIX" envDefault:"relay:" desc:"starts every Redis key, so several deployments share one Redis"`
+	// Scale-out: with REDIS_URL the replicas split the subscriptions (package cluster).
+	ClusterMember      string            `env:"CLUSTER_MEMBER" desc:"this replica's member name with REDIS_URL; empty = host name and a random suffix"`
+	ClusterBuckets     int               `env:"CLUSTER_BUCKETS" envDefault:"1024" desc:"buckets the subscriptions hash into, fixed for a deployment (checked at start against Redis)"`
+	ClusterLeaseTTL    time.Duration     `env:"CLUSTER_LEASE_TTL" envDefault:"15s" desc:"member heartbeat and bucket lease TTL: how long a crashed replica's buckets wait for a new owner"`
+	ClusterRenew       time.Duration     `env:"CLUSTER_RENEW_INTERVAL" envDefault:"5s" desc:"heartbeat and lease renewal interval; at most half of CLUSTER_LEASE_TTL"`
+	NATSStreamReplicas int               `env:"NATS_STREAM_REPLICAS" envDefault:"1" desc:"JetStream stream replicas: 1 with the embedded NATS, 3 recommended on a NATS cluster"`
+	InboxHMACTokens    map[string]string `env:"INBOX_HMAC_TOKENS" envKeyValSeparator:"=" secret:"true" desc:"inbox_identifier=hmac_token,..."`
+	SubscriptionsFile  string            `env:"SUBSCRIPTIONS_FILE" desc:"static subscriptions, reloaded on SIGHUP"`
+	AccountFeeds       []string          `env:"ACCOUNT_FEEDS" secret:"true" desc:"comma-separated Chatwoot user access tokens: each becomes an account feed (every event of the user's accounts), added at start"`
+	MaxSubscriptions   int               `env:"MAX_SUBSCRIPTIONS" envDefault:"1000000" desc:"most subscriptions the relay holds; new ones past it are refused (0 = no limit)"`
 
 	CableOrigin           string        `env:"CABLE_ORIGIN" desc:"Origin header for /cable; empty = Chatwoot's origin, '-' = none"`
 	CablePerConn          int           `env:"CABLE_PER_CONN" envDefault:"200" desc:"subscriptions per websocket"`
@@ -202,6 +209,7 @@ func (c *Config) validate(demo bool) error {
 	if strings.ContainsFunc(c.RedisKeyPrefix, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 		bad("REDIS_KEY_PREFIX", "%q: no spaces or control characters", c.RedisKeyPrefix)
 	}
+	c.validateCluster(bad)
 	for name, v := range map[string]float64{
 		"CABLE_PER_CONN": float64(c.CablePerConn), "CABLE_SUBSCRIBE_RATE": c.CableSubscribeRate,
 		"CABLE_SUBSCRIBE_BURST": float64(c.CableSubscribeBurst), "CABLE_VERIFY_AFTER": float64(c.CableVerifyAfter),
@@ -406,5 +414,24 @@ func (c *Config) validateWebhooks(bad func(name, format string, a ...any)) {
 	}
 	if c.WebhooksFailover < time.Second {
 		bad("WEBHOOKS_FAILOVER", "at least 1s")
+	}
+}
+
+// validateCluster checks the scale-out settings.
+func (c *Config) validateCluster(bad func(name, format string, args ...any)) {
+	if c.ClusterBuckets < 1 || c.ClusterBuckets > cluster.MaxBuckets {
+		bad("CLUSTER_BUCKETS", "%d: want 1 to %d", c.ClusterBuckets, cluster.MaxBuckets)
+	}
+	if c.ClusterRenew <= 0 || c.ClusterLeaseTTL < 2*c.ClusterRenew {
+		bad("CLUSTER_RENEW_INTERVAL", "must be positive and at most half of CLUSTER_LEASE_TTL")
+	}
+	if strings.ContainsFunc(c.ClusterMember, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		bad("CLUSTER_MEMBER", "%q: no spaces or control characters", c.ClusterMember)
+	}
+	if c.NATSStreamReplicas < 1 || c.NATSStreamReplicas > 5 {
+		bad("NATS_STREAM_REPLICAS", "%d: want 1 to 5", c.NATSStreamReplicas)
+	}
+	if c.NATSStreamReplicas > 1 && c.NATSURL == "" {
+		bad("NATS_STREAM_REPLICAS", "more than 1 needs a NATS cluster (NATS_URL); the embedded NATS is one server")
 	}
 }

@@ -60,6 +60,9 @@ type Options struct {
 	// Echoes receives message.created echoes for ?wait=echo. Nil: the
 	// server makes one (with DefaultMaxEchoWaiters); Server.Echoes returns it.
 	Echoes *EchoTracker
+	// Cluster is the replicas' membership (GET /v1/cluster, the owner of a
+	// subscription). Nil: a single replica.
+	Cluster Cluster
 	// Ready reports readiness for /readyz. Nil: always ready.
 	Ready func() error
 	// Metrics serves /metrics. Nil: /metrics answers 404.

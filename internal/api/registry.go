@@ -37,6 +37,9 @@ type Subscription struct {
 	LastEventAt     *time.Time `json:"last_event_at,omitempty"`
 	Confirms        int        `json:"confirms"`
 	Events          uint64     `json:"events"`
+	// Owner is the replica subscribing it, when replicas split the
+	// subscriptions (GET of one subscription only; "" when none holds it).
+	Owner string `json:"owner,omitempty"`
 }
 
 // Subscription states, the values GET /v1/subscriptions?state= accepts.

@@ -94,6 +94,7 @@ func (s *Server) routes() []route {
 		{"GET /v1/feeds", false, s.listFeeds},
 		{"GET /v1/feeds/{id}", false, s.getFeed},
 		{"DELETE /v1/feeds/{id}", false, s.deleteFeed},
+		{"GET /v1/cluster", false, s.getCluster},
 	}
 	for _, m := range proxyMethods {
 		rts = append(rts, route{m + " " + proxyPattern, false, s.proxy})

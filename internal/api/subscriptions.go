@@ -146,7 +146,7 @@ func (s *Server) getSubscription(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, notFoundText(err))
 		return
 	}
-	writeJSON(w, http.StatusOK, masked(sub))
+	writeJSON(w, http.StatusOK, masked(s.withOwner(ctx, sub)))
 }
 
 // masked is sub as the API shows it: with the contact's source_id, the

@@ -42,6 +42,11 @@ type Config struct {
 	// over it. Defaults 50/s and 5.
 	SubscribeRate  float64
 	SubscribeBurst int
+	// SharedPace, when set, is a deployment-wide pace every subscribe also
+	// waits for after the process's own (replicas sharing Redis).
+	SharedPace interface {
+		Wait(ctx context.Context) error
+	}
 	// StaleAfter is how long a connection may go without any frame before it
 	// is reconnected. Chatwoot pings every 3 s. Default 6 s.
 	StaleAfter time.Duration

@@ -467,6 +467,11 @@ func (p *Pool) schedule() {
 		if err := p.limiter.Wait(p.ctx); err != nil {
 			return
 		}
+		if sp := p.cfg.SharedPace; sp != nil {
+			if err := sp.Wait(p.ctx); err != nil {
+				return
+			}
+		}
 		p.sendSubscribe(s)
 	}
 }

@@ -778,3 +778,36 @@ func TestPoolOversizedFrameSkipped(t *testing.T) {
 		}
 	})
 }
+
+// sharedPace admits one subscribe per tick of its own, as a deployment-wide
+// bucket slower than the process's would.
+type sharedPace struct{ every time.Duration }
+
+func (s sharedPace) Wait(ctx context.Context) error {
+	select {
+	case <-time.After(s.every):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestPoolWaitsForTheSharedPace: with a deployment-wide pace slower than
+// the process's rate, subscribes go out at the shared pace.
+func TestPoolWaitsForTheSharedPace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, chatwoottest.Options{}, func(c *Config) { c.SharedPace = sharedPace{every: 100 * time.Millisecond} })
+		h.add(10)
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		times := h.subscribeTimes()
+		if len(times) != 10 {
+			t.Fatalf("subscribes = %d, want 10", len(times))
+		}
+		for i, at := range times {
+			if want := time.Duration(i+1) * 100 * time.Millisecond; at < want {
+				t.Fatalf("subscribe %d at %v, before the shared pace allows (%v)", i, at, want)
+			}
+		}
+	})
+}

@@ -25,6 +25,9 @@ type Client struct {
 	ua      string
 	timeout time.Duration
 	lim     *rate.Limiter
+	shared  interface {
+		Wait(ctx context.Context) error
+	} // nil: this process alone
 	log     *slog.Logger
 	m       *metrics
 	retry   retryPolicy
@@ -50,6 +53,7 @@ func New(opts Options) (*Client, error) {
 		ua:      o.UserAgent,
 		timeout: o.Timeout,
 		lim:     o.Limiter,
+		shared:  o.SharedLimiter,
 		log:     o.Logger,
 		m:       m,
 		retry:   retryPolicy{maxAttempts: o.MaxAttempts, base: o.RetryBaseDelay, max: o.RetryMaxDelay},
@@ -199,6 +203,9 @@ func (c *Client) attempt(ctx context.Context, r *request) (*http.Response, error
 func (c *Client) wait(ctx context.Context, rt route) error {
 	start := time.Now()
 	err := c.lim.Wait(ctx)
+	if err == nil && c.shared != nil {
+		err = c.shared.Wait(ctx)
+	}
 	c.m.limiterWait.Observe(time.Since(start).Seconds())
 	if err != nil {
 		return waitError(rt, err, ctx)

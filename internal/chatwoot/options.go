@@ -1,6 +1,7 @@
 package chatwoot
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -45,6 +46,11 @@ type Options struct {
 	// Limiter paces every attempt. Share one across all clients of a process.
 	// Nil: NewLimiter(DefaultRequestsPerMinute).
 	Limiter *rate.Limiter
+	// SharedLimiter, when set, is a deployment-wide budget every attempt
+	// also waits for, after Limiter (replicas sharing Redis).
+	SharedLimiter interface {
+		Wait(ctx context.Context) error
+	}
 	// MaxAttempts bounds attempts per call, retries included. Zero:
 	// DefaultMaxAttempts; 1 disables retries.
 	MaxAttempts int

@@ -213,10 +213,14 @@ func (c *conn) add(sub *subscription) bool {
 	if c.closed {
 		return false
 	}
+	old := c.subs[sub.identifier]
 	c.subs[sub.identifier] = sub
 	if sub.confirmed {
 		c.confirms[sub.identifier]++
 		c.srv.streams.add(sub)
+		if old == nil || !old.confirmed {
+			c.tokenEvent(sub, true)
+		}
 	}
 	return true
 }
@@ -240,6 +244,7 @@ func (c *conn) unsubscribe(id string) {
 	c.srv.stats.unsubscribes.Add(1)
 	if sub.confirmed {
 		c.srv.streams.remove(sub)
+		c.tokenEvent(sub, false)
 	}
 }
 
@@ -261,4 +266,11 @@ func (c *conn) message(id, data string) {
 	s.stats.presenceUpdates.Add(1)
 	s.tokens.countPresence(sub.token)
 	s.broadcast(sub.token, s.model.presenceMessage(sub.account))
+}
+
+// tokenEvent reports a confirmed subscription starting or ending here.
+func (c *conn) tokenEvent(sub *subscription, subscribed bool) {
+	if f := c.srv.opts.OnToken; f != nil {
+		f(TokenEvent{Token: sub.token, Conn: c.id, Subscribed: subscribed, At: time.Now()})
+	}
 }

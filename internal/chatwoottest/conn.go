@@ -240,6 +240,7 @@ func (c *conn) shutdown() {
 		for _, sub := range c.detach() {
 			if sub.confirmed {
 				c.srv.streams.remove(sub)
+				c.tokenEvent(sub, false)
 			}
 		}
 		c.srv.unregister(c)

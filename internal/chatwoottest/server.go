@@ -46,6 +46,10 @@ type Options struct {
 	// several connections concurrently: keep it cheap and safe for concurrent
 	// use. SubscribeLog.Record fits.
 	OnSubscribe func(identifier string, at time.Time)
+	// OnToken, when set, is called whenever a confirmed subscription starts
+	// or ends on a connection (unsubscribe, or the connection closing),
+	// concurrently from many connections. TokenLog.Record fits.
+	OnToken func(TokenEvent)
 	// Seed makes generated inbox identifiers, tokens, source_ids, uuids and
 	// names deterministic. 0 picks a random seed.
 	Seed uint64

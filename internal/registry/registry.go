@@ -66,8 +66,9 @@ func (m *Meta) LogValue() slog.Value {
 // atomically when ids are learned, and when its conversations were last
 // active.
 type Entry struct {
-	meta     atomic.Pointer[Meta]
-	activity atomic.Int64 // unix nanoseconds; 0 = none seen
+	meta       atomic.Pointer[Meta]
+	activity   atomic.Int64 // unix nanoseconds; 0 = none seen
+	handedOver atomic.Bool  // removed from the pool for another replica
 }
 
 // Meta returns the current facts.
@@ -98,6 +99,7 @@ type Registry struct {
 
 	pool  Pool   // set by Attach before use
 	limit *limit // set by SetLimit; nil: no cap
+	shard *shard // set by SetSharding; nil: every subscription is subscribed here
 
 	// writeMu serialises read-modify-write of records (Register, learned ids).
 	writeMu sync.Mutex
@@ -413,8 +415,19 @@ func fill(dst *string, v string) {
 	}
 }
 
-// subscribe hands the record to the pool with fresh meta.
+// subscribe hands the record to the pool with fresh meta, when this
+// replica owns it.
 func (r *Registry) subscribe(rec store.Subscription) error {
+	if !r.owned(rec.ID, false) {
+		if !cable.ValidToken(rec.Token) {
+			return cable.ErrBadToken
+		}
+		return nil
+	}
+	return r.subscribeHere(rec)
+}
+
+func (r *Registry) subscribeHere(rec store.Subscription) error {
 	m := metaOf(rec)
 	r.mu.Lock()
 	e := r.entries[rec.ID]
@@ -481,7 +494,9 @@ func (r *Registry) Remove(ctx context.Context, id string) error {
 	if err := r.store.DeleteSubscription(ctx, id); err != nil {
 		return err
 	}
-	r.pool.Remove(id)
+	if r.owned(id, true) {
+		r.pool.Remove(id)
+	}
 	r.mu.Lock()
 	delete(r.entries, id)
 	r.mu.Unlock()

@@ -166,6 +166,34 @@ type Leases interface {
 	Leave(ctx context.Context, member string) error
 	// Members returns the members whose heartbeat has not expired, sorted.
 	Members(ctx context.Context) ([]string, error)
+
+	// ClaimLease is AcquireLease with a fencing token: a lease that was
+	// free or expired is granted with a token larger than every token name
+	// had before; a renewal by its holder keeps the token. When another
+	// holder has it, ok is false and l describes that holder's lease.
+	ClaimLease(ctx context.Context, name, holder string, ttl time.Duration) (l Lease, ok bool, err error)
+	// RenewLease extends l for ttl if l.Holder still holds name with
+	// l.Token (compare-and-set); false when the lease expired or was
+	// granted again since, to anyone.
+	RenewLease(ctx context.Context, l Lease, ttl time.Duration) (bool, error)
+	// ReleaseHeld frees l's lease only while it is held with l.Token, else
+	// returns ErrNotHolder: a holder never deletes a lease granted again
+	// after its own expired.
+	ReleaseHeld(ctx context.Context, l Lease) error
+	// PinSetting records value under name unless a value is recorded
+	// already, and returns the recorded value: deployment-wide settings
+	// that must never change (the bucket count) are checked against it.
+	PinSetting(ctx context.Context, name, value string) (string, error)
+}
+
+// Lease is one grant of a named lease. Token is its fencing token: every
+// grant of a free or expired lease gets a larger one, so a stale holder's
+// renewal or release can be told apart from the current holder's.
+type Lease struct {
+	Name   string
+	Holder string
+	Token  int64
+	Since  time.Time // when this grant was made (the granting replica's clock)
 }
 
 // Webhook is a stored webhook endpoint: its id and its configuration, an

@@ -45,7 +45,8 @@ var (
 	bucketMembers       = []byte("members")
 	bucketWebhooks      = []byte("webhooks")
 	bucketFeeds         = []byte("feeds")
-	allBuckets          = [][]byte{bucketMeta, bucketSubscriptions, bucketCursors, bucketIdempotency, bucketLeases, bucketMembers, bucketWebhooks, bucketFeeds}
+	bucketFences        = []byte("lease_fences") // last fencing token per lease name
+	allBuckets          = [][]byte{bucketMeta, bucketSubscriptions, bucketCursors, bucketIdempotency, bucketLeases, bucketMembers, bucketWebhooks, bucketFeeds, bucketFences}
 	keyVersion          = []byte("version")
 )
 

@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -17,27 +18,100 @@ import (
 type leaseRecord struct {
 	Holder    string    `json:"holder,omitempty"`
 	ExpiresAt time.Time `json:"expires_at"`
+	Token     int64     `json:"token,omitempty"` // fencing token of this grant
+	Since     time.Time `json:"since,omitzero"`  // when this grant was made
 }
 
 // AcquireLease implements store.Leases.
 func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	_, ok, err := s.ClaimLease(ctx, name, holder, ttl)
+	return ok, err
+}
+
+// ClaimLease implements store.Leases. The last token granted per name is
+// kept in its own bucket, which the sweep leaves alone, so tokens keep
+// growing after a lease expires and is swept.
+func (s *Store) ClaimLease(ctx context.Context, name, holder string, ttl time.Duration) (store.Lease, bool, error) {
 	if err := leaseArgs(name, holder, ttl); err != nil {
+		return store.Lease{}, false, err
+	}
+	var (
+		cur leaseRecord
+		ok  bool
+	)
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketLeases)
+		now := s.now()
+		var live bool
+		cur, live = getLease(b, name, now)
+		if live && cur.Holder != holder {
+			return nil
+		}
+		ok = true
+		if !live {
+			token, err := nextFence(tx.Bucket(bucketFences), name)
+			if err != nil {
+				return err
+			}
+			cur = leaseRecord{Holder: holder, Token: token, Since: now}
+		}
+		cur.ExpiresAt = now.Add(ttl)
+		return putLease(b, name, cur)
+	})
+	if err != nil {
+		return store.Lease{}, false, fmt.Errorf("store/bolt: acquire lease %s: %w", name, err)
+	}
+	return store.Lease{Name: name, Holder: cur.Holder, Token: cur.Token, Since: cur.Since}, ok, nil
+}
+
+// nextFence returns the next fencing token of name and records it.
+func nextFence(b *bbolt.Bucket, name string) (int64, error) {
+	var last int64
+	if v := b.Get([]byte(name)); len(v) == 8 {
+		last = int64(binary.BigEndian.Uint64(v))
+	}
+	next := last + 1
+	return next, b.Put([]byte(name), binary.BigEndian.AppendUint64(nil, uint64(next)))
+}
+
+// RenewLease implements store.Leases.
+func (s *Store) RenewLease(ctx context.Context, l store.Lease, ttl time.Duration) (bool, error) {
+	if err := leaseArgs(l.Name, l.Holder, ttl); err != nil {
 		return false, err
 	}
 	var ok bool
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketLeases)
 		now := s.now()
-		cur, live := getLease(b, name, now)
-		if ok = !live || cur.Holder == holder; !ok {
+		cur, live := getLease(b, l.Name, now)
+		if ok = live && cur.Holder == l.Holder && cur.Token == l.Token; !ok {
 			return nil
 		}
-		return putLease(b, name, leaseRecord{Holder: holder, ExpiresAt: now.Add(ttl)})
+		cur.ExpiresAt = now.Add(ttl)
+		return putLease(b, l.Name, cur)
 	})
 	if err != nil {
-		return false, fmt.Errorf("store/bolt: acquire lease %s: %w", name, err)
+		return false, fmt.Errorf("store/bolt: renew lease %s: %w", l.Name, err)
 	}
 	return ok, nil
+}
+
+// ReleaseHeld implements store.Leases.
+func (s *Store) ReleaseHeld(ctx context.Context, l store.Lease) error {
+	if err := record.Name("lease name", l.Name); err != nil {
+		return err
+	}
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketLeases)
+		if cur, live := getLease(b, l.Name, s.now()); !live || cur.Holder != l.Holder || cur.Token != l.Token {
+			return store.ErrNotHolder
+		}
+		return b.Delete([]byte(l.Name))
+	})
+	if err != nil {
+		return fmt.Errorf("store/bolt: release lease %s: %w", l.Name, err)
+	}
+	return nil
 }
 
 // ReleaseLease implements store.Leases.
@@ -161,4 +235,26 @@ func leaseExpired(v []byte, now time.Time) bool {
 		return true
 	}
 	return !now.Before(r.ExpiresAt)
+}
+
+// PinSetting implements store.Leases. Settings live in the meta bucket
+// under a "setting:" prefix.
+func (s *Store) PinSetting(ctx context.Context, name, value string) (string, error) {
+	if err := record.Name("setting name", name); err != nil {
+		return "", err
+	}
+	key := []byte("setting:" + name)
+	stored := value
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketMeta)
+		if v := b.Get(key); v != nil {
+			stored = string(v)
+			return nil
+		}
+		return b.Put(key, []byte(value))
+	})
+	if err != nil {
+		return "", fmt.Errorf("store/bolt: setting %s: %w", name, err)
+	}
+	return stored, nil
 }

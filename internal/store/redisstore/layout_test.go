@@ -41,7 +41,7 @@ func TestKeyLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	wantKeys := []string{"p:cur:sid", "p:idem:done", "p:idem:pending", "p:lease:bucket-3", "p:member:r1", "p:members", "p:sub:sid", "p:subs"}
+	wantKeys := []string{"p:cur:sid", "p:idem:done", "p:idem:pending", "p:lease-fences", "p:lease-since", "p:lease:bucket-3", "p:member:r1", "p:members", "p:sub:sid", "p:subs"}
 	if got := m.Keys(); !slices.Equal(got, wantKeys) {
 		t.Fatalf("keys = %v, want %v", got, wantKeys)
 	}
@@ -55,6 +55,7 @@ func TestKeyLayout(t *testing.T) {
 		{"idem done", mustGet(t, m, "p:idem:done"), `d{"id":1}`},
 		{"lease", mustGet(t, m, "p:lease:bucket-3"), "r1"},
 		{"member", mustGet(t, m, "p:member:r1"), "1"},
+		{"lease fencing token", m.HGet("p:lease-fences", "bucket-3"), "1"},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -76,7 +77,7 @@ func TestKeyLayout(t *testing.T) {
 			t.Errorf("TTL(%s) = %v, want %v", k, got, want)
 		}
 	}
-	for _, k := range []string{"p:sub:sid", "p:subs", "p:cur:sid", "p:members"} {
+	for _, k := range []string{"p:sub:sid", "p:subs", "p:cur:sid", "p:members", "p:lease-fences"} {
 		if got := m.TTL(k); got != 0 {
 			t.Errorf("TTL(%s) = %v, want none", k, got)
 		}

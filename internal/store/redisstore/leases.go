@@ -3,7 +3,9 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -14,11 +16,52 @@ import (
 
 // AcquireLease implements store.Leases.
 func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	_, ok, err := s.ClaimLease(ctx, name, holder, ttl)
+	return ok, err
+}
+
+// ClaimLease implements store.Leases.
+func (s *Store) ClaimLease(ctx context.Context, name, holder string, ttl time.Duration) (store.Lease, bool, error) {
 	if err := leaseArgs(name, holder, ttl); err != nil {
+		return store.Lease{}, false, err
+	}
+	keys := []string{s.keys.lease(name), s.keys.fences(), s.keys.leaseSince()}
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	res, err := acquireLeaseScript.Run(ctx, s.rdb, keys, holder, millis(ttl), name, now).Slice()
+	if err != nil {
+		return store.Lease{}, false, wrap("acquire lease "+name, err)
+	}
+	if len(res) != 4 {
+		return store.Lease{}, false, wrap("acquire lease "+name, fmt.Errorf("unexpected reply of %d values", len(res)))
+	}
+	h, _ := res[1].(string)
+	token, _ := res[2].(int64)
+	since, _ := res[3].(int64)
+	l := store.Lease{Name: name, Holder: h, Token: token, Since: time.UnixMilli(since)}
+	return l, res[0] == int64(1), nil
+}
+
+// RenewLease implements store.Leases.
+func (s *Store) RenewLease(ctx context.Context, l store.Lease, ttl time.Duration) (bool, error) {
+	if err := leaseArgs(l.Name, l.Holder, ttl); err != nil {
 		return false, err
 	}
-	n, err := acquireLeaseScript.Run(ctx, s.rdb, []string{s.keys.lease(name)}, holder, millis(ttl)).Int()
-	return n == 1, wrap("acquire lease "+name, err)
+	keys := []string{s.keys.lease(l.Name), s.keys.fences()}
+	n, err := renewLeaseScript.Run(ctx, s.rdb, keys, l.Holder, millis(ttl), l.Name, l.Token).Int()
+	return n == 1, wrap("renew lease "+l.Name, err)
+}
+
+// ReleaseHeld implements store.Leases.
+func (s *Store) ReleaseHeld(ctx context.Context, l store.Lease) error {
+	if err := record.Name("lease name", l.Name); err != nil {
+		return err
+	}
+	keys := []string{s.keys.lease(l.Name), s.keys.fences()}
+	n, err := releaseHeldScript.Run(ctx, s.rdb, keys, l.Holder, l.Name, l.Token).Int()
+	if err == nil && n == 0 {
+		err = store.ErrNotHolder
+	}
+	return wrap("release lease "+l.Name, err)
 }
 
 // ReleaseLease implements store.Leases.
@@ -121,4 +164,17 @@ func leaseArgs(name, holder string, ttl time.Duration) error {
 		return err
 	}
 	return record.TTL(ttl)
+}
+
+// PinSetting implements store.Leases: SET NX, then GET.
+func (s *Store) PinSetting(ctx context.Context, name, value string) (string, error) {
+	if err := record.Name("setting name", name); err != nil {
+		return "", err
+	}
+	key := s.keys.setting(name)
+	if err := s.rdb.SetNX(ctx, key, value, 0).Err(); err != nil {
+		return "", wrap("setting "+name, err)
+	}
+	v, err := s.rdb.Get(ctx, key).Result()
+	return v, wrap("setting "+name, err)
 }

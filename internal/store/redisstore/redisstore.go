@@ -95,14 +95,17 @@ func (s *Store) Close() error {
 // keys builds the key layout described in the package doc.
 type keys string
 
-func (k keys) sub(id string) string      { return string(k) + "sub:" + id }
-func (k keys) subs() string              { return string(k) + "subs" }
-func (k keys) cursors(id string) string  { return string(k) + "cur:" + id }
-func (k keys) idem(key string) string    { return string(k) + "idem:" + key }
-func (k keys) lease(name string) string  { return string(k) + "lease:" + name }
-func (k keys) member(name string) string { return string(k) + "member:" + name }
-func (k keys) members() string           { return string(k) + "members" }
-func (k keys) webhooks() string          { return string(k) + "webhooks" }
+func (k keys) sub(id string) string       { return string(k) + "sub:" + id }
+func (k keys) subs() string               { return string(k) + "subs" }
+func (k keys) cursors(id string) string   { return string(k) + "cur:" + id }
+func (k keys) idem(key string) string     { return string(k) + "idem:" + key }
+func (k keys) lease(name string) string   { return string(k) + "lease:" + name }
+func (k keys) member(name string) string  { return string(k) + "member:" + name }
+func (k keys) members() string            { return string(k) + "members" }
+func (k keys) fences() string             { return string(k) + "lease-fences" }
+func (k keys) leaseSince() string         { return string(k) + "lease-since" }
+func (k keys) setting(name string) string { return string(k) + "setting:" + name }
+func (k keys) webhooks() string           { return string(k) + "webhooks" }
 
 // wrap adds the package prefix and the operation, and maps a closed client to
 // store.ErrClosed.
@@ -121,3 +124,12 @@ func millis(ttl time.Duration) string {
 	ms := (ttl + time.Millisecond - 1) / time.Millisecond
 	return strconv.FormatInt(int64(max(ms, 1)), 10)
 }
+
+// Client returns the store's Redis client, for what shares its connection
+// settings (pub/sub between replicas, shared rate limits). The store keeps
+// owning it.
+func (s *Store) Client() redis.UniversalClient { return s.rdb }
+
+// Key returns name under the store's key prefix, for keys and channels
+// used outside the store.
+func (s *Store) Key(name string) string { return string(s.keys) + name }

@@ -100,13 +100,42 @@ if redis.call('GET', KEYS[1]) == 'p' then return redis.call('DEL', KEYS[1]) end
 return 0
 `)
 
-// acquireLease takes a free lease or renews the caller's own.
-// KEYS: lease key. ARGV: holder, ttl ms. Returns 1 when held by holder.
+// acquireLease takes a free lease or renews the caller's own. A new grant
+// gets the next fencing token of the lease (kept in a hash that never
+// expires, so tokens keep growing) and records when it was made.
+// KEYS: lease key, fences hash, since hash. ARGV: holder, ttl ms, name,
+// now ms. Returns {1 when held by holder, holder, token, since ms}.
 var acquireLeaseScript = redis.NewScript(`
 local h = redis.call('GET', KEYS[1])
-if (not h) or h == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
+if h and h ~= ARGV[1] then
+  return {0, h, tonumber(redis.call('HGET', KEYS[2], ARGV[3]) or 0), tonumber(redis.call('HGET', KEYS[3], ARGV[3]) or 0)}
+end
+if h then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {1, h, tonumber(redis.call('HGET', KEYS[2], ARGV[3]) or 0), tonumber(redis.call('HGET', KEYS[3], ARGV[3]) or 0)}
+end
+local t = redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
+return {1, ARGV[1], t, tonumber(ARGV[4])}
+`)
+
+// renewLease extends a lease still held by holder under token
+// (compare-and-set). KEYS: lease key, fences hash. ARGV: holder, ttl ms,
+// name, token. Returns 1 when renewed.
+var renewLeaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('HGET', KEYS[2], ARGV[3]) == ARGV[4] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+`)
+
+// releaseHeld deletes a lease still held by holder under token.
+// KEYS: lease key, fences hash. ARGV: holder, name, token. Returns 1 when
+// deleted.
+var releaseHeldScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('HGET', KEYS[2], ARGV[2]) == ARGV[3] then
+  return redis.call('DEL', KEYS[1])
 end
 return 0
 `)
