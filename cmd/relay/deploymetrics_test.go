@@ -5,12 +5,15 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"regexp"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/alicebob/miniredis/v2"
 
 	"github.com/relayhq/relay/internal/chatwoottest"
 )
@@ -31,7 +34,15 @@ var metricRef = regexp.MustCompile(`\brelay_[a-z0-9_]+\b`)
 // exposed), scrapes /metrics and checks each name the dashboard and the
 // rules use.
 func TestDeployMetricsExist(t *testing.T) {
-	e := newE2E(t, map[string]string{"RELAY_CABLE_CONFIRM_TIMEOUT": "200ms", "RELAY_CABLE_VERIFY_AFTER": "1"})
+	// With Redis (scale-out metrics) and a webhook receiver (delivery metrics).
+	mr := miniredis.RunT(t)
+	e := newE2E(t, map[string]string{"RELAY_CABLE_CONFIRM_TIMEOUT": "200ms", "RELAY_CABLE_VERIFY_AFTER": "1",
+		"RELAY_REDIS_URL": "redis://" + mr.Addr(), "RELAY_WEBHOOKS_ALLOW_LOOPBACK": "true"})
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	t.Cleanup(receiver.Close)
+	if resp, body := e.do("POST", "/v1/webhooks", map[string]any{"url": receiver.URL, "subjects": []string{"chatwoot.>"}, "allow_http": true}, nil); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("webhook create: %d %s", resp.StatusCode, body)
+	}
 	driveEveryFamily(t, e)
 	exposed := scrapeSeriesNames(t, e)
 	for _, path := range deployFiles {
@@ -84,7 +95,8 @@ func driveEveryFamily(t *testing.T, e *e2e) {
 	e.await("relay.subscription.confirmed", sub)
 }
 
-// scrapeSeriesNames reads /metrics until the reconnect has been counted and
+// scrapeSeriesNames reads /metrics until the reconnect and a webhook delivery
+// have been counted and
 // returns every series name in it.
 func scrapeSeriesNames(t *testing.T, e *e2e) map[string]bool {
 	deadline := time.Now().Add(20 * time.Second)
@@ -94,7 +106,7 @@ func scrapeSeriesNames(t *testing.T, e *e2e) map[string]bool {
 			t.Fatalf("/metrics: %d", resp.StatusCode)
 		}
 		names := seriesNames(body)
-		if names["relay_cable_reconnects_total"] || time.Now().After(deadline) {
+		if names["relay_cable_reconnects_total"] && names["relay_webhook_attempts_total"] || time.Now().After(deadline) {
 			return names
 		}
 		time.Sleep(50 * time.Millisecond)

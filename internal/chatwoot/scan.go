@@ -321,7 +321,7 @@ func decodeMessages(v []byte, c *Conversation) error {
 	if v[0] != '[' {
 		return fmt.Errorf("chatwoot: conversation messages: want an array, got %.20q", v)
 	}
-	c.Messages = make([]Message, 0, bytes.Count(v, []byte(`"created_at"`)))
+	c.Messages = []Message{} // grown by append: a count taken from the bytes could be inflated by string values
 	return eachElement(v, func(e []byte) error {
 		c.Messages = append(c.Messages, Message{})
 		return decodeMessage(e, &c.Messages[len(c.Messages)-1])

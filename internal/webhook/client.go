@@ -31,13 +31,37 @@ var awsV6Metadata = netip.MustParseAddr("fd00:ec2::254")
 
 var (
 	cgnat = netip.MustParsePrefix("100.64.0.0/10")
+	// Always refused: "this network" (0/8), Alibaba Cloud's metadata
+	// address (inside 100.64/10), and the IPv6 forms that embed an IPv4
+	// address a gateway may reach: NAT64 (64:ff9b::/96, 64:ff9b:1::/48),
+	// 6to4 (2002::/16) and IPv4-compatible (::/96) addresses.
+	neverDialled = []netip.Prefix{
+		netip.MustParsePrefix("0.0.0.0/8"),
+		netip.MustParsePrefix("100.100.100.200/32"),
+		netip.MustParsePrefix("64:ff9b::/96"),
+		netip.MustParsePrefix("64:ff9b:1::/48"),
+		netip.MustParsePrefix("2002::/16"),
+		netip.MustParsePrefix("::/96"),
+	}
 )
+
+func neverDial(addr netip.Addr) bool {
+	if addr.IsLoopback() { // ::1 lies in ::/96
+		return false
+	}
+	for _, p := range neverDialled {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
 
 // check returns nil when addr may be dialled.
 func (p AddressPolicy) check(addr netip.Addr) error {
 	addr = addr.Unmap()
 	switch {
-	case addr == awsV6Metadata,
+	case addr == awsV6Metadata, neverDial(addr),
 		addr.IsLinkLocalUnicast(), addr.IsLinkLocalMulticast(),
 		addr.IsUnspecified(), addr.IsMulticast(), addr.IsInterfaceLocalMulticast(),
 		addr == netip.AddrFrom4([4]byte{255, 255, 255, 255}):

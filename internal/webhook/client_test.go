@@ -38,6 +38,12 @@ func TestAddressPolicy(t *testing.T) {
 		{"192.168.1.1", false, true},
 		{"100.64.0.1", false, true},
 		{"fc00::1", false, true},
+		{"0.1.2.3", false, false},              // this network
+		{"100.100.100.200", false, false},      // Alibaba Cloud metadata, inside 100.64/10
+		{"64:ff9b::a9fe:a9fe", false, false},   // NAT64 of 169.254.169.254
+		{"64:ff9b:1::a9fe:a9fe", false, false}, // local-use NAT64
+		{"2002:a9fe:a9fe::1", false, false},    // 6to4
+		{"::a9fe:a9fe", false, false},          // IPv4-compatible
 	} {
 		a := netip.MustParseAddr(c.addr)
 		if got := strict.check(a) == nil; got != c.strict {

@@ -115,3 +115,49 @@ func waitRunning(g *groupCommit) {
 		g.mu.Unlock()
 	}
 }
+
+// A write that panics fails with an error, and later writes still commit.
+func TestGroupCommitSurvivesPanic(t *testing.T) {
+	db, err := bbolt.Open(filepath.Join(t.TempDir(), "g.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	g := &groupCommit{db: db}
+	if err := g.do(func(*bbolt.Tx) error { panic("boom") }); !errors.Is(err, errPanicked) {
+		t.Fatalf("panicking write: %v", err)
+	}
+	if err := g.do(func(tx *bbolt.Tx) error { _, err := tx.CreateBucketIfNotExists([]byte("b")); return err }); err != nil {
+		t.Fatalf("write after a panic: %v", err)
+	}
+}
+
+// The leader returns once its own write is committed, while writes queued
+// behind it are still being committed.
+func TestGroupCommitLeaderReturnsAfterItsBatch(t *testing.T) {
+	db, err := bbolt.Open(filepath.Join(t.TempDir(), "g.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	g := &groupCommit{db: db}
+	release, hold := make(chan struct{}), make(chan struct{})
+	leader := make(chan error, 1)
+	go func() { leader <- g.do(func(*bbolt.Tx) error { <-release; return nil }) }()
+	waitRunning(g)
+	follower := make(chan error, 1)
+	go func() { follower <- g.do(func(*bbolt.Tx) error { <-hold; return nil }) }()
+	for queued := 0; queued < 1; runtime.Gosched() {
+		g.mu.Lock()
+		queued = len(g.queue)
+		g.mu.Unlock()
+	}
+	close(release)
+	if err := <-leader; err != nil { // returns while the follower's commit is held
+		t.Fatal(err)
+	}
+	close(hold)
+	if err := <-follower; err != nil {
+		t.Fatal(err)
+	}
+}
