@@ -77,6 +77,9 @@ func (r *runner) stop() {
 
 // fetch pulls messages and dispatches them to lanes until ctx ends.
 func (r *runner) fetch(ctx context.Context) {
+	if r.awaitOrphans(ctx) != nil {
+		return
+	}
 	it, err := r.cons.Messages(jetstream.PullPriorityGroup(priorityGroup),
 		jetstream.PullMaxMessages(r.e.opts.Batch))
 	if err != nil {
@@ -102,6 +105,21 @@ func (r *runner) fetch(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// awaitOrphans waits one AckWait when the consumer has messages delivered
+// but not acknowledged: a killed or stopped runner held them. Pulling at
+// once would deliver newer events of their conversations first; once their
+// AckWait has run out, JetStream hands the redeliveries out before any new
+// message, so the conversation's order holds across the restart.
+func (r *runner) awaitOrphans(ctx context.Context) error {
+	info, err := r.cons.Info(ctx)
+	if err != nil || info.NumAckPending == 0 {
+		return ctx.Err()
+	}
+	r.log.Info("webhook: waiting for unacknowledged events of a previous run to be redelivered first",
+		"events", info.NumAckPending, "wait", r.e.opts.AckWait)
+	return sleep(ctx, r.e.opts.AckWait)
 }
 
 // internal reports the relay's own webhook subjects (dead letters), never

@@ -13,12 +13,7 @@ import (
 // Writes that arrive while a commit is under way share the next commit,
 // and one failing write fails alone.
 func TestGroupCommit(t *testing.T) {
-	db, err := bbolt.Open(filepath.Join(t.TempDir(), "g.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	g := &groupCommit{db: db}
+	db, g := openGroup(t)
 	bucket := []byte("b")
 
 	release := make(chan struct{})
@@ -69,7 +64,7 @@ func TestGroupCommit(t *testing.T) {
 	if len(txs) != 1+n {
 		t.Fatalf("%d transactions, want the shared one and %d alone", len(txs), n)
 	}
-	err = db.View(func(tx *bbolt.Tx) error {
+	err := db.View(func(tx *bbolt.Tx) error {
 		if k := tx.Bucket(bucket).Stats().KeyN; k != n-1 {
 			t.Errorf("%d keys stored, want %d", k, n-1)
 		}
@@ -118,12 +113,7 @@ func waitRunning(g *groupCommit) {
 
 // A write that panics fails with an error, and later writes still commit.
 func TestGroupCommitSurvivesPanic(t *testing.T) {
-	db, err := bbolt.Open(filepath.Join(t.TempDir(), "g.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	g := &groupCommit{db: db}
+	_, g := openGroup(t)
 	if err := g.do(func(*bbolt.Tx) error { panic("boom") }); !errors.Is(err, errPanicked) {
 		t.Fatalf("panicking write: %v", err)
 	}
@@ -135,12 +125,7 @@ func TestGroupCommitSurvivesPanic(t *testing.T) {
 // The leader returns once its own write is committed, while writes queued
 // behind it are still being committed.
 func TestGroupCommitLeaderReturnsAfterItsBatch(t *testing.T) {
-	db, err := bbolt.Open(filepath.Join(t.TempDir(), "g.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	g := &groupCommit{db: db}
+	_, g := openGroup(t)
 	release, hold := make(chan struct{}), make(chan struct{})
 	leader := make(chan error, 1)
 	go func() { leader <- g.do(func(*bbolt.Tx) error { <-release; return nil }) }()
@@ -160,4 +145,15 @@ func TestGroupCommitLeaderReturnsAfterItsBatch(t *testing.T) {
 	if err := <-follower; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// openGroup opens a bbolt file of the test and its group committer.
+func openGroup(t *testing.T) (*bbolt.DB, *groupCommit) {
+	t.Helper()
+	db, err := bbolt.Open(filepath.Join(t.TempDir(), "g.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, &groupCommit{db: db}
 }
