@@ -82,19 +82,11 @@ func (h *demoHook) summary() {
 
 // postStatus posts JSON and expects status.
 func (d *demo) postStatus(ctx context.Context, url string, body, out any, status int) error {
-	b, _ := json.Marshal(body)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
+	got, data, err := d.postJSON(ctx, url, body)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := d.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != status {
+	if got != status {
 		return errors.New(string(bytes.TrimSpace(data)))
 	}
 	return json.Unmarshal(data, out)
