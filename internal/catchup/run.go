@@ -1,7 +1,6 @@
 package catchup
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -496,22 +495,12 @@ func accountOf(raw []byte) string {
 // whole history, which would make the event grow with the conversation,
 // past what NATS accepts.
 func conversationBody(cv *chatwoot.Conversation) []byte {
-	raw := rawOf(cv.Raw, cv)
-	start, end, ok := memberSpan(raw, "messages")
-	if !ok {
-		return raw
-	}
-	var newest []byte
+	newest := []byte("[]")
 	if len(cv.Messages) > 0 {
 		last := slices.MaxFunc(cv.Messages, func(x, y chatwoot.Message) int { return cmp.Compare(x.ID, y.ID) })
-		newest = rawOf(last.Raw, &last)
+		newest = append(append([]byte{'['}, rawOf(last.Raw, &last)...), ']')
 	}
-	out := make([]byte, 0, start+len(newest)+2+len(raw)-end)
-	out = append(out, raw[:start]...)
-	out = append(out, '[')
-	out = append(out, newest...)
-	out = append(out, ']')
-	return append(out, raw[end:]...)
+	return chatwoot.ReplaceMember(rawOf(cv.Raw, cv), "messages", newest)
 }
 
 // rawOf returns the exact bytes Chatwoot sent, or an encoding of v for an
@@ -556,28 +545,4 @@ func oldestMessage(page []chatwoot.Message) *chatwoot.Message {
 		}
 	}
 	return o
-}
-
-// memberSpan returns where the value of a top-level member of a JSON
-// object starts and ends in raw.
-func memberSpan(raw []byte, name string) (start, end int, ok bool) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return 0, 0, false
-	}
-	for dec.More() {
-		key, err := dec.Token()
-		if err != nil {
-			return 0, 0, false
-		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return 0, 0, false
-		}
-		if key == name {
-			end := int(dec.InputOffset())
-			return end - len(v), end, true
-		}
-	}
-	return 0, 0, false
 }

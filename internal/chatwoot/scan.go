@@ -102,6 +102,31 @@ func nestedEnd(b []byte, i int) (int, error) {
 // eachMember calls fn with the key (still quoted-escaped, without its
 // quotes) and the raw value of every member of the object b, in order.
 func eachMember(b []byte, fn func(key, val []byte) error) error {
+	return eachMemberAt(b, func(key []byte, start, end int) error { return fn(key, b[start:end]) })
+}
+
+// ReplaceMember returns a copy of the JSON object raw with the value of its
+// top-level member name replaced by val, the rest byte for byte; raw itself
+// when it is not an object or has no such member.
+func ReplaceMember(raw []byte, name string, val []byte) []byte {
+	start, end := -1, -1
+	err := eachMemberAt(raw, func(key []byte, s, e int) error {
+		if start < 0 && keyIs(key, name) {
+			start, end = s, e
+		}
+		return nil
+	})
+	if err != nil || start < 0 {
+		return raw
+	}
+	out := make([]byte, 0, len(raw)-(end-start)+len(val))
+	out = append(out, raw[:start]...)
+	out = append(out, val...)
+	return append(out, raw[end:]...)
+}
+
+// eachMemberAt is eachMember with each value given as its span in b.
+func eachMemberAt(b []byte, fn func(key []byte, start, end int) error) error {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return errMalformed
@@ -128,7 +153,7 @@ func eachMember(b []byte, fn func(key, val []byte) error) error {
 		if err != nil {
 			return err
 		}
-		if err := fn(key, b[i:vEnd]); err != nil {
+		if err := fn(key, i, vEnd); err != nil {
 			return err
 		}
 		i = skipSpace(b, vEnd)
