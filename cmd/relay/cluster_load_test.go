@@ -13,6 +13,7 @@ import (
 
 	"github.com/relayhq/relay/internal/cable"
 	"github.com/relayhq/relay/internal/cluster"
+	"github.com/relayhq/relay/internal/fanout"
 	"github.com/relayhq/relay/internal/registry"
 	"github.com/relayhq/relay/internal/store"
 	"github.com/relayhq/relay/internal/store/redisstore"
@@ -37,7 +38,7 @@ type idPool struct {
 	ids map[string]bool
 }
 
-func (p *idPool) Add(token string, _ any) (string, error) {
+func (p *idPool) Add(token string, _ *fanout.Sub) (string, error) {
 	id := cable.SubscriptionID(token)
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -53,7 +54,9 @@ func (p *idPool) Remove(id string) bool {
 	return ok
 }
 
-func (p *idPool) Get(string) (cable.Info, bool) { return cable.Info{}, false }
+func (p *idPool) Get(string) (cable.Info[*fanout.Sub], bool) { return cable.Info[*fanout.Sub]{}, false }
+
+func (p *idPool) Invalidate(string, string) bool { return false }
 
 func (p *idPool) len() int {
 	p.mu.Lock()

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/relayhq/relay/internal/cable"
+	"github.com/relayhq/relay/internal/fanout"
 	"github.com/relayhq/relay/internal/registry"
 	"github.com/relayhq/relay/internal/store"
 	"github.com/relayhq/relay/internal/store/bolt"
@@ -23,7 +24,7 @@ type memPool struct {
 	subs map[string]bool
 }
 
-func (p *memPool) Add(token string, _ any) (string, error) {
+func (p *memPool) Add(token string, _ *fanout.Sub) (string, error) {
 	if !cable.ValidToken(token) {
 		return "", cable.ErrBadToken
 	}
@@ -42,11 +43,13 @@ func (p *memPool) Remove(id string) bool {
 	return ok
 }
 
-func (p *memPool) Get(id string) (cable.Info, bool) {
+func (p *memPool) Get(id string) (cable.Info[*fanout.Sub], bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return cable.Info{ID: id}, p.subs[id]
+	return cable.Info[*fanout.Sub]{ID: id}, p.subs[id]
 }
+
+func (p *memPool) Invalidate(string, string) bool { return false }
 
 func (p *memPool) len() int {
 	p.mu.Lock()

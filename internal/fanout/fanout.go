@@ -227,6 +227,9 @@ func (f *Fanout) Handle(ev Event) {
 		finish(ev.Done, fmt.Errorf("%w: %w", ErrRejected, err))
 		return
 	}
+	if ev.Sub != nil && ev.Sub.Observe(&r, ev.ReceivedAt) {
+		ev.Sub.Owner.Learned(ev.Sub)
+	}
 	if f.opts.Observe != nil {
 		f.opts.Observe(ev.SubID, r)
 	}
@@ -242,14 +245,12 @@ func (f *Fanout) Handle(ev Event) {
 		if orig := f.pending[key]; orig != nil {
 			// The first copy is still on its way to NATS: this one is
 			// settled with it (see waiter).
-			orig.waiters = append(orig.waiters, waiter{sub: ev.SubID, route: r, done: ev.Done, live: !ev.Replayed})
+			orig.waiters = append(orig.waiters, waiter{sub: ev.Sub, subID: ev.SubID, route: r, done: ev.Done, live: !ev.Replayed})
 			f.pendMu.Unlock()
 			return
 		}
 		f.pendMu.Unlock()
-		if f.opts.Published != nil {
-			f.opts.Published(ev.SubID, r)
-		}
+		f.published(ev.Sub, ev.SubID, r)
 		finish(ev.Done, nil)
 		return
 	}
@@ -258,11 +259,11 @@ func (f *Fanout) Handle(ev Event) {
 		f.pending[key] = it
 	}
 	f.pendMu.Unlock()
-	if f.opts.Published != nil {
-		it.sub, it.route = ev.SubID, r
+	if f.opts.Published != nil || ev.Sub != nil {
+		it.sub, it.subID, it.route = ev.Sub, ev.SubID, r
 	}
-	if err := f.enqueue(it, ev.SubID); errors.Is(err, ErrBufferFull) && !ev.Replayed && f.opts.Lost != nil {
-		f.opts.Lost(ev.SubID)
+	if err := f.enqueue(it, ev.SubID); errors.Is(err, ErrBufferFull) && !ev.Replayed {
+		f.lost(ev.Sub, ev.SubID)
 	}
 }
 
@@ -283,10 +284,10 @@ func (f *Fanout) settle(it *item, outcome error) {
 	f.pendMu.Unlock()
 	for _, w := range ws {
 		switch {
-		case outcome == nil && f.opts.Published != nil:
-			f.opts.Published(w.sub, w.route)
-		case errors.Is(outcome, ErrBufferFull) && w.live && f.opts.Lost != nil:
-			f.opts.Lost(w.sub)
+		case outcome == nil:
+			f.published(w.sub, w.subID, w.route)
+		case errors.Is(outcome, ErrBufferFull) && w.live:
+			f.lost(w.sub, w.subID)
 		}
 		finish(w.done, outcome)
 	}
@@ -299,8 +300,30 @@ func (f *Fanout) shed(ev *Event) {
 		f.log.Warn("fanout: event dropped", "sub", ev.SubID, "reason", dropNames[dropBufferFull])
 	})
 	finish(ev.Done, ErrBufferFull)
-	if !ev.Replayed && f.opts.Lost != nil {
-		f.opts.Lost(ev.SubID)
+	if !ev.Replayed {
+		f.lost(ev.Sub, ev.SubID)
+	}
+}
+
+// published reports an event in NATS to the record's owner and to
+// Options.Published.
+func (f *Fanout) published(s *Sub, id string, r Route) {
+	if s != nil {
+		s.Owner.Published(s, r)
+	}
+	if f.opts.Published != nil {
+		f.opts.Published(id, r)
+	}
+}
+
+// lost reports a live event dropped for lack of room to the record's owner
+// and to Options.Lost.
+func (f *Fanout) lost(s *Sub, id string) {
+	if s != nil {
+		s.Owner.Lost(s)
+	}
+	if f.opts.Lost != nil {
+		f.opts.Lost(id)
 	}
 }
 

@@ -183,8 +183,8 @@ func (f *Fanout) acked() {
 		f.log.Info("fanout: JetStream stream takes events again")
 	}
 	f.m.latency.Observe(time.Since(it.enq).Seconds())
-	if it.sub != "" {
-		f.opts.Published(it.sub, it.route)
+	if it.sub != nil || it.subID != "" {
+		f.published(it.sub, it.subID, it.route)
 	}
 	it.finish(nil)
 	f.settle(it, nil)

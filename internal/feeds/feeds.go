@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -44,9 +45,9 @@ type Source interface {
 
 // Pool is what the manager needs of the cable pool.
 type Pool interface {
-	AddUser(token string, accountID, userID int64, meta any) (string, error)
+	AddUser(token string, accountID, userID int64, sub *fanout.Sub) (string, error)
 	Remove(id string) bool
-	Get(id string) (cable.Info, bool)
+	Get(id string) (cable.Info[*fanout.Sub], bool)
 }
 
 // Sink takes replayed events (the fan-out).
@@ -60,6 +61,11 @@ type Options struct {
 	Source Source
 	Pool   Pool
 	Sink   Sink
+	// Events takes the subscriptions' lifecycle events (the fan-out); nil
+	// publishes none.
+	Events interface {
+		Lifecycle(ev fanout.LifecycleEvent) error
+	}
 	// SyncInterval is how often the manager reads the stored feeds again,
 	// so that feeds added or deleted through another replica are followed.
 	// 0: only at Load.
@@ -96,9 +102,12 @@ type feed struct {
 	subs map[int64]*Sub // by account id
 }
 
-// Sub is the meta of one feed subscription in the cable pool (one account).
+// Sub is one feed subscription (one account). Its fan-out record, which
+// the cable pool carries, has it as Owner.
 type Sub struct {
 	ID        string // subscription id
+	m         *Manager
+	rec       *fanout.Sub
 	FeedID    string
 	AccountID int64
 	UserID    int64
@@ -131,9 +140,12 @@ func New(opts Options) *Manager {
 	return m
 }
 
-// SubOf returns the feed subscription a pool meta value is, or nil.
-func SubOf(meta any) *Sub {
-	s, _ := meta.(*Sub)
+// SubOf returns the feed subscription of a pool record, or nil.
+func SubOf(rec *fanout.Sub) *Sub {
+	if rec == nil {
+		return nil
+	}
+	s, _ := rec.Owner.(*Sub)
 	return s
 }
 
@@ -307,12 +319,14 @@ func (m *Manager) apply(rec store.Feed) {
 
 func (m *Manager) subscribe(f *feed, rec store.Feed, acc int64) {
 	s := &Sub{FeedID: rec.ID, AccountID: acc, UserID: rec.UserID, token: rec.PubsubToken,
-		ID: cable.UserSubscriptionID(rec.PubsubToken, acc)}
+		ID: cable.UserSubscriptionID(rec.PubsubToken, acc), m: m}
+	s.rec = fanout.NewSub(s.ID, s, fanout.Hints{AccountID: strconv.FormatInt(acc, 10)})
+	s.rec.Feed = true
 	m.mu.Lock()
 	f.subs[acc] = s
 	m.subs[s.ID] = s
 	m.mu.Unlock()
-	if _, err := m.opts.Pool.AddUser(rec.PubsubToken, acc, rec.UserID, s); err != nil {
+	if _, err := m.opts.Pool.AddUser(rec.PubsubToken, acc, rec.UserID, s.rec); err != nil {
 		m.log.Error("feed subscription not added", "feed", rec.ID, "account", acc, "err", err)
 	}
 }
@@ -328,11 +342,7 @@ func (m *Manager) drop(s *Sub) {
 // leaving unconfirmed: it reads the profile again. A rotated pubsub token
 // (password change) replaces the subscriptions; a refused access token
 // makes the subscription invalid.
-func (m *Manager) Verify(ctx context.Context, _ string, meta any) (cable.Verdict, error) {
-	s := SubOf(meta)
-	if s == nil {
-		return cable.VerdictUnknown, nil
-	}
+func (m *Manager) Verify(ctx context.Context, s *Sub) (cable.Verdict, error) {
 	m.mu.Lock()
 	f := m.feeds[s.FeedID]
 	var rec store.Feed

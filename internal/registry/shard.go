@@ -119,7 +119,3 @@ func (r *Registry) Refresh(ctx context.Context, id string) error {
 	r.subscribeOwned([]store.Subscription{rec}, func(string) bool { return true })
 	return nil
 }
-
-// HandedOver reports whether the entry was removed from the pool because
-// its bucket went to another replica.
-func (e *Entry) HandedOver() bool { return e.handedOver.Load() }
