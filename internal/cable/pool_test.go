@@ -811,3 +811,42 @@ func TestPoolWaitsForTheSharedPace(t *testing.T) {
 		}
 	})
 }
+
+// Invalidate stops a confirmed subscription the relay learned is dead:
+// Chatwoot sees the unsubscribe, the change carries the reason, nothing is
+// retried, and adding the token again subscribes it again.
+func TestPoolInvalidate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, chatwoottest.Options{}, nil)
+		ids := h.add(1)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if !h.pool.Invalidate(ids[0], "gone") || h.pool.Invalidate(ids[0], "gone") || h.pool.Invalidate("unknown", "gone") {
+			t.Fatal("Invalidate reports wrong")
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		inv := h.changesOf(ChangeInvalid)
+		if len(inv) != 1 || inv[0].Reason != "gone" {
+			t.Fatalf("invalid changes %+v", inv)
+		}
+		if in, _ := h.pool.Get(ids[0]); in.State != StateInvalid {
+			t.Fatalf("state %v", in.State)
+		}
+		total := 0
+		for _, c := range h.srv.Conns() {
+			total += len(c.Subscriptions)
+		}
+		if total != 0 || len(h.subscribeTimes()) != 1 {
+			t.Fatalf("server holds %d subscriptions after %d subscribes", total, len(h.subscribeTimes()))
+		}
+		if _, err := h.pool.Add(token(0), nil); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if in, _ := h.pool.Get(ids[0]); in.State != StateConfirmed {
+			t.Fatalf("state %v after adding again", in.State)
+		}
+	})
+}

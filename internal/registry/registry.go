@@ -451,6 +451,34 @@ func (r *Registry) Remove(ctx context.Context, id string) error {
 	return nil
 }
 
+// Prune removes the subscriptions registered with origin whose ids keep
+// does not hold: those a source of registrations (the subscriptions file)
+// no longer lists. It returns how many it removed.
+func (r *Registry) Prune(ctx context.Context, origin string, keep map[string]bool) (int, error) {
+	var stale []string
+	for cursor := ""; ; {
+		page, next, err := r.store.ListSubscriptions(ctx, cursor, store.MaxListLimit)
+		if err != nil {
+			return 0, err
+		}
+		for _, rec := range page {
+			if rec.Origin == origin && !keep[rec.ID] {
+				stale = append(stale, rec.ID)
+			}
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	for _, id := range stale {
+		if err := r.Remove(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return 0, err
+		}
+	}
+	return len(stale), nil
+}
+
 // Load subscribes every stored subscription (at start). The pool paces the
 // subscribes; this only queues them.
 func (r *Registry) Load(ctx context.Context) (int, error) {
