@@ -174,7 +174,7 @@ func (a *app) openFanout(context.Context) error {
 			MaxBytes: c.NATSStreamMaxBytes, Duplicates: c.NATSDupWindow, Replicas: c.NATSStreamReplicas},
 	}, fanout.Options{
 		Prefix: c.NATSSubjectPrefix, ForwardTokens: c.ForwardTokens, ForwardSourceIDs: c.ForwardSourceIDs, BufferBytes: c.NATSBufferBytes,
-		Observe: a.observe, Drained: a.drained, Logger: a.log.With("component", "fanout"), Registerer: a.metrics,
+		HoldBack: c.HoldBack, Observe: a.observe, Drained: a.drained, Logger: a.log.With("component", "fanout"), Registerer: a.metrics,
 	})
 	if err != nil {
 		return fmt.Errorf("NATS: %w", err)
@@ -252,7 +252,7 @@ func (a *app) newPool(context.Context) error {
 		StaleAfter: c.CableStaleAfter, BackoffMin: c.CableBackoffMin, BackoffMax: c.CableBackoffMax,
 		ConfirmTimeout: c.CableConfirmTimeout, VerifyAfter: c.CableVerifyAfter,
 		ParkAfter: c.CableParkAfter, ParkInterval: c.CableParkInterval,
-		PresenceInterval: c.CablePresenceInterval, ReadLimit: c.CableReadLimit,
+		PresenceInterval: c.CablePresenceInterval, ReadLimit: c.CableReadLimit, HoldBack: c.HoldBack,
 		Handler: a.fanout.Deliver, OnState: fanout.OnState, Verifier: fanout.Verifier,
 		Logger: a.log.With("component", "cable"), Registerer: a.metrics,
 	})

@@ -469,7 +469,7 @@ func (c *conn[M]) broadcast(f *Frame) {
 	s.lastEvent.Store(now.UnixNano())
 	msg := make([]byte, len(f.Message))
 	copy(msg, f.Message)
-	if !c.deliveries.push(Delivery[M]{ID: s.id, Meta: s.getMeta(), Message: msg, ReceivedAt: now}) {
+	if !c.deliveries.push(Delivery[M]{ID: s.id, Meta: s.getMeta(), Message: msg, ReceivedAt: now}, c.p.cfg.HoldBack) {
 		s.dropped.Add(1)
 		c.p.m.drops.WithLabelValues(dropQueueFull).Inc()
 		c.p.reportGap(s, now, dropQueueFull)

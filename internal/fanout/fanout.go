@@ -86,6 +86,13 @@ type Options struct {
 	// event is lost for good. Replayed events report through Event.Done
 	// instead. Must not block.
 	Lost func(subID string)
+	// HoldBack is how long a live event that finds the buffer full waits
+	// in Handle for room before it is dropped (and reported Lost), once
+	// per overflow: a burst waits, holding its cable connection's reader
+	// back, while NATS catches up; an outage that outlasts HoldBack sheds
+	// at once, without waiting again, until the buffer has drained to
+	// half. 0: never wait (Handle never blocks).
+	HoldBack time.Duration
 	// Drained, if set, is called from the publishing goroutine when a
 	// saturated buffer has drained to half its bounds: events are taken
 	// again, so catch-ups of what was lost can run. Must not block.
@@ -170,6 +177,10 @@ type Fanout struct {
 	failures  int
 	drainedAt uint64 // q.overflows when Drained was last called
 
+	// gaveUp is q.overflows+1 when a HoldBack wait ran out: the overflow
+	// it counts sheds without waiting again. 0: none did.
+	gaveUp atomic.Uint64
+
 	// pending indexes the admitted events not yet published or dropped by
 	// dedup key, so a duplicate can wait for the first copy's outcome.
 	pendMu  sync.Mutex
@@ -207,13 +218,14 @@ func New(pub Publisher, opts Options) (*Fanout, error) {
 }
 
 // Handle routes, filters, deduplicates and buffers one event. It is called
-// from cable delivery goroutines: it never blocks on NATS, and events of one
-// subscription are published in the order Handle was called.
+// from cable delivery goroutines: it never blocks on NATS beyond
+// Options.HoldBack, once per overflow, and events of one subscription are
+// published in the order Handle was called.
 func (f *Fanout) Handle(ev Event) {
 	if ev.ReceivedAt.IsZero() {
 		ev.ReceivedAt = time.Now()
 	}
-	if f.q.shedding.Load() {
+	if f.q.shedding.Load() && (ev.Replayed || !f.holdBack()) {
 		// The buffer overflowed and has not drained to half yet: drop at
 		// once, without building the event, which would only spend the
 		// CPU the sender needs to drain. Lost and Done get the
@@ -262,7 +274,7 @@ func (f *Fanout) Handle(ev Event) {
 	if f.opts.Published != nil || ev.Sub != nil {
 		it.sub, it.subID, it.route = ev.Sub, ev.SubID, r
 	}
-	if err := f.enqueue(it, ev.SubID); errors.Is(err, ErrBufferFull) && !ev.Replayed {
+	if err := f.enqueue(it, ev.SubID, !ev.Replayed); errors.Is(err, ErrBufferFull) && !ev.Replayed {
 		f.lost(ev.Sub, ev.SubID)
 	}
 }
@@ -352,9 +364,12 @@ func (f *Fanout) rejected(subID string, err error) {
 }
 
 // enqueue buffers it or drops it with a counted reason.
-func (f *Fanout) enqueue(it *item, subID string) error {
+func (f *Fanout) enqueue(it *item, subID string, live bool) error {
 	it.enq = time.Now()
 	res := f.q.push(it)
+	if res == pushFull && live && f.holdBack() {
+		res = f.q.push(it)
+	}
 	if res == pushed {
 		return nil
 	}
@@ -373,6 +388,25 @@ func (f *Fanout) enqueue(it *item, subID string) error {
 		f.log.Warn("fanout: event dropped", "sub", subID, "reason", dropNames[reason])
 	})
 	return err
+}
+
+// holdBack waits up to Options.HoldBack for the buffer to drain to half,
+// unless a wait already ran out during this overflow. It reports whether
+// there is room now.
+func (f *Fanout) holdBack() bool {
+	d := f.opts.HoldBack
+	episode := f.q.overflows.Load() + 1
+	if d <= 0 || f.gaveUp.Load() == episode {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if err := f.q.waitRoom(ctx); err != nil {
+		f.gaveUp.Store(episode)
+		return false
+	}
+	f.m.heldBack.Inc()
+	return true
 }
 
 // WaitRoom returns once the buffer holds at most half of its bounds and is
@@ -458,7 +492,7 @@ func (f *Fanout) Lifecycle(ev LifecycleEvent) error {
 	it.hv[hReceivedAt] = at.Format(receivedAtLayout)
 	it.setHeaders()
 	it.size = int64(len(body) + len(it.msg.Subject) + itemOverhead)
-	return f.enqueue(it, ev.SubscriptionID)
+	return f.enqueue(it, ev.SubscriptionID, false)
 }
 
 // Close stops accepting events and publishes what is buffered until ctx

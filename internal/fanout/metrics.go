@@ -46,6 +46,7 @@ type metrics struct {
 	dropped   [numDropReasons]prometheus.Counter
 	failures  [numFailures]prometheus.Counter
 	retries   prometheus.Counter
+	heldBack  prometheus.Counter
 	latency   prometheus.Histogram
 }
 
@@ -77,12 +78,16 @@ func newMetrics(reg prometheus.Registerer, f *Fanout) (*metrics, error) {
 		Name: "relay_fanout_publish_retries_total",
 		Help: "Events put back at the head of the buffer after a failed publish.",
 	})
+	m.heldBack = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "relay_fanout_held_back_total",
+		Help: "Live events that found the buffer full and waited for room (RELAY_HOLD_BACK) instead of being dropped.",
+	})
 	m.latency = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "relay_fanout_publish_latency_seconds",
 		Help:    "Time from Handle to NATS acceptance (JetStream: ack) per event.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
 	})
-	cs := append([]prometheus.Collector{published, dropped, failures, m.retries, m.latency}, stateGauges(f)...)
+	cs := append([]prometheus.Collector{published, dropped, failures, m.retries, m.heldBack, m.latency}, stateGauges(f)...)
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, err

@@ -21,8 +21,10 @@ type recOwner struct {
 	learned   int
 }
 
-func (o *recOwner) State(*Sub, cable.StateChange[*Sub])                  {}
-func (o *recOwner) Verify(context.Context, *Sub) (cable.Verdict, error) { return cable.VerdictUnknown, nil }
+func (o *recOwner) State(*Sub, cable.StateChange[*Sub]) {}
+func (o *recOwner) Verify(context.Context, *Sub) (cable.Verdict, error) {
+	return cable.VerdictUnknown, nil
+}
 func (o *recOwner) Published(s *Sub, r Route) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
