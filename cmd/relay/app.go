@@ -252,8 +252,8 @@ func (a *app) newPool(context.Context) error {
 		StaleAfter: c.CableStaleAfter, BackoffMin: c.CableBackoffMin, BackoffMax: c.CableBackoffMax,
 		ConfirmTimeout: c.CableConfirmTimeout, VerifyAfter: c.CableVerifyAfter,
 		ParkAfter: c.CableParkAfter, ParkInterval: c.CableParkInterval,
-		PresenceInterval: c.CablePresenceInterval, ReadLimit: c.CableReadLimit, HoldBack: c.HoldBack,
-		Handler: a.fanout.Deliver, OnState: fanout.OnState, Verifier: fanout.Verifier,
+		PresenceInterval: c.CablePresenceInterval, ReadLimit: c.CableReadLimit,
+		Handler: a.fanout.Deliver, Direct: true, OnState: fanout.OnState, Verifier: fanout.Verifier,
 		Logger: a.log.With("component", "cable"), Registerer: a.metrics,
 	})
 	if err != nil {

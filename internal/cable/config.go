@@ -82,20 +82,19 @@ type Config[M any] struct {
 	// SendQueue bounds the commands waiting for a connection's writer. Default 256.
 	SendQueue int
 	// DeliveryQueue bounds, per connection, the broadcasts waiting for
-	// Handler. When it is full the reader waits up to HoldBack for room
-	// (the socket is held back; pings wait in it), once until the queue
-	// was emptied again; then the broadcast is dropped (reason
-	// queue_full) and the subscription reported with ChangeGap. Default
-	// 8192.
+	// Handler. When it is full the broadcast is dropped (reason queue_full)
+	// and the subscription reported with ChangeGap. Default 8192. Unused
+	// with Direct.
 	DeliveryQueue int
-	// HoldBack: see DeliveryQueue. It stays well below StaleAfter minus
-	// Chatwoot's 3 s ping interval, which the reader does not count while
-	// it waits. 0 drops at once.
-	HoldBack time.Duration
 
 	// Handler receives every broadcast, in order per subscription, from one
 	// goroutine per connection. It should be quick; see DeliveryQueue.
 	Handler func(Delivery[M])
+	// Direct calls Handler on the connection's reader itself, without the
+	// delivery queue and its goroutine: no hand-off (and no wake-up) per
+	// broadcast. For a Handler that never blocks longer than a bounded
+	// moment (well below StaleAfter), such as the fan-out's Deliver.
+	Direct bool
 	// OnState receives subscription state changes. It is called from several
 	// goroutines and must not block for long.
 	OnState func(StateChange[M])

@@ -52,6 +52,11 @@ func (p *Pool[M]) openConn() *conn[M] {
 		routes:     make(map[string]*sub[M]),
 	}
 	p.conns = append(p.conns, c)
+	if p.cfg.Direct {
+		p.wg.Add(1)
+		go c.run()
+		return c
+	}
 	p.wg.Add(2)
 	go c.run()
 	go c.deliver()
@@ -469,7 +474,11 @@ func (c *conn[M]) broadcast(f *Frame) {
 	s.lastEvent.Store(now.UnixNano())
 	msg := make([]byte, len(f.Message))
 	copy(msg, f.Message)
-	if !c.deliveries.push(Delivery[M]{ID: s.id, Meta: s.getMeta(), Message: msg, ReceivedAt: now}, c.p.cfg.HoldBack) {
+	if c.p.cfg.Direct {
+		c.p.cfg.Handler(Delivery[M]{ID: s.id, Meta: s.getMeta(), Message: msg, ReceivedAt: now})
+		return
+	}
+	if !c.deliveries.push(Delivery[M]{ID: s.id, Meta: s.getMeta(), Message: msg, ReceivedAt: now}) {
 		s.dropped.Add(1)
 		c.p.m.drops.WithLabelValues(dropQueueFull).Inc()
 		c.p.reportGap(s, now, dropQueueFull)

@@ -850,3 +850,53 @@ func TestPoolInvalidate(t *testing.T) {
 		}
 	})
 }
+
+// TestPoolDirectHoldsTheSocket: with Direct, the reader itself calls the
+// handler; a handler that waits holds the socket back instead of dropping
+// broadcasts, and every broadcast arrives, in order, once it returns.
+func TestPoolDirectHoldsTheSocket(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		var got []string
+		var gmu sync.Mutex
+		h := newHarness(t, chatwoottest.Options{}, func(c *Config[any]) {
+			c.Direct, c.DeliveryQueue = true, 4
+			c.Handler = func(d Delivery[any]) {
+				if !strings.Contains(string(d.Message), "message.created") {
+					return
+				}
+				<-release
+				gmu.Lock()
+				got = append(got, string(d.Message))
+				gmu.Unlock()
+			}
+		})
+		released := false
+		defer func() {
+			if !released {
+				close(release)
+			}
+		}()
+		h.add(1)
+		synctest.Wait()
+		for i := range 10 {
+			h.srv.Broadcast(token(0), fmt.Appendf(nil, `{"event":"message.created","data":{"id":%d}}`, i))
+		}
+		time.Sleep(2 * time.Second) // below StaleAfter
+		synctest.Wait()
+		if n := h.counter("relay_cable_dropped_total", "reason", "queue_full"); n != 0 {
+			t.Fatalf("queue_full drops = %v", n)
+		}
+		close(release)
+		released = true
+		synctest.Wait()
+		gmu.Lock()
+		defer gmu.Unlock()
+		if len(got) != 10 || got[0] != `{"event":"message.created","data":{"id":0}}` || got[9] != `{"event":"message.created","data":{"id":9}}` {
+			t.Fatalf("delivered %v", got)
+		}
+		if n := len(h.changesOf(ChangeLost)); n != 0 {
+			t.Fatalf("connection lost while the handler held it")
+		}
+	})
+}

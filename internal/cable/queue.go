@@ -1,9 +1,6 @@
 package cable
 
-import (
-	"sync"
-	"time"
-)
+import "sync"
 
 // deliveryQueue is a bounded FIFO of broadcasts between a connection's
 // reader and its delivery goroutine. Unlike a buffered channel it takes
@@ -13,36 +10,21 @@ import (
 type deliveryQueue[M any] struct {
 	max  int
 	wake chan struct{} // capacity 1: something was pushed, or the queue closed
-	room chan struct{} // capacity 1: the delivery goroutine emptied the queue
 
 	mu     sync.Mutex
 	items  []Delivery[M]
 	spare  []Delivery[M]
 	closed bool
-	// gaveUp: a push waited out its hold since the queue was last
-	// emptied; until it is, pushes to a full queue fail at once.
-	gaveUp bool
 }
 
 func newDeliveryQueue[M any](max int) *deliveryQueue[M] {
-	return &deliveryQueue[M]{max: max, wake: make(chan struct{}, 1), room: make(chan struct{}, 1)}
+	return &deliveryQueue[M]{max: max, wake: make(chan struct{}, 1)}
 }
 
-// push adds d. When max broadcasts already wait, it waits up to hold for
-// the delivery goroutine to take them (holding the reader, and so the
-// socket, back), unless a wait already ran out since the queue was last
-// emptied. It reports whether d was queued.
-func (q *deliveryQueue[M]) push(d Delivery[M], hold time.Duration) bool {
+// push adds d unless max broadcasts already wait.
+func (q *deliveryQueue[M]) push(d Delivery[M]) bool {
 	q.mu.Lock()
-	if len(q.items) >= q.max && !q.closed && hold > 0 && !q.gaveUp {
-		q.mu.Unlock()
-		q.waitRoom(hold)
-		q.mu.Lock()
-	}
 	if len(q.items) >= q.max || q.closed {
-		if !q.closed {
-			q.gaveUp = hold > 0
-		}
 		q.mu.Unlock()
 		return false
 	}
@@ -56,26 +38,6 @@ func (q *deliveryQueue[M]) signal() {
 	select {
 	case q.wake <- struct{}{}:
 	default:
-	}
-}
-
-// waitRoom waits up to hold for the queue to have room.
-func (q *deliveryQueue[M]) waitRoom(hold time.Duration) {
-	deadline := time.Now().Add(hold)
-	for {
-		q.mu.Lock()
-		full := len(q.items) >= q.max && !q.closed
-		q.mu.Unlock()
-		left := time.Until(deadline)
-		if !full || left <= 0 {
-			return
-		}
-		t := time.NewTimer(left)
-		select {
-		case <-q.room:
-		case <-t.C:
-		}
-		t.Stop()
 	}
 }
 
@@ -109,12 +71,7 @@ func (q *deliveryQueue[M]) take() ([]Delivery[M], bool) {
 		if len(q.items) > 0 {
 			batch := q.items
 			q.items, q.spare = q.spare, nil
-			q.gaveUp = false
 			q.mu.Unlock()
-			select {
-			case q.room <- struct{}{}:
-			default:
-			}
 			return batch, true
 		}
 		closed := q.closed
