@@ -386,7 +386,7 @@ func (r *Registry) subscribeHere(rec store.Subscription) error {
 		e.sub = fanout.NewSub(rec.ID, e, fanout.Hints{})
 		r.entries[rec.ID] = e
 	}
-	e.sub.SetHints(fanout.Hints{AccountID: rec.AccountID, InboxID: rec.InboxID, ContactID: rec.ContactID})
+	e.sub.SetHints(fanout.Hints{AccountID: intern(rec.AccountID), InboxID: intern(rec.InboxID), ContactID: rec.ContactID})
 	e.meta.Store(e.metaOf(rec))
 	if t := rec.LastActivityAt; !t.IsZero() {
 		e.sub.SetActivity(t)
