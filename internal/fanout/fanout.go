@@ -169,7 +169,14 @@ type Fanout struct {
 	inflightN   atomic.Int64
 	shutdownN   atomic.Int64
 
-	// Owned by run.
+	// core: the publisher is core NATS, so Handle may publish itself
+	// (publishNow).
+	core bool
+	// sendMu guards what run owns; run holds it except while it waits,
+	// and Handle takes it (TryLock) to publish on its own goroutine.
+	sendMu sync.Mutex
+
+	// Owned by run, guarded by sendMu.
 	inflight  deque
 	failed    []*item
 	rewinding bool
@@ -205,6 +212,7 @@ func New(pub Publisher, opts Options) (*Fanout, error) {
 		runDone: make(chan struct{}),
 		pending: make(map[string]*item),
 	}
+	_, f.core = pub.(*Core)
 	f.logRouting = rate.Sometimes{First: 5, Interval: 10 * time.Second}
 	f.logBuffer = rate.Sometimes{First: 5, Interval: 10 * time.Second}
 	f.logPublish = rate.Sometimes{First: 5, Interval: 10 * time.Second}
@@ -366,6 +374,9 @@ func (f *Fanout) rejected(subID string, err error) {
 // enqueue buffers it or drops it with a counted reason.
 func (f *Fanout) enqueue(it *item, subID string, live bool) error {
 	it.enq = time.Now()
+	if f.publishNow(it) {
+		return nil
+	}
 	res := f.q.push(it)
 	if res == pushFull && live && f.holdBack() {
 		res = f.q.push(it)
