@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -89,6 +90,8 @@ type Manager struct {
 	applyMu sync.Mutex
 
 	routes routeTable
+	// nsubs is len(subs), read without mu on the event path.
+	nsubs atomic.Int64
 
 	// Guarded by mu.
 	mu    sync.Mutex
@@ -325,6 +328,7 @@ func (m *Manager) subscribe(f *feed, rec store.Feed, acc int64) {
 	m.mu.Lock()
 	f.subs[acc] = s
 	m.subs[s.ID] = s
+	m.nsubs.Store(int64(len(m.subs)))
 	m.mu.Unlock()
 	if _, err := m.opts.Pool.AddUser(rec.PubsubToken, acc, rec.UserID, s.rec); err != nil {
 		m.log.Error("feed subscription not added", "feed", rec.ID, "account", acc, "err", err)
@@ -334,6 +338,7 @@ func (m *Manager) subscribe(f *feed, rec store.Feed, acc int64) {
 func (m *Manager) drop(s *Sub) {
 	m.mu.Lock()
 	delete(m.subs, s.ID)
+	m.nsubs.Store(int64(len(m.subs)))
 	m.mu.Unlock()
 	m.opts.Pool.Remove(s.ID)
 }
