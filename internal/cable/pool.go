@@ -222,6 +222,34 @@ func (p *Pool[M]) Invalidate(id, reason string) bool {
 	return true
 }
 
+// Lookup returns the record a subscription was added with.
+func (p *Pool[M]) Lookup(id string) (M, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s := p.subs[id]; s != nil {
+		return s.getMeta(), true
+	}
+	var zero M
+	return zero, false
+}
+
+// Len is the number of subscriptions held, in any state.
+func (p *Pool[M]) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.subs)
+}
+
+// Each calls fn with every subscription's id and record, under the pool's
+// lock: fn must not call the pool.
+func (p *Pool[M]) Each(fn func(id string, meta M)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, s := range p.subs {
+		fn(id, s.getMeta())
+	}
+}
+
 // Get returns a snapshot of one subscription.
 func (p *Pool[M]) Get(id string) (Info[M], bool) {
 	p.mu.Lock()

@@ -900,3 +900,23 @@ func TestPoolDirectHoldsTheSocket(t *testing.T) {
 		}
 	})
 }
+
+// The pool is the index of its records: Lookup, Len and Each read it.
+func TestPoolIndex(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, chatwoottest.Options{}, nil)
+		ids := h.add(3)
+		if m, ok := h.pool.Lookup(ids[1]); !ok || m != 1 {
+			t.Fatalf("Lookup = %v, %v", m, ok)
+		}
+		if _, ok := h.pool.Lookup("unknown"); ok {
+			t.Fatal("Lookup found an unknown id")
+		}
+		h.pool.Remove(ids[0])
+		seen := map[string]any{}
+		h.pool.Each(func(id string, m any) { seen[id] = m })
+		if h.pool.Len() != 2 || len(seen) != 2 || seen[ids[2]] != 2 {
+			t.Fatalf("Len %d, Each %v", h.pool.Len(), seen)
+		}
+	})
+}

@@ -281,7 +281,8 @@ func TestRegisterBatchKeepsLearnedIDs(t *testing.T) {
 	r, _, cs := newCountingRegistry(t)
 	ctx := context.Background()
 	sub, _, _ := r.Register(ctx, api.Registration{Token: "tok-l"})
-	learn(r, sub.ID, fanout.Hints{AccountID: "3"}, time.Time{}) // learned, not written yet
+	rt := fanout.Route{Kind: fanout.KindPresence, AccountID: "3", InboxID: fanout.Unknown, ContactID: fanout.Unknown}
+	r.Entry(sub.ID).Sub().Observe(&rt, time.Time{}) // learned, not written yet
 	results, err := r.RegisterBatch(ctx, []api.Registration{{Token: "tok-l"}})
 	if err != nil || results[0].Outcome != Updated {
 		t.Fatalf("batch: %v, %v", outcomes(results), err)

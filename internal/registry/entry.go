@@ -19,7 +19,7 @@ import (
 // directly, and it applies the rules (lifecycle events, catch-up, learned
 // ids, verification) without a lookup by id.
 type Entry struct {
-	sub        *fanout.Sub
+	sub        fanout.Sub // the pool carries &sub: one allocation per subscription
 	reg        *Registry
 	meta       atomic.Pointer[Meta]
 	handedOver atomic.Bool // removed from the pool for another replica
@@ -28,7 +28,7 @@ type Entry struct {
 var _ fanout.Owner = (*Entry)(nil)
 
 // Sub returns the fan-out's record.
-func (e *Entry) Sub() *fanout.Sub { return e.sub }
+func (e *Entry) Sub() *fanout.Sub { return &e.sub }
 
 // Meta returns the current facts.
 func (e *Entry) Meta() *Meta { return e.meta.Load() }
@@ -47,7 +47,7 @@ func (e *Entry) HandedOver() bool { return e.handedOver.Load() }
 // identifier once.
 func (e *Entry) metaOf(rec store.Subscription) *Meta {
 	return &Meta{ID: e.sub.ID, InboxIdentifier: intern(rec.InboxIdentifier), SourceID: rec.SourceID,
-		CreatedAt: rec.CreatedAt, Sub: e.sub}
+		CreatedAt: rec.CreatedAt, Sub: &e.sub}
 }
 
 // intern returns v backed by one copy per distinct value.
@@ -58,12 +58,18 @@ func intern(v string) string {
 	return unique.Make(v).Value()
 }
 
-// MetaOf returns the facts of a pool record the registry owns, or nil.
-func MetaOf(s *fanout.Sub) *Meta {
+// entryOf returns the entry of a pool record the registry owns, or nil.
+func entryOf(s *fanout.Sub) *Entry {
 	if s == nil {
 		return nil
 	}
-	if e, ok := s.Owner.(*Entry); ok {
+	e, _ := s.Owner.(*Entry)
+	return e
+}
+
+// MetaOf returns the facts of a pool record the registry owns, or nil.
+func MetaOf(s *fanout.Sub) *Meta {
+	if e := entryOf(s); e != nil {
 		return e.Meta()
 	}
 	return nil

@@ -31,6 +31,9 @@ type Pool interface {
 	Remove(id string) bool
 	Invalidate(id, reason string) bool
 	Get(id string) (cable.Info[*fanout.Sub], bool)
+	Lookup(id string) (*fanout.Sub, bool)
+	Len() int
+	Each(fn func(id string, sub *fanout.Sub))
 }
 
 // Meta is what catch-up and the verifier need of a subscription besides
@@ -58,8 +61,9 @@ type Registry struct {
 	sessions SessionVerifier
 	done     chan struct{}
 
-	mu      sync.Mutex
-	entries map[string]*Entry
+	// mu serialises creating an entry and adding it to the pool, whose
+	// index is the registry's: an entry is found through its record.
+	mu sync.Mutex
 }
 
 var _ api.Registry = (*Registry)(nil)
@@ -70,7 +74,7 @@ func New(st store.Store, log *slog.Logger) *Registry {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &Registry{store: st, log: log, entries: make(map[string]*Entry),
+	r := &Registry{store: st, log: log,
 		learned: make(chan *Entry, 4096), cancel: cancel, done: make(chan struct{}),
 		events: noEvents{}, catchup: noCatchUp{}}
 	go r.persistLearned(ctx)
@@ -380,19 +384,18 @@ func (r *Registry) subscribe(rec store.Subscription) error {
 
 func (r *Registry) subscribeHere(rec store.Subscription) error {
 	r.mu.Lock()
-	e := r.entries[rec.ID]
+	defer r.mu.Unlock()
+	e := r.Entry(rec.ID)
 	if e == nil {
 		e = &Entry{reg: r}
-		e.sub = fanout.NewSub(rec.ID, e, fanout.Hints{})
-		r.entries[rec.ID] = e
+		e.sub.ID, e.sub.Owner = rec.ID, e
 	}
 	e.sub.SetHints(fanout.Hints{AccountID: intern(rec.AccountID), InboxID: intern(rec.InboxID), ContactID: rec.ContactID})
 	e.meta.Store(e.metaOf(rec))
 	if t := rec.LastActivityAt; !t.IsZero() {
 		e.sub.SetActivity(t)
 	}
-	r.mu.Unlock()
-	_, err := r.pool.Add(rec.Token, e.sub)
+	_, err := r.pool.Add(rec.Token, &e.sub)
 	return err
 }
 
@@ -444,9 +447,6 @@ func (r *Registry) Remove(ctx context.Context, id string) error {
 	if r.owned(id, true) {
 		r.pool.Remove(id)
 	}
-	r.mu.Lock()
-	delete(r.entries, id)
-	r.mu.Unlock()
 	r.log.Info("subscription removed", "subscription", id)
 	return nil
 }
@@ -582,9 +582,11 @@ func fillEmpty(dst *string, v string) {
 
 // Entry returns the live entry of a subscription, or nil.
 func (r *Registry) Entry(id string) *Entry {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.entries[id]
+	if r.pool == nil {
+		return nil
+	}
+	s, _ := r.pool.Lookup(id)
+	return entryOf(s)
 }
 
 func (r *Registry) view(rec store.Subscription) api.Subscription {

@@ -66,6 +66,25 @@ func (p *fakePool) Get(id string) (cable.Info[*fanout.Sub], bool) {
 	return cable.Info[*fanout.Sub]{ID: id, State: p.state[id]}, true
 }
 
+func (p *fakePool) Lookup(id string) (*fanout.Sub, bool) {
+	s := p.get(id)
+	return s, s != nil
+}
+
+func (p *fakePool) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.subs)
+}
+
+func (p *fakePool) Each(fn func(string, *fanout.Sub)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, s := range p.subs {
+		fn(id, s)
+	}
+}
+
 // get returns the record the registry added for id, or nil.
 func (p *fakePool) get(id string) *fanout.Sub {
 	p.mu.Lock()
