@@ -194,7 +194,7 @@ func TestIntegrationReplayAfterOutage(t *testing.T) {
 	}
 	meta := &catchup.Target{
 		ID: id, InboxIdentifier: inbox.Identifier, SourceID: ci.SourceID, CreatedAt: time.Now(),
-		AccountID: "1", InboxID: strconv.FormatInt(inbox.ID, 10), ContactID: strconv.FormatInt(ci.ContactID, 10),
+		Sub: fanout.NewSub(id, nil, fanout.Hints{AccountID: "1", InboxID: strconv.FormatInt(inbox.ID, 10), ContactID: strconv.FormatInt(ci.ContactID, 10)}),
 	}
 	client, err := chatwoot.New(chatwoot.Options{BaseURL: base})
 	if err != nil {

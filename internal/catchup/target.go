@@ -8,32 +8,27 @@ import (
 )
 
 // Target is what catch-up needs of a subscription: the contact inbox to
-// read through the public API, and the routing ids of its events. SourceID
-// is a credential: LogValue leaves it out.
+// read through the public API, and the record whose routing ids (registered,
+// and learned from live events) its replays carry. SourceID is a
+// credential: LogValue leaves it out.
 type Target struct {
 	ID              string
 	InboxIdentifier string
 	SourceID        string
-	ContactID       string
-	InboxID         string
-	AccountID       string
 	CreatedAt       time.Time
-	// Sub is the subscription's record, when it is live: its ids learned
-	// from live events complete the registered ones.
-	Sub *fanout.Sub
+	Sub             *fanout.Sub // nil: no routing ids known
 }
 
 // CatchUp reports whether the subscription can be caught up and verified
 // through the public API.
 func (t *Target) CatchUp() bool { return t.InboxIdentifier != "" && t.SourceID != "" }
 
-// Hints are the routing ids: the live record's, which include the
-// registered ones, or the registered ones alone.
+// Hints are the record's routing ids.
 func (t *Target) Hints() fanout.Hints {
 	if t.Sub != nil {
 		return t.Sub.Hints()
 	}
-	return fanout.Hints{AccountID: t.AccountID, InboxID: t.InboxID, ContactID: t.ContactID}
+	return fanout.Hints{}
 }
 
 // LogValue implements slog.LogValuer without the source_id.
