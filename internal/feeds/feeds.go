@@ -143,15 +143,6 @@ func New(opts Options) *Manager {
 	return m
 }
 
-// SubOf returns the feed subscription of a pool record, or nil.
-func SubOf(rec *fanout.Sub) *Sub {
-	if rec == nil {
-		return nil
-	}
-	s, _ := rec.Owner.(*Sub)
-	return s
-}
-
 // Add registers the feed of an access token: it reads the user's profile,
 // stores the feed and subscribes each account. Adding a token again reads
 // the profile again. created reports a new feed.
@@ -405,14 +396,4 @@ func (m *Manager) advance(ctx context.Context, s *Sub, id int64) error {
 		return nil // removed meanwhile
 	}
 	return err
-}
-
-// Owns reports whether subID is a feed subscription.
-func (m *Manager) Owns(subID string) bool {
-	if m == nil {
-		return false
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.subs[subID] != nil
 }
