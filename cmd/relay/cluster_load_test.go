@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -32,59 +31,6 @@ func (l *listFails) ListSubscriptions(ctx context.Context, after string, limit i
 	return l.Store.ListSubscriptions(ctx, after, limit)
 }
 
-// idPool records what the registry subscribes.
-type idPool struct {
-	mu  sync.Mutex
-	ids map[string]*fanout.Sub
-}
-
-func (p *idPool) Add(token string, sub *fanout.Sub) (string, error) {
-	id := cable.SubscriptionID(token)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.ids[id] = sub
-	return id, nil
-}
-
-func (p *idPool) Remove(id string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	_, ok := p.ids[id]
-	delete(p.ids, id)
-	return ok
-}
-
-func (p *idPool) Get(string) (cable.Info[*fanout.Sub], bool) { return cable.Info[*fanout.Sub]{}, false }
-
-func (p *idPool) Invalidate(string, string) bool { return false }
-
-func (p *idPool) Lookup(id string) (*fanout.Sub, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	s, ok := p.ids[id]
-	return s, ok
-}
-
-func (p *idPool) Len() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.ids)
-}
-
-func (p *idPool) Each(fn func(string, *fanout.Sub)) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for id, s := range p.ids {
-		fn(id, s)
-	}
-}
-
-func (p *idPool) len() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.ids)
-}
-
 // TestClaimedBucketsLoadAfterAStoreFailure: when the scan that subscribes
 // claimed buckets fails (Redis went away meanwhile), it is tried again as
 // soon as the store answers, not at the next resync minutes later.
@@ -103,7 +49,7 @@ func TestClaimedBucketsLoadAfterAStoreFailure(t *testing.T) {
 	}
 	reg := registry.New(st, nil)
 	t.Cleanup(reg.Close)
-	pool := &idPool{ids: map[string]*fanout.Sub{}}
+	pool := &memPool{subs: map[string]*fanout.Sub{}}
 	reg.Attach(pool)
 	m := &clusterMode{rdb: rs.Client(), channel: rs.Key(noticeChannel), registry: reg, log: slog.New(slog.DiscardHandler),
 		loads: make(chan map[int]bool, 64), notices: make(chan string, 16)}

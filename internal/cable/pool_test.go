@@ -533,29 +533,53 @@ func TestPoolRejectMakesInvalid(t *testing.T) {
 // TestPoolSlowHandlerDoesNotFreezeReader: a handler that blocks fills the
 // bounded delivery queue; further broadcasts are dropped with a gap report,
 // and the connection keeps reading pings instead of going stale.
+// blockedHandler is a Handler that blocks on every message.created until
+// released, then records them.
+type blockedHandler struct {
+	ch       chan struct{}
+	released bool
+	mu       sync.Mutex
+	got      []string
+}
+
+func newBlockedHandler() *blockedHandler { return &blockedHandler{ch: make(chan struct{})} }
+
+// unblock releases the handler if the test did not: defer it, so that a
+// failed check does not leave the pool's Close waiting for the handler.
+func (b *blockedHandler) unblock() {
+	if !b.released {
+		close(b.ch)
+	}
+}
+
+func (b *blockedHandler) handle(d Delivery[any]) {
+	if !strings.Contains(string(d.Message), "message.created") {
+		return
+	}
+	<-b.ch
+	b.mu.Lock()
+	b.got = append(b.got, string(d.Message))
+	b.mu.Unlock()
+}
+
+// release lets the handler go and returns what it got once the bubble is
+// idle again.
+func (b *blockedHandler) release() []string {
+	close(b.ch)
+	b.released = true
+	synctest.Wait()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.got
+}
+
 func TestPoolSlowHandlerDoesNotFreezeReader(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		release := make(chan struct{})
-		var got []string
-		var gmu sync.Mutex
+		bh := newBlockedHandler()
 		h := newHarness(t, chatwoottest.Options{}, func(c *Config[any]) {
-			c.DeliveryQueue = 4
-			c.Handler = func(d Delivery[any]) {
-				if !strings.Contains(string(d.Message), "message.created") {
-					return
-				}
-				<-release
-				gmu.Lock()
-				got = append(got, string(d.Message))
-				gmu.Unlock()
-			}
+			c.DeliveryQueue, c.Handler = 4, bh.handle
 		})
-		released := false
-		defer func() {
-			if !released {
-				close(release) // a failed check must not leave Close waiting for the handler
-			}
-		}()
+		defer bh.unblock()
 		h.add(1)
 		synctest.Wait()
 		// The first broadcast reaches the handler and blocks it; only then
@@ -581,11 +605,7 @@ func TestPoolSlowHandlerDoesNotFreezeReader(t *testing.T) {
 		if n := len(h.changesOf(ChangeLost)); n != 0 {
 			t.Fatalf("connection lost while the handler was slow")
 		}
-		close(release)
-		released = true
-		synctest.Wait()
-		gmu.Lock()
-		defer gmu.Unlock()
+		got := bh.release()
 		if len(got) != 5 || got[0] != `{"event":"message.created","data":{"id":0}}` || got[4] != `{"event":"message.created","data":{"id":4}}` {
 			t.Fatalf("delivered %v", got)
 		}
@@ -856,27 +876,11 @@ func TestPoolInvalidate(t *testing.T) {
 // broadcasts, and every broadcast arrives, in order, once it returns.
 func TestPoolDirectHoldsTheSocket(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		release := make(chan struct{})
-		var got []string
-		var gmu sync.Mutex
+		bh := newBlockedHandler()
 		h := newHarness(t, chatwoottest.Options{}, func(c *Config[any]) {
-			c.Direct, c.DeliveryQueue = true, 4
-			c.Handler = func(d Delivery[any]) {
-				if !strings.Contains(string(d.Message), "message.created") {
-					return
-				}
-				<-release
-				gmu.Lock()
-				got = append(got, string(d.Message))
-				gmu.Unlock()
-			}
+			c.Direct, c.DeliveryQueue, c.Handler = true, 4, bh.handle
 		})
-		released := false
-		defer func() {
-			if !released {
-				close(release)
-			}
-		}()
+		defer bh.unblock()
 		h.add(1)
 		synctest.Wait()
 		for i := range 10 {
@@ -887,11 +891,7 @@ func TestPoolDirectHoldsTheSocket(t *testing.T) {
 		if n := h.counter("relay_cable_dropped_total", "reason", "queue_full"); n != 0 {
 			t.Fatalf("queue_full drops = %v", n)
 		}
-		close(release)
-		released = true
-		synctest.Wait()
-		gmu.Lock()
-		defer gmu.Unlock()
+		got := bh.release()
 		if len(got) != 10 || got[0] != `{"event":"message.created","data":{"id":0}}` || got[9] != `{"event":"message.created","data":{"id":9}}` {
 			t.Fatalf("delivered %v", got)
 		}
