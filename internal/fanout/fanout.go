@@ -401,9 +401,9 @@ func (f *Fanout) enqueue(it *item, subID string, live bool) error {
 	return err
 }
 
-// holdBack waits up to Options.HoldBack for the buffer to drain to half,
-// unless a wait already ran out during this overflow. It reports whether
-// there is room now.
+// holdBack waits up to Options.HoldBack for the sender to make room (the
+// buffer below seven eighths), unless a wait already ran out during this
+// overflow. It reports whether there is room now.
 func (f *Fanout) holdBack() bool {
 	d := f.opts.HoldBack
 	episode := f.q.overflows.Load() + 1
@@ -412,7 +412,7 @@ func (f *Fanout) holdBack() bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	if err := f.q.waitRoom(ctx); err != nil {
+	if err := f.q.waitFits(ctx); err != nil {
 		f.gaveUp.Store(episode)
 		return false
 	}
