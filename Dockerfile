@@ -23,8 +23,9 @@ ENV CGO_ENABLED=0
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
+# -tags nodemo leaves out the demo (`relay -demo`) and the fake Chatwoot it runs.
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    go build -trimpath -ldflags "-s -w" -o /out/relay ./cmd/relay && \
+    go build -tags nodemo -trimpath -ldflags "-s -w" -o /out/relay ./cmd/relay && \
     mkdir -p /out/data
 
 # The fake Chatwoot is built only for its own target: the relay image does

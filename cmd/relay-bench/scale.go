@@ -20,7 +20,21 @@ type ScaleResult struct {
 	IdleCPUPercent float64  `json:"idle_cpu_percent"`
 	IdleSeconds    float64  `json:"idle_window_seconds"`
 	GCObserved     bool     `json:"gc_after_load_observed"`
-	Targets        []Target `json:"targets"`
+	// Burst is one event to every subscription at once, pushed as fast as
+	// the fake writes them, after the memory readings.
+	Burst   *BurstResult `json:"burst,omitempty"`
+	Targets []Target     `json:"targets"`
+}
+
+// BurstResult counts what of a burst reached NATS.
+type BurstResult struct {
+	Events    int64   `json:"events"`
+	Delivered int64   `json:"delivered"`
+	Seconds   float64 `json:"seconds"`
+	// Drops are the relay's drop counters during the burst, by metric.
+	Drops map[string]float64 `json:"relay_drops,omitempty"`
+	// HeldBack counts live events that waited for buffer room.
+	HeldBack float64 `json:"held_back"`
 }
 
 // snapshot is the relay's footprint at one moment.
@@ -41,14 +55,18 @@ type snapshot struct {
 func (r *ScaleResult) targets() []Target { return r.Targets }
 
 func (r *ScaleResult) summary() string {
-	return fmt.Sprintf("%d subscriptions: RSS %.0f B/sub (anon %.0f), heap %.0f B/sub, %d cable sockets (%d sockets, %d fds in all), idle CPU %.2f%%, confirmed in %.1fs",
+	s := fmt.Sprintf("%d subscriptions: RSS %.0f B/sub (anon %.0f), heap %.0f B/sub, %d cable sockets (%d sockets, %d fds in all), idle CPU %.2f%%, confirmed in %.1fs",
 		r.Subscriptions, r.RSSPerSub, r.AnonPerSub, r.HeapPerSub, int(r.Loaded.CableConns), r.Loaded.Sockets, r.Loaded.FDs,
 		r.IdleCPUPercent, r.ConfirmSeconds)
+	if b := r.Burst; b != nil {
+		s += fmt.Sprintf("; burst: %d of %d events in NATS in %.1fs (%.0f held back)", b.Delivered, b.Events, b.Seconds, b.HeldBack)
+	}
+	return s
 }
 
 func (b *bench) scale(ctx context.Context) (*ScaleResult, error) {
 	n := b.p.ScaleSubscriptions
-	set, err := newTokenSet("scal", n, 0)
+	set, err := newTokenSet("scal", n, b.p.MessageBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -100,8 +118,47 @@ func (b *bench) scaleMeasure(ctx context.Context, rp *relayProc, set *tokenSet, 
 	}
 	res.IdleSeconds = b.p.IdleWindow.D().Seconds()
 	res.GCObserved = b.awaitGC(ctx, rp)
-	res.Loaded, err = takeSnapshot(rp)
+	if res.Loaded, err = takeSnapshot(rp); err != nil {
+		return err
+	}
+	res.Burst, err = b.burst(ctx, rp, set)
 	return err
+}
+
+// burstDrops are the relay's counters of events it did not publish.
+var burstDrops = []string{
+	`relay_cable_dropped_total{reason="queue_full"}`,
+	`relay_fanout_events_dropped_total{reason="buffer_full"}`,
+}
+
+// burst sends one event to every subscription of set at once and counts
+// what reaches NATS.
+func (b *bench) burst(ctx context.Context, rp *relayProc, set *tokenSet) (*BurstResult, error) {
+	k, err := b.cons.count(set.name + ".*.*.*.*.message.created")
+	if err != nil {
+		return nil, err
+	}
+	defer k.sub.Unsubscribe()
+	before, err := rp.metrics()
+	if err != nil {
+		return nil, err
+	}
+	n := len(set.tokens)
+	b.progress("scale: a burst of one event to each of %d subscriptions", n)
+	st := b.push(ctx, set, n, 8, 0)
+	got := k.settle(ctx, int64(n), 5*time.Second)
+	after, err := rp.metrics()
+	if err != nil {
+		return nil, err
+	}
+	r := &BurstResult{Events: st.pushed - st.unrouted, Delivered: got, Seconds: round3(time.Duration(k.last.Load() - int64(st.start)).Seconds()),
+		HeldBack: after["relay_fanout_held_back_total"] - before["relay_fanout_held_back_total"], Drops: map[string]float64{}}
+	for _, m := range burstDrops {
+		if d := after[m] - before[m]; d > 0 {
+			r.Drops[m] = d
+		}
+	}
+	return r, nil
 }
 
 // idleCPU is the relay's CPU use over d, in percent of one core.
@@ -164,5 +221,8 @@ func (r *ScaleResult) finish() {
 	r.Targets = []Target{
 		atMost("resident memory per subscription (B)", r.RSSPerSub, 1024, "%.0f"),
 		atMost("websockets to Chatwoot", r.Loaded.CableConns, 500, "%.0f"),
+	}
+	if b := r.Burst; b != nil {
+		r.Targets = append(r.Targets, atLeast("burst of one event per subscription reaching NATS", float64(b.Delivered), float64(b.Events), "%.0f"))
 	}
 }

@@ -49,7 +49,7 @@ type app struct {
 	client   *chatwoot.Client
 	registry *registry.Registry
 	catchup  *catchup.Catchup
-	pool     *cable.Pool
+	pool     *cable.Pool[*fanout.Sub]
 	feeds    *feeds.Manager
 	// stopFeeds ends the adding of RELAY_ACCOUNT_FEEDS; feedsDone closes
 	// when it returned. Nil without configured feeds.
@@ -174,7 +174,7 @@ func (a *app) openFanout(context.Context) error {
 			MaxBytes: c.NATSStreamMaxBytes, Duplicates: c.NATSDupWindow, Replicas: c.NATSStreamReplicas},
 	}, fanout.Options{
 		Prefix: c.NATSSubjectPrefix, ForwardTokens: c.ForwardTokens, ForwardSourceIDs: c.ForwardSourceIDs, BufferBytes: c.NATSBufferBytes,
-		Observe: a.observe, Published: a.published, Lost: a.lost, Drained: a.drained, Logger: a.log.With("component", "fanout"), Registerer: a.metrics,
+		HoldBack: c.HoldBack, Observe: a.observe, Drained: a.drained, Logger: a.log.With("component", "fanout"), Registerer: a.metrics,
 	})
 	if err != nil {
 		return fmt.Errorf("NATS: %w", err)
@@ -226,11 +226,12 @@ func (a *app) newCatchup(context.Context) error {
 	var err error
 	a.catchup, err = catchup.New(catchup.Options{
 		Source: a.client, Cursors: a.store, Sink: a.fanout, Concurrency: a.cfg.CatchupConcurrency,
-		Logger: a.log.With("component", "catchup"), Registerer: a.metrics,
+		OnGone: a.registry.Gone, Logger: a.log.With("component", "catchup"), Registerer: a.metrics,
 	})
 	if err != nil {
 		return fmt.Errorf("catch-up: %w", err)
 	}
+	a.registry.Wire(a.fanout, a.catchup, a.client)
 	a.catchup.Start()
 	return nil
 }
@@ -245,14 +246,14 @@ func (a *app) newPool(context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.pool, err = cable.New(cable.Config{
+	a.pool, err = cable.New(cable.Config[*fanout.Sub]{
 		URL: url, Origin: c.CableOrigin, NoOrigin: c.CableOrigin == "-", TLSConfig: tlsConfig,
 		PerConn: c.CablePerConn, SubscribeRate: c.CableSubscribeRate, SubscribeBurst: c.CableSubscribeBurst, SharedPace: waiter(a.subscribeRate),
 		StaleAfter: c.CableStaleAfter, BackoffMin: c.CableBackoffMin, BackoffMax: c.CableBackoffMax,
 		ConfirmTimeout: c.CableConfirmTimeout, VerifyAfter: c.CableVerifyAfter,
 		ParkAfter: c.CableParkAfter, ParkInterval: c.CableParkInterval,
 		PresenceInterval: c.CablePresenceInterval, ReadLimit: c.CableReadLimit,
-		Handler: a.deliver, OnState: a.onState, Verifier: a.verifier(a.registry.Verifier(a.client)),
+		Handler: a.fanout.Deliver, Direct: true, OnState: fanout.OnState, Verifier: fanout.Verifier,
 		Logger: a.log.With("component", "cable"), Registerer: a.metrics,
 	})
 	if err != nil {
@@ -429,113 +430,19 @@ func (a *app) watchReload(ctx context.Context) {
 	}()
 }
 
-// deliver hands one broadcast to the fan-out.
-func (a *app) deliver(d cable.Delivery) {
-	if s := feeds.SubOf(d.Meta); s != nil {
-		a.deliverFeed(d, s)
-		return
-	}
-	ev := fanout.Event{SubID: d.ID, Message: d.Message, ReceivedAt: d.ReceivedAt}
-	if m := registry.MetaOf(d.Meta); m != nil {
-		ev.Hints = m.Hints()
-	}
-	a.fanout.Handle(ev)
-}
-
-// observe sees every routed event as it arrives: it learns ids for the
-// registry and releases callers waiting for their message's echo.
-func (a *app) observe(subID string, r fanout.Route) {
+// observe sees every routed event: account feeds learn conversation
+// routes from it, and callers waiting for their message's echo are
+// released.
+func (a *app) observe(_ string, r fanout.Route) {
 	a.feeds.Learn(r)
-	if r.Replayed {
-		return
-	}
-	var active time.Time
-	if r.Kind == fanout.KindMessage || r.Kind == fanout.KindConversation {
-		active = time.Now() // not typing or presence: Chatwoot sends presence on every subscribe
-	}
-	a.registry.Learn(subID, fanout.Hints{AccountID: r.AccountID, InboxID: r.InboxID, ContactID: r.ContactID}, active)
-	if r.EchoID != "" {
+	if r.EchoID != "" && !r.Replayed {
 		a.echoes.ObserveMessage(r.EchoID, r.MessageID)
-	}
-}
-
-// published sees every event once NATS holds it: only then may catch-up
-// cursors move past it, or a relay dying with events still buffered would
-// skip them on its next catch-up.
-func (a *app) published(subID string, r fanout.Route) {
-	if a.feeds.Owns(subID) {
-		a.feeds.Published(subID, r)
-		return
-	}
-	a.catchup.ObserveLive(subID, r)
-}
-
-// lost hears of a live event the fan-out could not buffer (NATS too slow
-// or away): like a cable gap, it is filled by a catch-up.
-func (a *app) lost(subID string) {
-	if a.feeds.Owns(subID) {
-		a.feeds.Gap(subID)
-		return
-	}
-	if e := a.registry.Entry(subID); e != nil {
-		a.catchup.Gap(e.Meta(), time.Now())
 	}
 }
 
 // drained hears that the fan-out takes events again after an overflow:
 // catch-ups waiting because their replays were refused run now.
 func (a *app) drained() { a.catchup.Resume() }
-
-// onState publishes lifecycle events and drives catch-up.
-func (a *app) onState(c cable.StateChange) {
-	if s := feeds.SubOf(c.Meta); s != nil {
-		a.onFeedState(c, s)
-		return
-	}
-	m := registry.MetaOf(c.Meta)
-	ev := fanout.LifecycleEvent{SubscriptionID: c.ID, At: c.At, Reason: c.Reason}
-	if m != nil {
-		ev.AccountID, ev.InboxID, ev.ContactID = m.AccountID, m.InboxID, m.ContactID
-	}
-	switch c.Change {
-	case cable.ChangeConfirmed:
-		ev.Event = fanout.SubscriptionConfirmed
-		if m != nil {
-			a.catchup.Trigger(m, a.lastActivity(c.ID))
-		}
-	case cable.ChangeLost:
-		ev.Event = fanout.SubscriptionLost
-		a.catchup.Lost(c.ID)
-	case cable.ChangeGap:
-		if m != nil {
-			a.catchup.Gap(m, time.Now())
-		}
-		return
-	case cable.ChangeInvalid:
-		ev.Event = fanout.SubscriptionInvalid
-		a.catchup.Forget(c.ID)
-	case cable.ChangeRemoved:
-		ev.Event = fanout.SubscriptionRemoved
-		a.catchup.Forget(c.ID)
-		if handedOver(c) {
-			return // another replica subscribes it now
-		}
-	default:
-		return
-	}
-	if err := a.fanout.Lifecycle(ev); err != nil {
-		a.log.Warn("lifecycle event not published", "subscription", c.ID, "event", ev.Event, "err", err)
-	}
-}
-
-// lastActivity orders catch-ups: the most recently active conversations
-// first.
-func (a *app) lastActivity(id string) time.Time {
-	if e := a.registry.Entry(id); e != nil {
-		return e.LastActivity()
-	}
-	return time.Time{}
-}
 
 // ready is /readyz: NATS takes events and the store answers. Chatwoot being
 // down is not unreadiness (every replica would flap together).

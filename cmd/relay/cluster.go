@@ -15,7 +15,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/relayhq/relay/internal/api"
-	"github.com/relayhq/relay/internal/cable"
 	"github.com/relayhq/relay/internal/cluster"
 	"github.com/relayhq/relay/internal/fanout"
 	"github.com/relayhq/relay/internal/registry"
@@ -326,13 +325,6 @@ func (m *clusterMode) listen(ctx context.Context, ps *redis.PubSub) {
 			cancel()
 		}
 	}
-}
-
-// handedOver reports whether a pool state change is a handover of the
-// subscription to another replica rather than its removal.
-func handedOver(c cable.StateChange) bool {
-	e, ok := c.Meta.(*registry.Entry)
-	return ok && e.HandedOver()
 }
 
 // clusterAPI is the cluster as the HTTP API sees it; nil with one replica.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/relayhq/relay/internal/cable"
 	"github.com/relayhq/relay/internal/cluster"
+	"github.com/relayhq/relay/internal/fanout"
 	"github.com/relayhq/relay/internal/registry"
 	"github.com/relayhq/relay/internal/store"
 	"github.com/relayhq/relay/internal/store/redisstore"
@@ -29,36 +29,6 @@ func (l *listFails) ListSubscriptions(ctx context.Context, after string, limit i
 		return nil, "", errors.New("connection refused")
 	}
 	return l.Store.ListSubscriptions(ctx, after, limit)
-}
-
-// idPool records what the registry subscribes.
-type idPool struct {
-	mu  sync.Mutex
-	ids map[string]bool
-}
-
-func (p *idPool) Add(token string, _ any) (string, error) {
-	id := cable.SubscriptionID(token)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.ids[id] = true
-	return id, nil
-}
-
-func (p *idPool) Remove(id string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	ok := p.ids[id]
-	delete(p.ids, id)
-	return ok
-}
-
-func (p *idPool) Get(string) (cable.Info, bool) { return cable.Info{}, false }
-
-func (p *idPool) len() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.ids)
 }
 
 // TestClaimedBucketsLoadAfterAStoreFailure: when the scan that subscribes
@@ -79,7 +49,7 @@ func TestClaimedBucketsLoadAfterAStoreFailure(t *testing.T) {
 	}
 	reg := registry.New(st, nil)
 	t.Cleanup(reg.Close)
-	pool := &idPool{ids: map[string]bool{}}
+	pool := &memPool{subs: map[string]*fanout.Sub{}}
 	reg.Attach(pool)
 	m := &clusterMode{rdb: rs.Client(), channel: rs.Key(noticeChannel), registry: reg, log: slog.New(slog.DiscardHandler),
 		loads: make(chan map[int]bool, 64), notices: make(chan string, 16)}

@@ -45,6 +45,7 @@ type Config struct {
 	NATSStreamMaxBytes int64         `env:"NATS_STREAM_MAX_BYTES" envDefault:"1073741824" desc:"JetStream stream max bytes (-1 = unlimited)"`
 	NATSDupWindow      time.Duration `env:"NATS_DUPLICATE_WINDOW" envDefault:"2m" desc:"JetStream duplicate window for Nats-Msg-Id"`
 	NATSBufferBytes    int64         `env:"NATS_BUFFER_BYTES" envDefault:"67108864" desc:"events held while NATS is unreachable"`
+	HoldBack           time.Duration `env:"HOLD_BACK" envDefault:"2s" desc:"how long a burst may hold a websocket back when the relay's buffers are full, before events are dropped and caught up (0 = drop at once)"`
 	NATSCredsFile      string        `env:"NATS_CREDS_FILE" desc:"NATS credentials file (external NATS only)"`
 	NATSUser           string        `env:"NATS_USER" desc:"NATS user; the embedded NATS then requires it, with NATS_PASSWORD, from every client"`
 	NATSPassword       string        `env:"NATS_PASSWORD" secret:"true" desc:"NATS password (with NATS_USER)"`
@@ -188,6 +189,9 @@ func (c *Config) validate(demo bool) error {
 	}
 	if c.NATSBufferBytes <= 0 {
 		bad("NATS_BUFFER_BYTES", "must be positive")
+	}
+	if c.HoldBack < 0 || (c.HoldBack > 0 && c.HoldBack > c.CableStaleAfter/2) {
+		bad("HOLD_BACK", "must be between 0 and half of CABLE_STALE_AFTER")
 	}
 	if c.AccountFeeds = trimTokens(c.AccountFeeds); c.AccountFeeds != nil && len(c.AccountFeeds) == 0 {
 		bad("ACCOUNT_FEEDS", "holds separators or spaces but no token")

@@ -127,20 +127,29 @@ func TestSubscriptionsFileParse(t *testing.T) {
 	}
 }
 
-// TestDeps keeps test-only code out of the binary.
+// TestDeps keeps test-only code out of the binary, and the fake Chatwoot
+// of the demo out of production builds (-tags nodemo, as the container
+// image is built).
 func TestDeps(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "go", "list", "-deps", ".").Output()
-	if err != nil {
-		t.Skipf("go list unavailable: %v", err)
-	}
-	for _, dep := range strings.Fields(string(out)) {
-		switch dep {
-		case "testing", "net/http/httptest", "github.com/alicebob/miniredis/v2":
-			t.Errorf("cmd/relay links %s", dep)
+	for _, tags := range []string{"", "nodemo"} {
+		out, err := exec.CommandContext(ctx, "go", "list", "-tags", tags, "-deps", ".").Output()
+		if err != nil {
+			t.Skipf("go list unavailable: %v", err)
+		}
+		deps := strings.Fields(string(out))
+		for _, dep := range deps {
+			switch dep {
+			case "testing", "net/http/httptest", "github.com/alicebob/miniredis/v2":
+				t.Errorf("cmd/relay (tags %q) links %s", tags, dep)
+			}
+		}
+		if fake := slices.Contains(deps, "github.com/relayhq/relay/internal/chatwoottest"); fake != (tags == "") {
+			t.Errorf("cmd/relay (tags %q) links the fake Chatwoot: %v", tags, fake)
 		}
 	}
+	// TestDockerfileBuildsStatically checks the image builds with -tags nodemo.
 }
 
 // TestReadmeDocumentsEveryVariable keeps the README's configuration table

@@ -3,11 +3,8 @@ package main
 import (
 	"context"
 	"errors"
-	"strconv"
 	"time"
 
-	"github.com/relayhq/relay/internal/cable"
-	"github.com/relayhq/relay/internal/fanout"
 	"github.com/relayhq/relay/internal/feeds"
 )
 
@@ -19,7 +16,7 @@ const feedSyncInterval = 30 * time.Second
 // Chatwoot client (whose limiter is the shared Chatwoot budget).
 func (a *app) newFeeds(context.Context) error {
 	a.feeds = feeds.New(feeds.Options{
-		Store: a.store, Source: a.client, Pool: a.pool, Sink: a.fanout, SyncInterval: feedSyncInterval,
+		Store: a.store, Source: a.client, Pool: a.pool, Sink: a.fanout, Events: a.fanout, SyncInterval: feedSyncInterval,
 		Logger: a.log.With("component", "feeds"), Registerer: a.metrics,
 	})
 	return nil
@@ -72,50 +69,6 @@ func (a *app) addConfiguredFeeds(ctx context.Context) {
 			return
 		case <-time.After(delay):
 		}
-	}
-}
-
-// verify checks a subscription Chatwoot keeps leaving unconfirmed: feed
-// subscriptions by re-reading the user's profile, contacts through the
-// registry.
-func (a *app) verifier(contacts cable.Verifier) cable.Verifier {
-	return cable.VerifierFunc(func(ctx context.Context, id string, meta any) (cable.Verdict, error) {
-		if feeds.SubOf(meta) != nil {
-			return a.feeds.Verify(ctx, id, meta)
-		}
-		return contacts.Verify(ctx, id, meta)
-	})
-}
-
-// deliverFeed hands one broadcast of a feed subscription to the fan-out.
-func (a *app) deliverFeed(d cable.Delivery, s *feeds.Sub) {
-	a.fanout.Handle(fanout.Event{SubID: d.ID, Message: d.Message, ReceivedAt: d.ReceivedAt, Feed: true,
-		Hints: a.feeds.Hints(s, d.Message)})
-}
-
-// onFeedState drives a feed subscription's catch-up and publishes its
-// lifecycle events.
-func (a *app) onFeedState(c cable.StateChange, s *feeds.Sub) {
-	ev := fanout.LifecycleEvent{SubscriptionID: c.ID, At: c.At, Reason: c.Reason, AccountID: strconv.FormatInt(s.AccountID, 10)}
-	switch c.Change {
-	case cable.ChangeConfirmed:
-		ev.Event = fanout.SubscriptionConfirmed
-		a.feeds.Confirmed(c.ID)
-	case cable.ChangeLost:
-		ev.Event = fanout.SubscriptionLost
-		a.feeds.Lost(c.ID)
-	case cable.ChangeGap:
-		a.feeds.Gap(c.ID)
-		return
-	case cable.ChangeInvalid:
-		ev.Event = fanout.SubscriptionInvalid
-	case cable.ChangeRemoved:
-		ev.Event = fanout.SubscriptionRemoved
-	default:
-		return
-	}
-	if err := a.fanout.Lifecycle(ev); err != nil {
-		a.log.Warn("lifecycle event not published", "subscription", c.ID, "event", ev.Event, "err", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -368,8 +369,10 @@ func (p *relayProcess) start() {
 	p.cmd = exec.Command(os.Args[0], "-test.run=^$")
 	p.cmd.Env = append(os.Environ(), p.env...)
 	p.cmd.Env = append(p.cmd.Env, mainChildEnv+"=1")
+	logs := &tailBuffer{max: 8 << 10}
+	p.cmd.Stderr = logs
 	if testing.Verbose() {
-		p.cmd.Stderr = os.Stderr
+		p.cmd.Stderr = io.MultiWriter(os.Stderr, logs)
 	}
 	if path := os.Getenv("RELAY_TEST_CHILD_LOG"); path != "" { // debugging aid: keep the relay's logs
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
@@ -383,7 +386,9 @@ func (p *relayProcess) start() {
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	// A loaded machine (CI shares two cores with the rest of the suite)
+	// can take long to start a process; one that exited says why.
+	deadline := time.Now().Add(90 * time.Second)
 	for {
 		resp, err := http.Get(p.url + "/readyz")
 		if err == nil {
@@ -392,11 +397,47 @@ func (p *relayProcess) start() {
 				return
 			}
 		}
+		if exited(p.cmd.Process.Pid) {
+			p.t.Fatalf("relay process exited before it was ready; its last output:\n%s", logs.String())
+		}
 		if time.Now().After(deadline) {
-			p.t.Fatal("relay process not ready")
+			p.t.Fatalf("relay process not ready after 90 s; its last output:\n%s", logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// exited reports whether the child pid has exited (a zombie awaiting Wait).
+func exited(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false // not Linux, or gone: the deadline decides
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	return i > 0 && i+2 < len(stat) && stat[i+2] == 'Z'
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if over := len(t.b) - t.max; over > 0 {
+		t.b = append(t.b[:0], t.b[over:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
 }
 
 func (p *relayProcess) stop(sig syscall.Signal) {

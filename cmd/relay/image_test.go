@@ -156,6 +156,13 @@ func TestDockerfileBuildsStatically(t *testing.T) {
 	if !slices.Contains(flags, "-trimpath") || !slices.Contains(flags, "-s -w") {
 		t.Errorf("relay built with %q, want -trimpath and -ldflags \"-s -w\"", flags)
 	}
+	// The production image leaves the demo, and the fake Chatwoot it runs, out.
+	i := slices.Index(flags, "-tags")
+	if i < 0 || i+1 == len(flags) || flags[i+1] != "nodemo" {
+		t.Errorf("relay built with %q, want -tags nodemo", flags)
+	} else {
+		flags = slices.Delete(slices.Clone(flags), i, i+2)
+	}
 	fake := stageNamed(t, stages, "build-fake")
 	if f := buildFlags(t, fake, "./cmd/chatwoot-fake"); fake.from != "build" || !slices.Equal(f, flags) {
 		t.Errorf("chatwoot-fake built FROM %q with %q, want FROM build with the relay's %q", fake.from, f, flags)

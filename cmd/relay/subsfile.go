@@ -131,33 +131,8 @@ func (s *staticSubscriptions) reload(ctx context.Context) error {
 		return fmt.Errorf("subscriptions file %s: %d line(s) not registered (%d new, %d updated, %d unchanged; nothing removed):\n%w",
 			s.path, failed, sum.Created, sum.Updated, sum.Unchanged, errors.Join(errs...))
 	}
-	removed, err := s.removeOthers(ctx, keep)
+	removed, err := s.registry.Prune(ctx, originFile, keep)
 	s.log.Info("subscriptions file loaded", "subscriptions", len(keep), "new", sum.Created, "updated", sum.Updated,
 		"unchanged", sum.Unchanged, "removed", removed)
 	return err
-}
-
-func (s *staticSubscriptions) removeOthers(ctx context.Context, keep map[string]bool) (int, error) {
-	var stale []string
-	for cursor := ""; ; {
-		page, next, err := s.registry.List(ctx, "", cursor, store.MaxListLimit)
-		if err != nil {
-			return 0, err
-		}
-		for _, sub := range page {
-			if sub.Origin == originFile && !keep[sub.ID] {
-				stale = append(stale, sub.ID)
-			}
-		}
-		if next == "" {
-			break
-		}
-		cursor = next
-	}
-	for _, id := range stale {
-		if err := s.registry.Remove(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return 0, err
-		}
-	}
-	return len(stale), nil
 }

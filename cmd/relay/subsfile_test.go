@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/relayhq/relay/internal/cable"
+	"github.com/relayhq/relay/internal/fanout"
 	"github.com/relayhq/relay/internal/registry"
 	"github.com/relayhq/relay/internal/store"
 	"github.com/relayhq/relay/internal/store/bolt"
@@ -20,32 +21,56 @@ import (
 // memPool is a registry.Pool that only remembers what it holds.
 type memPool struct {
 	mu   sync.Mutex
-	subs map[string]bool
+	subs map[string]*fanout.Sub
 }
 
-func (p *memPool) Add(token string, _ any) (string, error) {
+func (p *memPool) Add(token string, sub *fanout.Sub) (string, error) {
 	if !cable.ValidToken(token) {
 		return "", cable.ErrBadToken
 	}
 	id := cable.SubscriptionID(token)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.subs[id] = true
+	p.subs[id] = sub
 	return id, nil
 }
 
 func (p *memPool) Remove(id string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	ok := p.subs[id]
+	_, ok := p.subs[id]
 	delete(p.subs, id)
 	return ok
 }
 
-func (p *memPool) Get(id string) (cable.Info, bool) {
+func (p *memPool) Get(id string) (cable.Info[*fanout.Sub], bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return cable.Info{ID: id}, p.subs[id]
+	_, ok := p.subs[id]
+	return cable.Info[*fanout.Sub]{ID: id}, ok
+}
+
+func (p *memPool) Invalidate(string, string) bool { return false }
+
+func (p *memPool) Lookup(id string) (*fanout.Sub, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s, ok := p.subs[id]
+	return s, ok
+}
+
+func (p *memPool) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.subs)
+}
+
+func (p *memPool) Each(fn func(string, *fanout.Sub)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, s := range p.subs {
+		fn(id, s)
+	}
 }
 
 func (p *memPool) len() int {
@@ -95,7 +120,7 @@ func newSubsFileFixture(t *testing.T) *subsFileFixture {
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	reg := registry.New(st, log)
 	t.Cleanup(reg.Close)
-	pool := &memPool{subs: map[string]bool{}}
+	pool := &memPool{subs: map[string]*fanout.Sub{}}
 	reg.Attach(pool)
 	path := filepath.Join(dir, "subscriptions")
 	return &subsFileFixture{static: &staticSubscriptions{path: path, registry: reg, log: log},

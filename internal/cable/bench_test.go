@@ -23,11 +23,11 @@ func broadcastFrame(token string, size int) []byte {
 
 // dispatchConn builds a connection slot without a socket, carrying one
 // subscription, with its delivery queue drained.
-func dispatchConn(_ testing.TB, token string) (*conn, func()) {
+func dispatchConn(_ testing.TB, token string) (*conn[any], func()) {
 	c := newTestConn(token)
 	done := make(chan struct{})
 	go func() {
-		c.deliveries.drain(func(Delivery) {})
+		c.deliveries.drain(func(Delivery[any]) {})
 		close(done)
 	}()
 	return c, func() { c.cancel(); c.deliveries.close(); <-done }
@@ -35,16 +35,16 @@ func dispatchConn(_ testing.TB, token string) (*conn, func()) {
 
 // newTestConn builds a connection slot without a socket or goroutines,
 // carrying one confirmed subscription.
-func newTestConn(token string) *conn {
-	p := &Pool{m: newMetrics(prometheus.NewRegistry()), cfg: Config{Handler: func(Delivery) {}, OnState: func(StateChange) {}}}
+func newTestConn(token string) *conn[any] {
+	p := &Pool[any]{m: newMetrics(prometheus.NewRegistry()), cfg: Config[any]{Handler: func(Delivery[any]) {}, OnState: func(StateChange[any]) {}}}
 	p.cfg.setDefaults()
 	p.log = p.cfg.Logger
-	p.subs = map[string]*sub{}
+	p.subs = map[string]*sub[any]{}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &conn{p: p, ctx: ctx, cancel: cancel, deliveries: newDeliveryQueue(1024),
-		routes: map[string]*sub{}}
-	s := &sub{id: SubscriptionID(token), ident: NewIdentifier(token), state: StateConfirmed, conn: c}
-	s.meta.Store(metaBox{})
+	c := &conn[any]{p: p, ctx: ctx, cancel: cancel, deliveries: newDeliveryQueue[any](1024),
+		routes: map[string]*sub[any]{}}
+	s := &sub[any]{id: SubscriptionID(token), ident: NewIdentifier(token), state: StateConfirmed, conn: c}
+	s.meta.Store(metaBox[any]{})
 	c.setRoute(s.ident.Key, s)
 	return c
 }

@@ -19,7 +19,7 @@ import (
 
 // Config configures a Pool. Zero values take the defaults named on each
 // field, which follow Chatwoot's behaviour (DESIGN.md "Cable behaviour").
-type Config struct {
+type Config[M any] struct {
 	// URL is the websocket endpoint, ws:// or wss://, e.g. wss://chat.example.com/cable.
 	// CableURL derives it from a Chatwoot base URL.
 	URL string
@@ -83,18 +83,24 @@ type Config struct {
 	SendQueue int
 	// DeliveryQueue bounds, per connection, the broadcasts waiting for
 	// Handler. When it is full the broadcast is dropped (reason queue_full)
-	// and the subscription reported with StateGap. Default 8192.
+	// and the subscription reported with ChangeGap. Default 8192. Unused
+	// with Direct.
 	DeliveryQueue int
 
 	// Handler receives every broadcast, in order per subscription, from one
 	// goroutine per connection. It should be quick; see DeliveryQueue.
-	Handler func(Delivery)
+	Handler func(Delivery[M])
+	// Direct calls Handler on the connection's reader itself, without the
+	// delivery queue and its goroutine: no hand-off (and no wake-up) per
+	// broadcast. For a Handler that never blocks longer than a bounded
+	// moment (well below StaleAfter), such as the fan-out's Deliver.
+	Direct bool
 	// OnState receives subscription state changes. It is called from several
 	// goroutines and must not block for long.
-	OnState func(StateChange)
+	OnState func(StateChange[M])
 	// Verifier is asked after VerifyAfter confirm timeouts in a row. Nil
 	// means keep retrying forever.
-	Verifier Verifier
+	Verifier Verifier[M]
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -124,7 +130,7 @@ const (
 	DefaultDeliveryQueue    = 8192
 )
 
-func (c *Config) setDefaults() {
+func (c *Config[M]) setDefaults() {
 	setDefault(&c.PerConn, DefaultPerConn)
 	setDefault(&c.SubscribeRate, DefaultSubscribeRate)
 	setDefault(&c.SubscribeBurst, DefaultSubscribeBurst)
@@ -150,10 +156,10 @@ func (c *Config) setDefaults() {
 		c.Jitter = rand.Float64
 	}
 	if c.Handler == nil {
-		c.Handler = func(Delivery) {}
+		c.Handler = func(Delivery[M]) {}
 	}
 	if c.OnState == nil {
-		c.OnState = func(StateChange) {}
+		c.OnState = func(StateChange[M]) {}
 	}
 }
 
@@ -164,7 +170,7 @@ func setDefault[T comparable](v *T, def T) {
 	}
 }
 
-func (c *Config) validate() error {
+func (c *Config[M]) validate() error {
 	var errs []error
 	u, err := url.Parse(c.URL)
 	switch {
@@ -187,7 +193,7 @@ func (c *Config) validate() error {
 	return errors.Join(errs...)
 }
 
-func (c *Config) origin() string {
+func (c *Config[M]) origin() string {
 	if c.NoOrigin {
 		return ""
 	}
@@ -261,4 +267,4 @@ func equalJitter(d time.Duration, r float64) time.Duration {
 const paceMargin = 0.01
 
 // paceRate is the rate the pool's token buckets run at.
-func (c *Config) paceRate() rate.Limit { return rate.Limit(c.SubscribeRate * (1 - paceMargin)) }
+func (c *Config[M]) paceRate() rate.Limit { return rate.Limit(c.SubscribeRate * (1 - paceMargin)) }

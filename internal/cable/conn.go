@@ -18,12 +18,12 @@ import (
 // conn is one websocket connection slot. Its run goroutine dials, reads and
 // redials for as long as the slot holds subscriptions; sessions are the
 // individual sockets, numbered by generation.
-type conn struct {
-	p          *Pool
+type conn[M any] struct {
+	p          *Pool[M]
 	n          int
 	ctx        context.Context
 	cancel     context.CancelFunc
-	deliveries *deliveryQueue
+	deliveries *deliveryQueue[M]
 
 	// Guarded by Pool.mu.
 	unsubscribed map[string]time.Time // identifier key → when its unsubscribe was sent
@@ -39,19 +39,24 @@ type conn struct {
 	// carries. It is written under both Pool.mu and rmu, so holders of
 	// Pool.mu read it freely; the reader takes rmu.
 	rmu    sync.RWMutex
-	routes map[string]*sub
+	routes map[string]*sub[M]
 }
 
 // openConn starts a new connection slot. Caller holds Pool.mu.
-func (p *Pool) openConn() *conn {
+func (p *Pool[M]) openConn() *conn[M] {
 	p.nextConn++
 	ctx, cancel := context.WithCancel(p.ctx)
-	c := &conn{
+	c := &conn[M]{
 		p: p, n: p.nextConn, ctx: ctx, cancel: cancel,
-		deliveries: newDeliveryQueue(p.cfg.DeliveryQueue),
-		routes:     make(map[string]*sub),
+		deliveries: newDeliveryQueue[M](p.cfg.DeliveryQueue),
+		routes:     make(map[string]*sub[M]),
 	}
 	p.conns = append(p.conns, c)
+	if p.cfg.Direct {
+		p.wg.Add(1)
+		go c.run()
+		return c
+	}
 	p.wg.Add(2)
 	go c.run()
 	go c.deliver()
@@ -59,7 +64,7 @@ func (p *Pool) openConn() *conn {
 }
 
 // retire stops c. Caller holds Pool.mu.
-func (p *Pool) retire(c *conn) {
+func (p *Pool[M]) retire(c *conn[M]) {
 	if c.retired {
 		return
 	}
@@ -68,7 +73,7 @@ func (p *Pool) retire(c *conn) {
 	p.conns = slicesDelete(p.conns, c)
 }
 
-func slicesDelete(cs []*conn, c *conn) []*conn {
+func slicesDelete[M any](cs []*conn[M], c *conn[M]) []*conn[M] {
 	for i, x := range cs {
 		if x == c {
 			return append(cs[:i], cs[i+1:]...)
@@ -77,20 +82,20 @@ func slicesDelete(cs []*conn, c *conn) []*conn {
 	return cs
 }
 
-func (c *conn) setRoute(key string, s *sub) {
+func (c *conn[M]) setRoute(key string, s *sub[M]) {
 	c.rmu.Lock()
 	c.routes[key] = s
 	c.rmu.Unlock()
 }
 
-func (c *conn) delRoute(key string) {
+func (c *conn[M]) delRoute(key string) {
 	c.rmu.Lock()
 	delete(c.routes, key)
 	c.rmu.Unlock()
 }
 
 // route finds the subscription an identifier from the wire belongs to.
-func (c *conn) route(wire []byte) *sub {
+func (c *conn[M]) route(wire []byte) *sub[M] {
 	c.rmu.RLock()
 	s := c.routes[string(wire)]
 	c.rmu.RUnlock()
@@ -115,12 +120,12 @@ type command struct {
 }
 
 // send queues a command on the current session. Caller holds Pool.mu.
-func (c *conn) send(cmd []byte) bool { return c.enqueue(command{data: cmd}) }
+func (c *conn[M]) send(cmd []byte) bool { return c.enqueue(command{data: cmd}) }
 
 // sendPaced queues a subscribe; see command.
-func (c *conn) sendPaced(cmd []byte) bool { return c.enqueue(command{data: cmd, paced: true}) }
+func (c *conn[M]) sendPaced(cmd []byte) bool { return c.enqueue(command{data: cmd, paced: true}) }
 
-func (c *conn) enqueue(cmd command) bool {
+func (c *conn[M]) enqueue(cmd command) bool {
 	if c.out == nil {
 		return false
 	}
@@ -134,12 +139,12 @@ func (c *conn) enqueue(cmd command) bool {
 }
 
 // deliver hands broadcasts to the handler, in arrival order.
-func (c *conn) deliver() {
+func (c *conn[M]) deliver() {
 	defer c.p.wg.Done()
 	c.deliveries.drain(c.p.cfg.Handler)
 }
 
-func (c *conn) setState(st string) {
+func (c *conn[M]) setState(st string) {
 	if c.state == st {
 		return
 	}
@@ -154,7 +159,7 @@ func (c *conn) setState(st string) {
 
 // run is the connection's lifecycle: dial → await welcome → resubscribe →
 // serve, then back off and do it again, until the slot is retired.
-func (c *conn) run() {
+func (c *conn[M]) run() {
 	defer c.p.wg.Done()
 	defer c.deliveries.close()
 	defer c.setState("")
@@ -203,7 +208,7 @@ type sessionResult struct {
 }
 
 // session runs one socket until it fails.
-func (c *conn) session() sessionResult {
+func (c *conn[M]) session() sessionResult {
 	c.setState(connDialing)
 	ws, err := c.dial()
 	if err != nil {
@@ -238,7 +243,7 @@ func (c *conn) session() sessionResult {
 	return res
 }
 
-func (c *conn) dial() (*websocket.Conn, error) {
+func (c *conn[M]) dial() (*websocket.Conn, error) {
 	cfg := &c.p.cfg
 	d := websocket.Dialer{
 		NetDialContext:   cfg.NetDialContext,
@@ -300,7 +305,7 @@ func railsNotFound(resp *http.Response) bool {
 // the configured rate, but a writer that was descheduled (or a socket that
 // blocked) would otherwise send what queued meanwhile back to back, and
 // Chatwoot would see more than rate·t + burst in some window t.
-func (c *conn) write(ctx context.Context, ws *websocket.Conn, out <-chan command) {
+func (c *conn[M]) write(ctx context.Context, ws *websocket.Conn, out <-chan command) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -326,7 +331,7 @@ var errDisconnect = errors.New("cable: server sent disconnect")
 
 // read reads frames until the socket fails, goes stale or the server
 // disconnects.
-func (c *conn) read(ws *websocket.Conn, gen uint64) sessionResult {
+func (c *conn[M]) read(ws *websocket.Conn, gen uint64) sessionResult {
 	var (
 		res sessionResult
 		buf bytes.Buffer
@@ -382,7 +387,7 @@ func readFrame(ws *websocket.Conn, buf *bytes.Buffer, limit int64) error {
 
 // oversized counts a refused frame and, when its prefix names one of this
 // connection's subscriptions, reports the gap so catch-up can fill it.
-func (c *conn) oversized(prefix []byte) {
+func (c *conn[M]) oversized(prefix []byte) {
 	c.p.m.drops.WithLabelValues(dropOversized).Inc()
 	c.p.log.Warn("cable frame above the read limit skipped", "conn", c.n, "limit", c.p.cfg.ReadLimit)
 	if s := c.route(leadingIdentifier(prefix)); s != nil {
@@ -411,7 +416,7 @@ func leadingIdentifier(b []byte) []byte {
 	return v
 }
 
-func (c *conn) readFailure(err error) string {
+func (c *conn[M]) readFailure(err error) string {
 	var ne net.Error
 	switch {
 	case c.ctx.Err() != nil:
@@ -424,7 +429,7 @@ func (c *conn) readFailure(err error) string {
 }
 
 // handle acts on one frame.
-func (c *conn) handle(b []byte, f *Frame, gen uint64, res *sessionResult) error {
+func (c *conn[M]) handle(b []byte, f *Frame, gen uint64, res *sessionResult) error {
 	if err := Decode(b, f); err != nil {
 		c.p.m.frames.WithLabelValues(FrameInvalid.String()).Inc()
 		c.p.m.drops.WithLabelValues(dropDecodeError).Inc()
@@ -458,7 +463,7 @@ func (c *conn) handle(b []byte, f *Frame, gen uint64, res *sessionResult) error 
 	return nil
 }
 
-func (c *conn) broadcast(f *Frame) {
+func (c *conn[M]) broadcast(f *Frame) {
 	s := c.route(f.Identifier)
 	if s == nil {
 		c.p.m.drops.WithLabelValues(dropUnknownSub).Inc()
@@ -469,7 +474,11 @@ func (c *conn) broadcast(f *Frame) {
 	s.lastEvent.Store(now.UnixNano())
 	msg := make([]byte, len(f.Message))
 	copy(msg, f.Message)
-	if !c.deliveries.push(Delivery{ID: s.id, Meta: s.getMeta(), Message: msg, ReceivedAt: now}) {
+	if c.p.cfg.Direct {
+		c.p.cfg.Handler(Delivery[M]{ID: s.id, Meta: s.getMeta(), Message: msg, ReceivedAt: now})
+		return
+	}
+	if !c.deliveries.push(Delivery[M]{ID: s.id, Meta: s.getMeta(), Message: msg, ReceivedAt: now}) {
 		s.dropped.Add(1)
 		c.p.m.drops.WithLabelValues(dropQueueFull).Inc()
 		c.p.reportGap(s, now, dropQueueFull)
@@ -479,7 +488,7 @@ func (c *conn) broadcast(f *Frame) {
 // welcome marks the session ready and queues a subscribe for everything
 // this connection carries: subscriptions are per connection, so every new
 // socket starts empty.
-func (c *conn) welcome(gen uint64) {
+func (c *conn[M]) welcome(gen uint64) {
 	p := c.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -495,7 +504,7 @@ func (c *conn) welcome(gen uint64) {
 	p.log.Info("cable connected", "conn", c.n, "subscriptions", len(c.routes))
 }
 
-func (c *conn) confirm(f *Frame) bool {
+func (c *conn[M]) confirm(f *Frame) bool {
 	s := c.route(f.Identifier)
 	if s == nil {
 		c.p.m.drops.WithLabelValues(dropUnknownSub).Inc()
@@ -511,7 +520,7 @@ func (c *conn) confirm(f *Frame) bool {
 	return ok
 }
 
-func (c *conn) reject(f *Frame) {
+func (c *conn[M]) reject(f *Frame) {
 	s := c.route(f.Identifier)
 	if s == nil {
 		return
@@ -528,9 +537,9 @@ func (c *conn) reject(f *Frame) {
 
 // endSession resets what the server forgot with the socket: every
 // subscription of this connection must be subscribed again.
-func (c *conn) endSession() {
+func (c *conn[M]) endSession() {
 	p := c.p
-	var evs []StateChange
+	var evs []StateChange[M]
 	p.mu.Lock()
 	c.ready, c.out = false, nil
 	for _, s := range c.routes {

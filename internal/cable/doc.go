@@ -32,8 +32,10 @@
 //	dial → await welcome → resubscribe (paced) → serve → back off → dial …
 //
 // with one reader and one writer goroutine per socket, and its own
-// delivery goroutine that calls Handler in frame order, so per-subscription
-// order is kept. Every welcome queues a subscribe for everything the
+// delivery goroutine that calls Handler in frame order (or, with Direct,
+// the reader calls it), so per-subscription order is kept. The pool is
+// generic over the record it carries for each subscription (Pool[M]): the
+// relay's is *fanout.Sub, handed back with every Delivery and StateChange. Every welcome queues a subscribe for everything the
 // connection carries; one process-wide token bucket (SubscribeRate,
 // SubscribeBurst) admits every subscribe the process sends, in FIFO order,
 // and a second bucket at the same rate paces them again at the socket, so
@@ -72,12 +74,19 @@
 //
 // # Delivery policy
 //
-// The reader never waits for Handler: broadcasts go through a bounded
-// queue per connection (DeliveryQueue). When it is full the broadcast is
-// dropped, counted as relay_cable_dropped_total{reason="queue_full"}, and
-// reported as ChangeGap (at most once a second per subscription) so the
-// relay can catch the subscription up through the REST API. Blocking the reader instead would stop pings from being
-// read, mark a healthy connection stale and lose more.
+// By default the reader never waits for Handler: broadcasts go through a
+// bounded queue per connection (DeliveryQueue). When it is full the
+// broadcast is dropped, counted as
+// relay_cable_dropped_total{reason="queue_full"}, and reported as ChangeGap
+// (at most once a second per subscription) so the relay can catch the
+// subscription up through the REST API.
+//
+// With Direct the reader calls Handler itself: no hand-off between
+// goroutines per broadcast. The Handler must return within a bounded
+// moment well below StaleAfter (the read deadline is set before each read,
+// so time spent in Handler does not count; frames wait in the socket).
+// The relay uses it: the fan-out's Deliver waits at most HoldBack for
+// buffer room, so a burst holds the socket back instead of being dropped.
 //
 // State changes (confirmed, lost, invalid, removed, gap) go to OnState; a
 // confirm after a loss is where catch-up starts.

@@ -57,7 +57,7 @@ func dialFailure(t *testing.T, status int, body string) string {
 	})}
 	go srv.Serve(ln)
 	logs := &recordHandler{records: make(chan slog.Record, 100)}
-	p, err := New(Config{URL: "ws://chatwoot.test/cable", NetDialContext: ln.DialContext, Logger: slog.New(logs)})
+	p, err := New[any](Config[any]{URL: "ws://chatwoot.test/cable", NetDialContext: ln.DialContext, Logger: slog.New(logs)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,13 +23,13 @@ func TestIntegrationDropsOverRealSockets(t *testing.T) {
 	}
 	var confirms atomic.Int64
 	confirmed := make(chan struct{}, 1)
-	p, err := New(Config{
+	p, err := New[any](Config[any]{
 		URL:            fmt.Sprintf("ws://%s/cable", addr),
 		SubscribeRate:  4000,
 		SubscribeBurst: 100,
 		BackoffMin:     100 * time.Millisecond,
 		BackoffMax:     time.Second,
-		OnState: func(c StateChange) {
+		OnState: func(c StateChange[any]) {
 			if c.Change == ChangeConfirmed {
 				confirms.Add(1)
 				select {

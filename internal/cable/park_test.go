@@ -40,7 +40,7 @@ func (b *logBuffer) count(s string) int {
 func TestPoolParksUnconfirmedToken(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		logs := &logBuffer{}
-		h := newHarness(t, chatwoottest.Options{}, func(c *Config) {
+		h := newHarness(t, chatwoottest.Options{}, func(c *Config[any]) {
 			c.Jitter = func() float64 { return 0 }
 			c.ParkAfter = 3
 			c.Logger = slog.New(slog.NewTextHandler(logs, nil))
@@ -99,7 +99,7 @@ func TestPoolParksUnconfirmedToken(t *testing.T) {
 // its subscriptions are not parked and keep the usual backoff.
 func TestPoolDoesNotParkWhenNothingConfirms(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newHarness(t, chatwoottest.Options{}, func(c *Config) { c.ParkAfter = 2 })
+		h := newHarness(t, chatwoottest.Options{}, func(c *Config[any]) { c.ParkAfter = 2 })
 		id, _ := h.pool.Add("unknown-token", nil)
 		time.Sleep(10 * time.Minute)
 		synctest.Wait()
@@ -161,7 +161,7 @@ func TestPoolNewSubscriptionBeforeRetries(t *testing.T) {
 func TestPoolUnconfirmedTokensLogQuietly(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		logs := &logBuffer{}
-		h := newHarness(t, chatwoottest.Options{}, func(c *Config) {
+		h := newHarness(t, chatwoottest.Options{}, func(c *Config[any]) {
 			c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		})
 		h.add(1)

@@ -21,8 +21,8 @@ var (
 
 // Pool keeps the desired set of RoomChannel subscriptions placed on as few
 // websocket connections as fit PerConn, and keeps them confirmed.
-type Pool struct {
-	cfg     Config
+type Pool[M any] struct {
+	cfg     Config[M]
 	log     *slog.Logger
 	m       *metrics
 	limiter *rate.Limiter // admits queued subscribes, in FIFO order
@@ -43,15 +43,15 @@ type Pool struct {
 	// Guarded by mu.
 	mu       sync.Mutex
 	closed   bool
-	subs     map[string]*sub
-	conns    []*conn
+	subs     map[string]*sub[M]
+	conns    []*conn[M]
 	nextConn int
 	// Subscribes wait in two queues: fresh holds subscriptions that never
 	// missed a confirm (new ones, and confirmed ones after a reconnect),
 	// retries those that did. A retry is sent only when no fresh subscribe
 	// waits: thousands of tokens Chatwoot never confirms cannot delay a
 	// new registration.
-	fresh, retries subQueue
+	fresh, retries subQueue[M]
 	// confirmedAny: Chatwoot confirmed a subscription since the pool
 	// started. Until it does, it may be down rather than ignoring unknown
 	// tokens, and nothing is parked.
@@ -59,14 +59,14 @@ type Pool struct {
 }
 
 // sub is one desired subscription.
-type sub struct {
+type sub[M any] struct {
 	id    string
 	ident Identifier
 	meta  atomic.Value // metaBox; read on the hot path
 
 	// Guarded by Pool.mu. Ordered and sized to keep the struct small: a
 	// pool holds one per subscription.
-	conn        *conn
+	conn        *conn[M]
 	timer       *time.Timer   // the one live timer: confirm timeout, retry or presence
 	tseq        uint64        // arms of timer; a firing with an older seq is stale
 	sentGen     uint64        // generation of the session the subscribe went out on; 0 = not sent
@@ -90,7 +90,7 @@ type sub struct {
 const gapEvery = time.Second
 
 // reportGap tells OnState that broadcasts of s were dropped.
-func (p *Pool) reportGap(s *sub, now time.Time, reason string) {
+func (p *Pool[M]) reportGap(s *sub[M], now time.Time, reason string) {
 	last := s.lastGap.Load()
 	if now.UnixNano()-last < int64(gapEvery) || !s.lastGap.CompareAndSwap(last, now.UnixNano()) {
 		return
@@ -101,19 +101,19 @@ func (p *Pool) reportGap(s *sub, now time.Time, reason string) {
 	p.cfg.OnState(ev)
 }
 
-type metaBox struct{ v any }
+type metaBox[M any] struct{ v M }
 
-func (s *sub) getMeta() any { return s.meta.Load().(metaBox).v }
+func (s *sub[M]) getMeta() M { return s.meta.Load().(metaBox[M]).v }
 
 // New validates cfg, applies defaults and starts the pool's scheduler.
 // Connections open as subscriptions are added.
-func New(cfg Config) (*Pool, error) {
+func New[M any](cfg Config[M]) (*Pool[M], error) {
 	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &Pool{
+	p := &Pool[M]{
 		cfg:      cfg,
 		log:      cfg.Logger,
 		m:        newMetrics(cfg.Registerer),
@@ -123,7 +123,7 @@ func New(cfg Config) (*Pool, error) {
 		cancel:   cancel,
 		wake:     make(chan struct{}, 1),
 		clock:    time.Now(),
-		subs:     make(map[string]*sub),
+		subs:     make(map[string]*sub[M]),
 	}
 	p.wg.Add(2)
 	go p.schedule()
@@ -134,7 +134,7 @@ func New(cfg Config) (*Pool, error) {
 // Add asks for a subscription to token, idempotently: adding a token twice
 // keeps one subscription (meta is replaced), and adding an invalid one
 // tries it again. It returns the subscription id.
-func (p *Pool) Add(token string, meta any) (string, error) {
+func (p *Pool[M]) Add(token string, meta M) (string, error) {
 	if !validToken(token) {
 		return "", ErrBadToken
 	}
@@ -145,21 +145,21 @@ func (p *Pool) Add(token string, meta any) (string, error) {
 // user's pubsub_token with account_id and user_id: what an agent sees in
 // that account), idempotently like Add. It returns the subscription id,
 // UserSubscriptionID(token, accountID).
-func (p *Pool) AddUser(token string, accountID, userID int64, meta any) (string, error) {
+func (p *Pool[M]) AddUser(token string, accountID, userID int64, meta M) (string, error) {
 	if !validToken(token) {
 		return "", ErrBadToken
 	}
 	return p.add(UserSubscriptionID(token, accountID), NewUserIdentifier(token, accountID, userID), meta)
 }
 
-func (p *Pool) add(id string, ident Identifier, meta any) (string, error) {
+func (p *Pool[M]) add(id string, ident Identifier, meta M) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return "", ErrClosed
 	}
 	if s := p.subs[id]; s != nil {
-		s.meta.Store(metaBox{meta})
+		s.meta.Store(metaBox[M]{meta})
 		if s.state == StateInvalid {
 			s.misses = 0
 			p.setState(s, StatePending)
@@ -167,8 +167,8 @@ func (p *Pool) add(id string, ident Identifier, meta any) (string, error) {
 		}
 		return id, nil
 	}
-	s := &sub{id: id, ident: ident, state: StatePending}
-	s.meta.Store(metaBox{meta})
+	s := &sub[M]{id: id, ident: ident, state: StatePending}
+	s.meta.Store(metaBox[M]{meta})
 	p.subs[id] = s
 	p.m.subState[StatePending].Inc()
 	p.place(s)
@@ -187,7 +187,7 @@ func validToken(t string) bool {
 
 // Remove drops a subscription (unsubscribing it upstream). It reports
 // whether the id was known.
-func (p *Pool) Remove(id string) bool {
+func (p *Pool[M]) Remove(id string) bool {
 	p.mu.Lock()
 	s := p.subs[id]
 	if s == nil || p.closed {
@@ -198,32 +198,78 @@ func (p *Pool) Remove(id string) bool {
 	p.stopTimer(s)
 	p.unassign(s)
 	p.m.subState[s.state].Dec()
-	evs := append([]StateChange{p.change(s, ChangeRemoved, "")}, p.rebalance()...)
+	evs := append([]StateChange[M]{p.change(s, ChangeRemoved, "")}, p.rebalance()...)
 	p.mu.Unlock()
 	p.emit(evs)
 	return true
 }
 
+// Invalidate stops a subscription the relay learned is dead by other means
+// (Chatwoot answered 404 for its contact): it is unsubscribed and left
+// invalid, as a rejected one, until its token is added again. reason goes
+// with the ChangeInvalid. It reports whether the subscription was known and
+// not invalid already.
+func (p *Pool[M]) Invalidate(id, reason string) bool {
+	p.mu.Lock()
+	s := p.subs[id]
+	if s == nil || p.closed || s.state == StateInvalid {
+		p.mu.Unlock()
+		return false
+	}
+	ev := p.invalidate(s, reason)
+	p.mu.Unlock()
+	p.cfg.OnState(ev)
+	return true
+}
+
+// Lookup returns the record a subscription was added with.
+func (p *Pool[M]) Lookup(id string) (M, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s := p.subs[id]; s != nil {
+		return s.getMeta(), true
+	}
+	var zero M
+	return zero, false
+}
+
+// Len is the number of subscriptions held, in any state.
+func (p *Pool[M]) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.subs)
+}
+
+// Each calls fn with every subscription's id and record, under the pool's
+// lock: fn must not call the pool.
+func (p *Pool[M]) Each(fn func(id string, meta M)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, s := range p.subs {
+		fn(id, s.getMeta())
+	}
+}
+
 // Get returns a snapshot of one subscription.
-func (p *Pool) Get(id string) (Info, bool) {
+func (p *Pool[M]) Get(id string) (Info[M], bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.subs[id]
 	if s == nil {
-		return Info{}, false
+		return Info[M]{}, false
 	}
 	return s.info(), true
 }
 
 // List returns snapshots of all subscriptions, ordered by id.
-func (p *Pool) List() []Info {
+func (p *Pool[M]) List() []Info[M] {
 	p.mu.Lock()
-	out := make([]Info, 0, len(p.subs))
+	out := make([]Info[M], 0, len(p.subs))
 	for _, s := range p.subs {
 		out = append(out, s.info())
 	}
 	p.mu.Unlock()
-	slices.SortFunc(out, func(a, b Info) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b Info[M]) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 
@@ -235,7 +281,7 @@ type Stats struct {
 }
 
 // Stats returns current counts.
-func (p *Pool) Stats() Stats {
+func (p *Pool[M]) Stats() Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var st Stats
@@ -249,7 +295,7 @@ func (p *Pool) Stats() Stats {
 
 // Close stops every connection and goroutine of the pool. Subscriptions
 // are not unsubscribed upstream: the sockets just close.
-func (p *Pool) Close() error {
+func (p *Pool[M]) Close() error {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -265,8 +311,8 @@ func (p *Pool) Close() error {
 	return nil
 }
 
-func (s *sub) info() Info {
-	in := Info{
+func (s *sub[M]) info() Info[M] {
+	in := Info[M]{
 		ID: s.id, Meta: s.getMeta(), State: s.state, Confirms: int(s.confirms), Misses: int(s.misses),
 		ConfirmLatency: s.latency, Events: s.events.Load(), Dropped: s.dropped.Load(),
 	}
@@ -283,7 +329,7 @@ func (s *sub) info() Info {
 }
 
 // setState moves s to st, keeping the gauges right. Caller holds mu.
-func (p *Pool) setState(s *sub, st State) {
+func (p *Pool[M]) setState(s *sub[M], st State) {
 	if s.state == st {
 		return
 	}
@@ -293,11 +339,11 @@ func (p *Pool) setState(s *sub, st State) {
 }
 
 // change builds a StateChange for s. Caller holds mu.
-func (p *Pool) change(s *sub, c Change, reason string) StateChange {
-	return StateChange{ID: s.id, Meta: s.getMeta(), Change: c, Confirms: int(s.confirms), Reason: reason, At: time.Now()}
+func (p *Pool[M]) change(s *sub[M], c Change, reason string) StateChange[M] {
+	return StateChange[M]{ID: s.id, Meta: s.getMeta(), Change: c, Confirms: int(s.confirms), Reason: reason, At: time.Now()}
 }
 
-func (p *Pool) emit(evs []StateChange) {
+func (p *Pool[M]) emit(evs []StateChange[M]) {
 	for _, ev := range evs {
 		p.cfg.OnState(ev)
 	}
@@ -305,8 +351,8 @@ func (p *Pool) emit(evs []StateChange) {
 
 // place puts s on the first connection with room, opening one if needed.
 // Caller holds mu.
-func (p *Pool) place(s *sub) {
-	var c *conn
+func (p *Pool[M]) place(s *sub[M]) {
+	var c *conn[M]
 	for _, cand := range p.conns {
 		if len(cand.routes) < p.cfg.PerConn {
 			c = cand
@@ -336,7 +382,7 @@ func (p *Pool) place(s *sub) {
 const unsubscribeGap = 500 * time.Millisecond
 
 // noteUnsubscribe records an unsubscribe sent for key. Caller holds Pool.mu.
-func (c *conn) noteUnsubscribe(key string, now time.Time) {
+func (c *conn[M]) noteUnsubscribe(key string, now time.Time) {
 	if c.unsubscribed == nil {
 		c.unsubscribed = make(map[string]time.Time)
 	}
@@ -352,7 +398,7 @@ func (c *conn) noteUnsubscribe(key string, now time.Time) {
 
 // resubscribeWait is how long a subscribe of key must still wait on c.
 // Caller holds Pool.mu.
-func (c *conn) resubscribeWait(key string) time.Duration {
+func (c *conn[M]) resubscribeWait(key string) time.Duration {
 	at, ok := c.unsubscribed[key]
 	if !ok {
 		return 0
@@ -365,7 +411,7 @@ func (c *conn) resubscribeWait(key string) time.Duration {
 }
 
 // requeue queues s for its subscribe once a wait is over.
-func (p *Pool) requeue(s *sub, seq uint64) {
+func (p *Pool[M]) requeue(s *sub[M], seq uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if s.tseq != seq || s.state != StatePending || s.conn == nil {
@@ -379,7 +425,7 @@ func (p *Pool) requeue(s *sub, seq uint64) {
 
 // unassign takes s off its connection, unsubscribing it there if the server
 // may hold it. An emptied connection is closed. Caller holds mu.
-func (p *Pool) unassign(s *sub) {
+func (p *Pool[M]) unassign(s *sub[M]) {
 	c := s.conn
 	if c == nil {
 		return
@@ -400,7 +446,7 @@ func (p *Pool) unassign(s *sub) {
 // at a boundary does not move subscriptions back and forth). Moved
 // subscriptions are confirmed again on their new connection; the relay's
 // catch-up covers the moment between. Caller holds mu.
-func (p *Pool) rebalance() []StateChange {
+func (p *Pool[M]) rebalance() []StateChange[M] {
 	n := len(p.conns)
 	if n < 2 {
 		return nil
@@ -417,7 +463,7 @@ func (p *Pool) rebalance() []StateChange {
 	}
 	p.retire(victim)
 	moved := len(victim.routes)
-	var evs []StateChange
+	var evs []StateChange[M]
 	for _, s := range victim.routes {
 		if s.state == StateConfirmed {
 			evs = append(evs, p.change(s, ChangeLost, "rebalance"))
@@ -434,7 +480,7 @@ func (p *Pool) rebalance() []StateChange {
 
 // enqueue adds s to its subscribe queue: retries after a confirm miss
 // wait behind fresh subscribes. Caller holds mu.
-func (p *Pool) enqueue(s *sub) {
+func (p *Pool[M]) enqueue(s *sub[M]) {
 	if s.queued {
 		return
 	}
@@ -452,7 +498,7 @@ func (p *Pool) enqueue(s *sub) {
 }
 
 // schedule sends queued subscribes, paced by the process-wide limiter.
-func (p *Pool) schedule() {
+func (p *Pool[M]) schedule() {
 	defer p.wg.Done()
 	for {
 		s := p.pop()
@@ -478,7 +524,7 @@ func (p *Pool) schedule() {
 
 // pop returns the next queued subscription that still needs a subscribe:
 // fresh ones first, then retries.
-func (p *Pool) pop() *sub {
+func (p *Pool[M]) pop() *sub[M] {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for {
@@ -502,11 +548,11 @@ func (p *Pool) pop() *sub {
 
 // needsSubscribe reports whether s waits for a subscribe on a welcomed
 // connection. Caller holds mu.
-func (p *Pool) needsSubscribe(s *sub) bool {
+func (p *Pool[M]) needsSubscribe(s *sub[M]) bool {
 	return s.state == StatePending && s.sentGen == 0 && s.conn != nil && s.conn.ready && p.subs[s.id] == s
 }
 
-func (p *Pool) sendSubscribe(s *sub) {
+func (p *Pool[M]) sendSubscribe(s *sub[M]) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.needsSubscribe(s) {
@@ -520,13 +566,13 @@ func (p *Pool) sendSubscribe(s *sub) {
 }
 
 // arm replaces s's timer. Caller holds mu.
-func (p *Pool) arm(s *sub, d time.Duration, fn func(*sub, uint64)) {
+func (p *Pool[M]) arm(s *sub[M], d time.Duration, fn func(*sub[M], uint64)) {
 	p.stopTimer(s)
 	seq := s.tseq
 	s.timer = time.AfterFunc(d, func() { fn(s, seq) })
 }
 
-func (p *Pool) stopTimer(s *sub) {
+func (p *Pool[M]) stopTimer(s *sub[M]) {
 	s.tseq++
 	if s.timer != nil {
 		s.timer.Stop()
@@ -537,7 +583,7 @@ func (p *Pool) stopTimer(s *sub) {
 // confirmTimeout handles a subscribe that got no answer: Chatwoot's answer
 // to an unknown token is silence, and the half-made subscription stays on
 // the server until unsubscribed (chatwoot-protocol.md §2.4).
-func (p *Pool) confirmTimeout(s *sub, seq uint64) {
+func (p *Pool[M]) confirmTimeout(s *sub[M], seq uint64) {
 	p.mu.Lock()
 	if s.tseq != seq || s.state != StatePending || s.sentGen == 0 {
 		p.mu.Unlock()
@@ -577,7 +623,7 @@ func (p *Pool) confirmTimeout(s *sub, seq uint64) {
 	}
 }
 
-func (p *Pool) retry(s *sub, seq uint64) {
+func (p *Pool[M]) retry(s *sub[M], seq uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if s.tseq != seq || (s.state != StateRetrying && s.state != StateParked) {
@@ -595,7 +641,7 @@ const parkedLogEvery = 5 * time.Minute
 
 // logParked logs how many subscriptions are parked, every parkedLogEvery
 // while there are any: one line however many there are.
-func (p *Pool) logParked() {
+func (p *Pool[M]) logParked() {
 	defer p.wg.Done()
 	t := time.NewTicker(parkedLogEvery)
 	defer t.Stop()
@@ -612,7 +658,7 @@ func (p *Pool) logParked() {
 	}
 }
 
-func (p *Pool) verify(s *sub) {
+func (p *Pool[M]) verify(s *sub[M]) {
 	defer p.wg.Done()
 	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
 	defer cancel()
@@ -634,7 +680,7 @@ func (p *Pool) verify(s *sub) {
 }
 
 // invalidate stops all attempts for s. Caller holds mu.
-func (p *Pool) invalidate(s *sub, reason string) StateChange {
+func (p *Pool[M]) invalidate(s *sub[M], reason string) StateChange[M] {
 	p.stopTimer(s)
 	p.unassign(s)
 	p.setState(s, StateInvalid)
@@ -642,7 +688,7 @@ func (p *Pool) invalidate(s *sub, reason string) StateChange {
 	return p.change(s, ChangeInvalid, reason)
 }
 
-func (p *Pool) presenceTick(s *sub, seq uint64) {
+func (p *Pool[M]) presenceTick(s *sub[M], seq uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if s.tseq != seq || s.state != StateConfirmed || s.conn == nil {
@@ -653,9 +699,9 @@ func (p *Pool) presenceTick(s *sub, seq uint64) {
 }
 
 // confirmed handles confirm_subscription for s on c. Caller holds mu.
-func (p *Pool) confirmed(c *conn, s *sub, now time.Time) (StateChange, bool) {
+func (p *Pool[M]) confirmed(c *conn[M], s *sub[M], now time.Time) (StateChange[M], bool) {
 	if s.conn != c || s.state != StatePending || s.sentGen != c.gen {
-		return StateChange{}, false // late answer to a subscribe given up on
+		return StateChange[M]{}, false // late answer to a subscribe given up on
 	}
 	p.stopTimer(s)
 	p.setState(s, StateConfirmed)

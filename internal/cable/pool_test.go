@@ -23,18 +23,18 @@ import (
 type harness struct {
 	t     *testing.T
 	srv   *chatwoottest.Server
-	pool  *Pool
+	pool  *Pool[any]
 	reg   *prometheus.Registry
 	start time.Time
 
 	mu         sync.Mutex
-	changes    []StateChange
-	deliveries []Delivery
+	changes    []StateChange[any]
+	deliveries []Delivery[any]
 	subscribes []time.Time
 	idents     []string // identifiers of the subscribes, in the order read
 }
 
-func newHarness(t *testing.T, sopts chatwoottest.Options, mod func(*Config)) *harness {
+func newHarness(t *testing.T, sopts chatwoottest.Options, mod func(*Config[any])) *harness {
 	t.Helper()
 	h := &harness{t: t, reg: prometheus.NewRegistry(), start: time.Now()}
 	sopts.OnSubscribe = func(ident string, _ time.Time) {
@@ -45,17 +45,17 @@ func newHarness(t *testing.T, sopts chatwoottest.Options, mod func(*Config)) *ha
 	}
 	h.srv = chatwoottest.New(sopts)
 	ln := h.srv.ServeMem()
-	cfg := Config{
+	cfg := Config[any]{
 		URL:            "ws://chatwoot.test/cable",
 		NetDialContext: ln.DialContext,
 		Registerer:     h.reg,
 		Jitter:         func() float64 { return 0.5 },
-		Handler: func(d Delivery) {
+		Handler: func(d Delivery[any]) {
 			h.mu.Lock()
 			h.deliveries = append(h.deliveries, d)
 			h.mu.Unlock()
 		},
-		OnState: func(c StateChange) {
+		OnState: func(c StateChange[any]) {
 			h.mu.Lock()
 			h.changes = append(h.changes, c)
 			h.mu.Unlock()
@@ -64,7 +64,7 @@ func newHarness(t *testing.T, sopts chatwoottest.Options, mod func(*Config)) *ha
 	if mod != nil {
 		mod(&cfg)
 	}
-	p, err := New(cfg)
+	p, err := New[any](cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,10 +95,10 @@ func (h *harness) add(n int) []string {
 // since is the time elapsed in the bubble.
 func (h *harness) since() time.Duration { return time.Since(h.start) }
 
-func (h *harness) changesOf(c Change) []StateChange {
+func (h *harness) changesOf(c Change) []StateChange[any] {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var out []StateChange
+	var out []StateChange[any]
 	for _, ch := range h.changes {
 		if ch.Change == c {
 			out = append(out, ch)
@@ -206,7 +206,7 @@ func TestPoolBackoffExactTimes(t *testing.T) {
 		var mu sync.Mutex
 		var dials []time.Duration
 		start := time.Now()
-		cfg := Config{
+		cfg := Config[any]{
 			URL:    "ws://chatwoot.test/cable",
 			Jitter: func() float64 { return 0.5 },
 			NetDialContext: func(context.Context, string, string) (net.Conn, error) {
@@ -216,7 +216,7 @@ func TestPoolBackoffExactTimes(t *testing.T) {
 				return nil, errors.New("connection refused")
 			},
 		}
-		p, err := New(cfg)
+		p, err := New[any](cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -310,7 +310,7 @@ func TestPoolPacesSubscribes(t *testing.T) {
 
 func TestPoolReconnectStormNeverExceedsRate(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newHarness(t, chatwoottest.Options{}, func(c *Config) { c.PerConn = 25 })
+		h := newHarness(t, chatwoottest.Options{}, func(c *Config[any]) { c.PerConn = 25 })
 		h.add(200)
 		time.Sleep(5 * time.Second)
 		synctest.Wait()
@@ -354,7 +354,7 @@ func assertBucket(t *testing.T, times []time.Duration) {
 // admitted.
 func TestPoolPacesAtTheSocket(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newHarness(t, chatwoottest.Options{}, func(c *Config) { c.PerConn = 25 })
+		h := newHarness(t, chatwoottest.Options{}, func(c *Config[any]) { c.PerConn = 25 })
 		var once sync.Once
 		h.pool.beforePacedWrite = func(conn int) {
 			if conn == 1 { // the first connection
@@ -380,9 +380,9 @@ func TestPoolUnknownTokenRetriesThenVerifies(t *testing.T) {
 		var verified []time.Duration // guarded by vmu
 		var vmu sync.Mutex
 		var h *harness
-		h = newHarness(t, chatwoottest.Options{}, func(c *Config) {
+		h = newHarness(t, chatwoottest.Options{}, func(c *Config[any]) {
 			c.Jitter = func() float64 { return 0 }
-			c.Verifier = VerifierFunc(func(_ context.Context, id string, meta any) (Verdict, error) {
+			c.Verifier = VerifierFunc[any](func(_ context.Context, id string, meta any) (Verdict, error) {
 				vmu.Lock()
 				defer vmu.Unlock()
 				verified = append(verified, h.since())
@@ -435,8 +435,8 @@ func TestPoolUnknownTokenRetriesThenVerifies(t *testing.T) {
 func TestPoolVerifierValidKeepsRetrying(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var calls atomic.Int32
-		h := newHarness(t, chatwoottest.Options{}, func(c *Config) {
-			c.Verifier = VerifierFunc(func(context.Context, string, any) (Verdict, error) {
+		h := newHarness(t, chatwoottest.Options{}, func(c *Config[any]) {
+			c.Verifier = VerifierFunc[any](func(context.Context, string, any) (Verdict, error) {
 				calls.Add(1)
 				return VerdictValid, nil
 			})
@@ -460,7 +460,7 @@ func TestPoolDropResubscribes(t *testing.T) {
 	for _, withFrame := range []bool{false, true} {
 		t.Run(fmt.Sprint("disconnect_frame=", withFrame), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				h := newHarness(t, chatwoottest.Options{}, func(c *Config) { c.PerConn = 4 })
+				h := newHarness(t, chatwoottest.Options{}, func(c *Config[any]) { c.PerConn = 4 })
 				h.add(10)
 				time.Sleep(time.Second) // paced: 5 at once, then one per 20 ms
 				synctest.Wait()
@@ -533,29 +533,53 @@ func TestPoolRejectMakesInvalid(t *testing.T) {
 // TestPoolSlowHandlerDoesNotFreezeReader: a handler that blocks fills the
 // bounded delivery queue; further broadcasts are dropped with a gap report,
 // and the connection keeps reading pings instead of going stale.
+// blockedHandler is a Handler that blocks on every message.created until
+// released, then records them.
+type blockedHandler struct {
+	ch       chan struct{}
+	released bool
+	mu       sync.Mutex
+	got      []string
+}
+
+func newBlockedHandler() *blockedHandler { return &blockedHandler{ch: make(chan struct{})} }
+
+// unblock releases the handler if the test did not: defer it, so that a
+// failed check does not leave the pool's Close waiting for the handler.
+func (b *blockedHandler) unblock() {
+	if !b.released {
+		close(b.ch)
+	}
+}
+
+func (b *blockedHandler) handle(d Delivery[any]) {
+	if !strings.Contains(string(d.Message), "message.created") {
+		return
+	}
+	<-b.ch
+	b.mu.Lock()
+	b.got = append(b.got, string(d.Message))
+	b.mu.Unlock()
+}
+
+// release lets the handler go and returns what it got once the bubble is
+// idle again.
+func (b *blockedHandler) release() []string {
+	close(b.ch)
+	b.released = true
+	synctest.Wait()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.got
+}
+
 func TestPoolSlowHandlerDoesNotFreezeReader(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		release := make(chan struct{})
-		var got []string
-		var gmu sync.Mutex
-		h := newHarness(t, chatwoottest.Options{}, func(c *Config) {
-			c.DeliveryQueue = 4
-			c.Handler = func(d Delivery) {
-				if !strings.Contains(string(d.Message), "message.created") {
-					return
-				}
-				<-release
-				gmu.Lock()
-				got = append(got, string(d.Message))
-				gmu.Unlock()
-			}
+		bh := newBlockedHandler()
+		h := newHarness(t, chatwoottest.Options{}, func(c *Config[any]) {
+			c.DeliveryQueue, c.Handler = 4, bh.handle
 		})
-		released := false
-		defer func() {
-			if !released {
-				close(release) // a failed check must not leave Close waiting for the handler
-			}
-		}()
+		defer bh.unblock()
 		h.add(1)
 		synctest.Wait()
 		// The first broadcast reaches the handler and blocks it; only then
@@ -581,11 +605,7 @@ func TestPoolSlowHandlerDoesNotFreezeReader(t *testing.T) {
 		if n := len(h.changesOf(ChangeLost)); n != 0 {
 			t.Fatalf("connection lost while the handler was slow")
 		}
-		close(release)
-		released = true
-		synctest.Wait()
-		gmu.Lock()
-		defer gmu.Unlock()
+		got := bh.release()
 		if len(got) != 5 || got[0] != `{"event":"message.created","data":{"id":0}}` || got[4] != `{"event":"message.created","data":{"id":4}}` {
 			t.Fatalf("delivered %v", got)
 		}
@@ -594,7 +614,7 @@ func TestPoolSlowHandlerDoesNotFreezeReader(t *testing.T) {
 
 func TestPoolRemoveUnsubscribesAndRebalances(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newHarness(t, chatwoottest.Options{}, func(c *Config) { c.PerConn = 10 })
+		h := newHarness(t, chatwoottest.Options{}, func(c *Config[any]) { c.PerConn = 10 })
 		ids := h.add(25)
 		time.Sleep(time.Second)
 		synctest.Wait()
@@ -635,7 +655,7 @@ func TestPoolRemoveUnsubscribesAndRebalances(t *testing.T) {
 
 func TestPoolPresenceHeartbeat(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newHarness(t, chatwoottest.Options{}, func(c *Config) { c.PresenceInterval = 15 * time.Second })
+		h := newHarness(t, chatwoottest.Options{}, func(c *Config[any]) { c.PresenceInterval = 15 * time.Second })
 		h.add(2)
 		synctest.Wait()
 		// Jitter 0.5: first at 7.5 s, then 22.5 s, 37.5 s.
@@ -650,13 +670,13 @@ func TestPoolPresenceHeartbeat(t *testing.T) {
 func TestPoolOrigin(t *testing.T) {
 	for _, tt := range []struct {
 		name     string
-		mod      func(*Config)
+		mod      func(*Config[any])
 		confirms int
 	}{
 		{"derived from URL", nil, 1},
-		{"explicit", func(c *Config) { c.Origin = "http://chatwoot.test" }, 1},
-		{"none", func(c *Config) { c.NoOrigin = true }, 0},
-		{"wrong", func(c *Config) { c.Origin = "https://evil.test" }, 0},
+		{"explicit", func(c *Config[any]) { c.Origin = "http://chatwoot.test" }, 1},
+		{"none", func(c *Config[any]) { c.NoOrigin = true }, 0},
+		{"wrong", func(c *Config[any]) { c.Origin = "https://evil.test" }, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -674,20 +694,20 @@ func TestPoolOrigin(t *testing.T) {
 
 func TestConfigValidation(t *testing.T) {
 	for _, tt := range []struct {
-		cfg  Config
+		cfg  Config[any]
 		want string
 	}{
-		{Config{URL: "http://x/cable"}, "scheme"},
-		{Config{URL: "ws:///cable"}, "no host"},
-		{Config{URL: "ws://x/cable", BackoffMin: time.Minute}, "exceeds"},
-		{Config{URL: "ws://x/cable", StaleAfter: -1}, "negative"},
+		{Config[any]{URL: "http://x/cable"}, "scheme"},
+		{Config[any]{URL: "ws:///cable"}, "no host"},
+		{Config[any]{URL: "ws://x/cable", BackoffMin: time.Minute}, "exceeds"},
+		{Config[any]{URL: "ws://x/cable", StaleAfter: -1}, "negative"},
 	} {
-		_, err := New(tt.cfg)
+		_, err := New[any](tt.cfg)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%+v: err %v, want %q", tt.cfg.URL, err, tt.want)
 		}
 	}
-	p, err := New(Config{URL: "ws://x/cable"})
+	p, err := New[any](Config[any]{URL: "ws://x/cable"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -701,7 +721,7 @@ func TestConfigValidation(t *testing.T) {
 
 // TestDefaults pins the documented defaults.
 func TestDefaults(t *testing.T) {
-	var c Config
+	var c Config[any]
 	c.setDefaults()
 	got := fmt.Sprint(c.PerConn, c.SubscribeRate, c.SubscribeBurst, c.StaleAfter, c.BackoffMin, c.BackoffMax,
 		c.ConfirmTimeout, c.VerifyAfter, c.PresenceInterval, c.ReadLimit, c.DeliveryQueue)
@@ -754,7 +774,7 @@ func TestPoolReaddWaitsAfterUnsubscribe(t *testing.T) {
 // after it live on.
 func TestPoolOversizedFrameSkipped(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newHarness(t, chatwoottest.Options{}, func(c *Config) { c.ReadLimit = 4096 })
+		h := newHarness(t, chatwoottest.Options{}, func(c *Config[any]) { c.ReadLimit = 4096 })
 		h.add(1)
 		synctest.Wait()
 		big := fmt.Appendf(nil, `{"event":"message.created","data":{"content":"%s"}}`, strings.Repeat("x", 8000))
@@ -796,7 +816,7 @@ func (s sharedPace) Wait(ctx context.Context) error {
 // the process's rate, subscribes go out at the shared pace.
 func TestPoolWaitsForTheSharedPace(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newHarness(t, chatwoottest.Options{}, func(c *Config) { c.SharedPace = sharedPace{every: 100 * time.Millisecond} })
+		h := newHarness(t, chatwoottest.Options{}, func(c *Config[any]) { c.SharedPace = sharedPace{every: 100 * time.Millisecond} })
 		h.add(10)
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
@@ -808,6 +828,95 @@ func TestPoolWaitsForTheSharedPace(t *testing.T) {
 			if want := time.Duration(i+1) * 100 * time.Millisecond; at < want {
 				t.Fatalf("subscribe %d at %v, before the shared pace allows (%v)", i, at, want)
 			}
+		}
+	})
+}
+
+// Invalidate stops a confirmed subscription the relay learned is dead:
+// Chatwoot sees the unsubscribe, the change carries the reason, nothing is
+// retried, and adding the token again subscribes it again.
+func TestPoolInvalidate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, chatwoottest.Options{}, nil)
+		ids := h.add(1)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if !h.pool.Invalidate(ids[0], "gone") || h.pool.Invalidate(ids[0], "gone") || h.pool.Invalidate("unknown", "gone") {
+			t.Fatal("Invalidate reports wrong")
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		inv := h.changesOf(ChangeInvalid)
+		if len(inv) != 1 || inv[0].Reason != "gone" {
+			t.Fatalf("invalid changes %+v", inv)
+		}
+		if in, _ := h.pool.Get(ids[0]); in.State != StateInvalid {
+			t.Fatalf("state %v", in.State)
+		}
+		total := 0
+		for _, c := range h.srv.Conns() {
+			total += len(c.Subscriptions)
+		}
+		if total != 0 || len(h.subscribeTimes()) != 1 {
+			t.Fatalf("server holds %d subscriptions after %d subscribes", total, len(h.subscribeTimes()))
+		}
+		if _, err := h.pool.Add(token(0), nil); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if in, _ := h.pool.Get(ids[0]); in.State != StateConfirmed {
+			t.Fatalf("state %v after adding again", in.State)
+		}
+	})
+}
+
+// TestPoolDirectHoldsTheSocket: with Direct, the reader itself calls the
+// handler; a handler that waits holds the socket back instead of dropping
+// broadcasts, and every broadcast arrives, in order, once it returns.
+func TestPoolDirectHoldsTheSocket(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		bh := newBlockedHandler()
+		h := newHarness(t, chatwoottest.Options{}, func(c *Config[any]) {
+			c.Direct, c.DeliveryQueue, c.Handler = true, 4, bh.handle
+		})
+		defer bh.unblock()
+		h.add(1)
+		synctest.Wait()
+		for i := range 10 {
+			h.srv.Broadcast(token(0), fmt.Appendf(nil, `{"event":"message.created","data":{"id":%d}}`, i))
+		}
+		time.Sleep(2 * time.Second) // below StaleAfter
+		synctest.Wait()
+		if n := h.counter("relay_cable_dropped_total", "reason", "queue_full"); n != 0 {
+			t.Fatalf("queue_full drops = %v", n)
+		}
+		got := bh.release()
+		if len(got) != 10 || got[0] != `{"event":"message.created","data":{"id":0}}` || got[9] != `{"event":"message.created","data":{"id":9}}` {
+			t.Fatalf("delivered %v", got)
+		}
+		if n := len(h.changesOf(ChangeLost)); n != 0 {
+			t.Fatalf("connection lost while the handler held it")
+		}
+	})
+}
+
+// The pool is the index of its records: Lookup, Len and Each read it.
+func TestPoolIndex(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, chatwoottest.Options{}, nil)
+		ids := h.add(3)
+		if m, ok := h.pool.Lookup(ids[1]); !ok || m != 1 {
+			t.Fatalf("Lookup = %v, %v", m, ok)
+		}
+		if _, ok := h.pool.Lookup("unknown"); ok {
+			t.Fatal("Lookup found an unknown id")
+		}
+		h.pool.Remove(ids[0])
+		seen := map[string]any{}
+		h.pool.Each(func(id string, m any) { seen[id] = m })
+		if h.pool.Len() != 2 || len(seen) != 2 || seen[ids[2]] != 2 {
+			t.Fatalf("Len %d, Each %v", h.pool.Len(), seen)
 		}
 	})
 }

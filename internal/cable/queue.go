@@ -7,22 +7,22 @@ import "sync"
 // memory only while broadcasts wait: 500 idle connections cost nothing,
 // even after a burst (such as the presence.update Chatwoot sends for each
 // subscribe) grew their arrays.
-type deliveryQueue struct {
+type deliveryQueue[M any] struct {
 	max  int
 	wake chan struct{} // capacity 1: something was pushed, or the queue closed
 
 	mu     sync.Mutex
-	items  []Delivery
-	spare  []Delivery
+	items  []Delivery[M]
+	spare  []Delivery[M]
 	closed bool
 }
 
-func newDeliveryQueue(max int) *deliveryQueue {
-	return &deliveryQueue{max: max, wake: make(chan struct{}, 1)}
+func newDeliveryQueue[M any](max int) *deliveryQueue[M] {
+	return &deliveryQueue[M]{max: max, wake: make(chan struct{}, 1)}
 }
 
 // push adds d unless max broadcasts already wait.
-func (q *deliveryQueue) push(d Delivery) bool {
+func (q *deliveryQueue[M]) push(d Delivery[M]) bool {
 	q.mu.Lock()
 	if len(q.items) >= q.max || q.closed {
 		q.mu.Unlock()
@@ -34,7 +34,7 @@ func (q *deliveryQueue) push(d Delivery) bool {
 	return true
 }
 
-func (q *deliveryQueue) signal() {
+func (q *deliveryQueue[M]) signal() {
 	select {
 	case q.wake <- struct{}{}:
 	default:
@@ -42,7 +42,7 @@ func (q *deliveryQueue) signal() {
 }
 
 // close makes drain return once the queue is empty.
-func (q *deliveryQueue) close() {
+func (q *deliveryQueue[M]) close() {
 	q.mu.Lock()
 	q.closed = true
 	q.mu.Unlock()
@@ -51,7 +51,7 @@ func (q *deliveryQueue) close() {
 
 // drain calls fn for every broadcast in order until the queue is closed and
 // empty.
-func (q *deliveryQueue) drain(fn func(Delivery)) {
+func (q *deliveryQueue[M]) drain(fn func(Delivery[M])) {
 	for {
 		batch, ok := q.take()
 		if !ok {
@@ -65,7 +65,7 @@ func (q *deliveryQueue) drain(fn func(Delivery)) {
 }
 
 // take waits for broadcasts and takes all of them.
-func (q *deliveryQueue) take() ([]Delivery, bool) {
+func (q *deliveryQueue[M]) take() ([]Delivery[M], bool) {
 	for {
 		q.mu.Lock()
 		if len(q.items) > 0 {
@@ -85,7 +85,7 @@ func (q *deliveryQueue) take() ([]Delivery, bool) {
 
 // recycle keeps a drained batch's array for the next pushes, unless a burst
 // made it large.
-func (q *deliveryQueue) recycle(batch []Delivery) {
+func (q *deliveryQueue[M]) recycle(batch []Delivery[M]) {
 	if cap(batch) > 1024 {
 		return
 	}
@@ -106,7 +106,7 @@ const idleKeep = 16
 // trim gives back what a burst grew, if the queue is empty now. The reader
 // calls it on every ping (every 3 s), so an idle connection holds nothing
 // for long and a busy one is not made to regrow its arrays batch by batch.
-func (q *deliveryQueue) trim() {
+func (q *deliveryQueue[M]) trim() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(q.items) == 0 && cap(q.items) > idleKeep {
@@ -117,7 +117,7 @@ func (q *deliveryQueue) trim() {
 	}
 }
 
-func (q *deliveryQueue) len() int {
+func (q *deliveryQueue[M]) len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return len(q.items)

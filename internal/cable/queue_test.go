@@ -3,9 +3,9 @@ package cable
 import "testing"
 
 func TestDeliveryQueueOrderAndBound(t *testing.T) {
-	q := newDeliveryQueue(3)
+	q := newDeliveryQueue[any](3)
 	for i, id := range []string{"a", "b", "c", "d"} {
-		if got := q.push(Delivery{ID: id}); got != (i < 3) {
+		if got := q.push(Delivery[any]{ID: id}); got != (i < 3) {
 			t.Fatalf("push %s = %v", id, got)
 		}
 	}
@@ -14,7 +14,7 @@ func TestDeliveryQueueOrderAndBound(t *testing.T) {
 		t.Fatalf("take = %v, %v", batch, ok)
 	}
 	q.recycle(batch)
-	if !q.push(Delivery{ID: "e"}) {
+	if !q.push(Delivery[any]{ID: "e"}) {
 		t.Fatal("push after take refused")
 	}
 }
@@ -27,14 +27,14 @@ func TestDeliveryQueueTrim(t *testing.T) {
 		burst, waiting int
 		wantKept       bool
 	}{{3, 0, true}, {500, 0, false}, {500, 1, true}} {
-		q := newDeliveryQueue(1000)
+		q := newDeliveryQueue[any](1000)
 		for range tt.burst {
-			q.push(Delivery{ID: "x"})
+			q.push(Delivery[any]{ID: "x"})
 		}
 		batch, _ := q.take()
 		q.recycle(batch)
 		for range tt.waiting {
-			q.push(Delivery{ID: "y"})
+			q.push(Delivery[any]{ID: "y"})
 		}
 		q.trim()
 		if kept := cap(q.items) > 0; kept != tt.wantKept || cap(q.spare) > idleKeep {
@@ -50,7 +50,7 @@ func TestDeliveryQueueTrim(t *testing.T) {
 func TestPingTrimsDeliveryQueue(t *testing.T) {
 	c := newTestConn(fixtureToken)
 	for range 100 {
-		c.deliveries.push(Delivery{ID: "x"})
+		c.deliveries.push(Delivery[any]{ID: "x"})
 	}
 	batch, _ := c.deliveries.take()
 	c.deliveries.recycle(batch)

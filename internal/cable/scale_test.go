@@ -103,10 +103,10 @@ func BenchmarkPoolScale(b *testing.B) {
 		baseRSS, baseHeap := rss(b), heapInUse()
 		var confirms atomic.Int64
 		done := make(chan struct{})
-		p, err := New(Config{
+		p, err := New[any](Config[any]{
 			URL:           "ws://" + addr + "/cable",
 			SubscribeRate: 50_000, SubscribeBurst: 1000,
-			OnState: func(c StateChange) {
+			OnState: func(c StateChange[any]) {
 				if c.Change == ChangeConfirmed && confirms.Add(1) == n {
 					close(done)
 				}

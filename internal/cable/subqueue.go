@@ -3,17 +3,17 @@ package cable
 // subQueue is a FIFO of subscriptions waiting for their paced subscribe.
 // Entries are re-checked when popped: one may have been removed or placed
 // elsewhere meanwhile. Guarded by Pool.mu.
-type subQueue struct {
-	items []*sub
+type subQueue[M any] struct {
+	items []*sub[M]
 	head  int
 }
 
-func (q *subQueue) push(s *sub) { q.items = append(q.items, s) }
+func (q *subQueue[M]) push(s *sub[M]) { q.items = append(q.items, s) }
 
-func (q *subQueue) len() int { return len(q.items) - q.head }
+func (q *subQueue[M]) len() int { return len(q.items) - q.head }
 
 // pop returns the oldest entry, or nil when the queue is empty.
-func (q *subQueue) pop() *sub {
+func (q *subQueue[M]) pop() *sub[M] {
 	if q.head == len(q.items) {
 		q.items, q.head = q.items[:0], 0
 		return nil

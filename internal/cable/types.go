@@ -68,9 +68,9 @@ func (c Change) String() string {
 }
 
 // StateChange reports a Change of one subscription.
-type StateChange struct {
+type StateChange[M any] struct {
 	ID     string
-	Meta   any
+	Meta   M
 	Change Change
 	// Confirms counts confirms so far, this one included: 1 on the first
 	// confirm of the subscription in this process, more after reconnects.
@@ -81,9 +81,9 @@ type StateChange struct {
 }
 
 // Delivery is one broadcast for a subscription.
-type Delivery struct {
+type Delivery[M any] struct {
 	ID   string
-	Meta any
+	Meta M
 	// Message is the raw JSON of the frame's "message" object. The handler owns it.
 	Message    []byte
 	ReceivedAt time.Time
@@ -105,22 +105,22 @@ const (
 // Verifier checks a subscription that keeps going unconfirmed, e.g. through
 // Chatwoot's public API (contact show → 404, or another pubsub_token, means
 // the token is dead).
-type Verifier interface {
-	Verify(ctx context.Context, id string, meta any) (Verdict, error)
+type Verifier[M any] interface {
+	Verify(ctx context.Context, id string, meta M) (Verdict, error)
 }
 
 // VerifierFunc adapts a function to Verifier.
-type VerifierFunc func(ctx context.Context, id string, meta any) (Verdict, error)
+type VerifierFunc[M any] func(ctx context.Context, id string, meta M) (Verdict, error)
 
 // Verify calls f.
-func (f VerifierFunc) Verify(ctx context.Context, id string, meta any) (Verdict, error) {
+func (f VerifierFunc[M]) Verify(ctx context.Context, id string, meta M) (Verdict, error) {
 	return f(ctx, id, meta)
 }
 
 // Info is a snapshot of one subscription.
-type Info struct {
+type Info[M any] struct {
 	ID             string
-	Meta           any
+	Meta           M
 	State          State
 	Conn           int // connection number, 0 when unplaced
 	Confirms       int

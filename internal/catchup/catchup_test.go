@@ -16,7 +16,6 @@ import (
 
 	"github.com/relayhq/relay/internal/chatwoot"
 	"github.com/relayhq/relay/internal/fanout"
-	"github.com/relayhq/relay/internal/registry"
 	"github.com/relayhq/relay/internal/store"
 )
 
@@ -319,8 +318,8 @@ func TestTokenOnlySkipped(t *testing.T) {
 		e.src.conv(1, "open")
 		e.src.add(1, 1, 3, time.Now().Unix())
 
-		e.c.Trigger(&registry.Meta{ID: "a"}, time.Now())
-		e.c.Trigger(&registry.Meta{ID: "a", InboxIdentifier: "inbox-1"}, time.Now())
+		e.c.Trigger(&Target{ID: "a"}, time.Now())
+		e.c.Trigger(&Target{ID: "a", InboxIdentifier: "inbox-1"}, time.Now())
 		synctest.Wait()
 
 		if n := len(e.src.calls); n != 0 {

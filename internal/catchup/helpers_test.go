@@ -18,7 +18,6 @@ import (
 
 	"github.com/relayhq/relay/internal/chatwoot"
 	"github.com/relayhq/relay/internal/fanout"
-	"github.com/relayhq/relay/internal/registry"
 	"github.com/relayhq/relay/internal/store"
 	"github.com/relayhq/relay/internal/store/bolt"
 )
@@ -359,8 +358,8 @@ func (e *env) register(id string) {
 }
 
 // meta is a subscription with catch-up data, registered at created.
-func meta(id string, created time.Time) *registry.Meta {
-	return &registry.Meta{ID: id, InboxIdentifier: "inbox-1", SourceID: "src-" + id, CreatedAt: created}
+func meta(id string, created time.Time) *Target {
+	return &Target{ID: id, InboxIdentifier: "inbox-1", SourceID: "src-" + id, CreatedAt: created}
 }
 
 // putCursor stores a cursor as an earlier process would have.
@@ -398,7 +397,7 @@ func (e *env) memCursor(sub, conv string) cursor {
 }
 
 // run triggers a catch-up of m and waits for its catchup.done.
-func (e *env) run(m *registry.Meta) fanout.LifecycleEvent {
+func (e *env) run(m *Target) fanout.LifecycleEvent {
 	e.t.Helper()
 	e.c.Trigger(m, time.Now())
 	return <-e.sink.done

@@ -17,7 +17,6 @@ import (
 	"github.com/relayhq/relay/internal/chatwoottest"
 	"github.com/relayhq/relay/internal/fanout"
 	"github.com/relayhq/relay/internal/natsserver"
-	"github.com/relayhq/relay/internal/registry"
 	"github.com/relayhq/relay/internal/store"
 	"github.com/relayhq/relay/internal/store/bolt"
 )
@@ -37,14 +36,14 @@ var (
 type relay struct {
 	t      *testing.T
 	fake   *chatwoottest.Server
-	pool   *cable.Pool
+	pool   *cable.Pool[*catchup.Target]
 	cu     *catchup.Catchup
 	fo     *fanout.Fanout
-	states chan cable.StateChange
+	states chan cable.StateChange[*catchup.Target]
 }
 
-func (r *relay) onState(sc cable.StateChange) {
-	m, _ := sc.Meta.(*registry.Meta)
+func (r *relay) onState(sc cable.StateChange[*catchup.Target]) {
+	m := sc.Meta
 	switch sc.Change {
 	case cable.ChangeConfirmed:
 		r.cu.Trigger(m, time.Now())
@@ -59,8 +58,8 @@ func (r *relay) onState(sc cable.StateChange) {
 	}
 }
 
-func (r *relay) deliver(d cable.Delivery) {
-	m, _ := d.Meta.(*registry.Meta)
+func (r *relay) deliver(d cable.Delivery[*catchup.Target]) {
+	m := d.Meta
 	r.fo.Handle(fanout.Event{SubID: d.ID, Hints: m.Hints(), Message: d.Message, ReceivedAt: d.ReceivedAt})
 }
 
@@ -193,9 +192,9 @@ func TestIntegrationReplayAfterOutage(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	meta := &registry.Meta{
+	meta := &catchup.Target{
 		ID: id, InboxIdentifier: inbox.Identifier, SourceID: ci.SourceID, CreatedAt: time.Now(),
-		AccountID: "1", InboxID: strconv.FormatInt(inbox.ID, 10), ContactID: strconv.FormatInt(ci.ContactID, 10),
+		Sub: fanout.NewSub(id, nil, fanout.Hints{AccountID: "1", InboxID: strconv.FormatInt(inbox.ID, 10), ContactID: strconv.FormatInt(ci.ContactID, 10)}),
 	}
 	client, err := chatwoot.New(chatwoot.Options{BaseURL: base})
 	if err != nil {
@@ -206,7 +205,7 @@ func TestIntegrationReplayAfterOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub := fanout.NewCore(nc)
-	r := &relay{t: t, fake: fake, states: make(chan cable.StateChange, 64)}
+	r := &relay{t: t, fake: fake, states: make(chan cable.StateChange[*catchup.Target], 64)}
 	r.fo, err = fanout.New(pub, fanout.Options{Observe: func(sub string, rt fanout.Route) { r.cu.ObserveLive(sub, rt) }})
 	if err != nil {
 		t.Fatal(err)
@@ -217,7 +216,7 @@ func TestIntegrationReplayAfterOutage(t *testing.T) {
 	}
 	r.cu.Start()
 	cableURL, _ := cable.CableURL(base)
-	r.pool, err = cable.New(cable.Config{
+	r.pool, err = cable.New[*catchup.Target](cable.Config[*catchup.Target]{
 		URL: cableURL, Handler: r.deliver, OnState: r.onState,
 		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond, StaleAfter: time.Second,
 	})

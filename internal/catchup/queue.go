@@ -4,8 +4,6 @@ import (
 	"container/heap"
 	"math/rand/v2"
 	"time"
-
-	"github.com/relayhq/relay/internal/registry"
 )
 
 type jobState uint8
@@ -20,7 +18,7 @@ const (
 // Catchup.mu.
 type job struct {
 	id        string
-	meta      *registry.Meta
+	meta      *Target
 	activity  time.Time // priority: most recent first
 	triggered time.Time // first trigger not yet served
 	epoch     uint64    // the subscription's epoch at the latest trigger
@@ -72,7 +70,7 @@ func (q *jobQueue) Pop() any {
 // only) is counted as skipped. A subscription has at most one pending
 // catch-up: a trigger while one is queued updates it, a trigger while one
 // runs makes it run once more afterwards.
-func (c *Catchup) Trigger(meta *registry.Meta, lastActivity time.Time) {
+func (c *Catchup) Trigger(meta *Target, lastActivity time.Time) {
 	if meta == nil || meta.ID == "" {
 		return
 	}
@@ -101,7 +99,7 @@ func (c *Catchup) Trigger(meta *registry.Meta, lastActivity time.Time) {
 // NATS outage that drops both live and replayed events does not turn into
 // back-to-back catch-ups. Subscriptions without catch-up data are left
 // alone.
-func (c *Catchup) Gap(meta *registry.Meta, lastActivity time.Time) {
+func (c *Catchup) Gap(meta *Target, lastActivity time.Time) {
 	if meta == nil || meta.ID == "" || !meta.CatchUp() || c.gapPending(meta.ID) {
 		return
 	}
@@ -160,7 +158,7 @@ func (c *Catchup) skip(id string) {
 }
 
 // requestLocked creates or updates the subscription's job.
-func (c *Catchup) requestLocked(st *sub, meta *registry.Meta, activity time.Time) {
+func (c *Catchup) requestLocked(st *sub, meta *Target, activity time.Time) {
 	j := st.job
 	if j == nil {
 		j = &job{id: meta.ID, index: -1, triggered: c.now()}

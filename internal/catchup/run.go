@@ -14,7 +14,6 @@ import (
 
 	"github.com/relayhq/relay/internal/chatwoot"
 	"github.com/relayhq/relay/internal/fanout"
-	"github.com/relayhq/relay/internal/registry"
 	"github.com/relayhq/relay/internal/store"
 )
 
@@ -30,7 +29,7 @@ type attempt struct {
 	job       *job
 	st        *sub
 	id        string
-	meta      *registry.Meta
+	meta      *Target
 	epoch     uint64
 	triggered time.Time
 	n         int // 1 for the first attempt since the latest trigger
@@ -459,8 +458,8 @@ func (c *Catchup) markSynced(ctx context.Context, a *attempt) error {
 // hintsOf returns the routing ids of a conversation's events: the REST
 // conversation's own (contact.account_id, inbox_id, contact.id), else the
 // subscription's.
-func hintsOf(cv *chatwoot.Conversation, m *registry.Meta) fanout.Hints {
-	h := fanout.Hints{AccountID: m.AccountID, InboxID: m.InboxID, ContactID: m.ContactID}
+func hintsOf(cv *chatwoot.Conversation, m *Target) fanout.Hints {
+	h := m.Hints()
 	if acc := accountOf(cv.Raw); acc != "" {
 		h.AccountID = acc
 	}

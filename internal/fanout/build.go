@@ -53,8 +53,10 @@ type item struct {
 	ack  Ack
 	// attempts counts failed publications the server answered with an error.
 	attempts int
-	// sub and route are kept for Options.Published.
-	sub   string
+	// sub, subID and route are kept for Options.Published and the
+	// record's owner.
+	sub   *Sub
+	subID string
 	route Route
 	done  func(error) // Event.Done
 	// waiters are duplicates that arrived while this event was in flight;
@@ -66,7 +68,8 @@ type item struct {
 // published at once would let its subscription's cursor pass an event NATS
 // may never get (the relay could die first, or the event be dropped).
 type waiter struct {
-	sub   string
+	sub   *Sub
+	subID string
 	route Route
 	done  func(error)
 	live  bool
@@ -127,6 +130,11 @@ func (b *builder) build(ev *Event) (*item, Route, error) {
 	if err := resolveRoute(&f, ev.Hints, &r); err != nil {
 		return nil, Route{}, err
 	}
+	if ev.Sub != nil && !r.contact.set() && r.conv.set() {
+		if err := findRoute(ev, &f, &r); err != nil {
+			return nil, Route{}, err
+		}
+	}
 	if ev.SubID != "" && !headerSafe(ev.SubID) {
 		return nil, Route{}, &RoutingError{Field: "subscription id"}
 	}
@@ -144,6 +152,24 @@ func (b *builder) build(ev *Event) (*item, Route, error) {
 	it.fillHeaders(s, &l, ev, &r)
 	it.size = int64(len(body) + len(s) + itemOverhead)
 	return it, rt, nil
+}
+
+// findRoute completes the route of an event that names a conversation but
+// not its contact from what the subscription's owner knows (an account
+// feed's earlier events), on the fields already scanned.
+func findRoute(ev *Event, f *fields, r *route) error {
+	rf, ok := ev.Sub.Owner.(RouteFinder)
+	if !ok {
+		return nil
+	}
+	inbox, contact, ok := rf.FindRoute(ev.Sub, string(r.account.appendTo(nil)), string(r.conv.appendTo(nil)))
+	if !ok {
+		return nil
+	}
+	h := ev.Hints
+	fill(&h.InboxID, inbox)
+	fill(&h.ContactID, contact)
+	return resolveRoute(f, h, r)
 }
 
 // compose writes subject, dedup key, Nats-Msg-Id, message id, status and

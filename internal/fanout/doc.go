@@ -4,23 +4,29 @@
 //
 // How it works:
 //
-//	cable delivery goroutine
+//	cable reader (Deliver, with the subscription's *Sub record)
 //	  Handle(Event) ── scan: one pass over the raw message, capturing only
 //	      │            routing, filter and dedup fields (no allocation)
-//	      │          ── route: payload ids first, then Hints, else "_";
-//	      │             every token checked against [A-Za-z0-9_-]
-//	      │          ── Options.Observe(subID, Route)
+//	      │          ── route: payload ids first, then the record's Hints,
+//	      │             then its Owner's RouteFinder (account feeds), else
+//	      │             "_"; every token checked against [A-Za-z0-9_-]
+//	      │          ── the record learns ids and activity (Sub.Observe);
+//	      │             Options.Observe(subID, Route)
 //	      │          ── filter: private-note typing is dropped, except
 //	      │             from an account feed (Event.Feed)
 //	      │          ── dedup: bounded in-process window (count + age)
 //	      │          ── redact: "pubsub_token" and contact_inbox "source_id"
 //	      │             values blanked in place
 //	      v
-//	  bounded buffer (bytes + events; overflow dropped, counted, not ready)
+//	  bounded buffer (bytes + events; a live event that finds it full waits
+//	      │           up to HoldBack once per overflow, then overflow is
+//	      │           dropped, counted, reported Lost, not ready)
 //	      │
 //	  sender goroutine ── Publisher (core NATS or async JetStream) with at
 //	                      most InFlight unacknowledged; failures go back to
-//	                      the head of the buffer in order and are retried
+//	                      the head of the buffer in order and are retried;
+//	                      once NATS holds an event, the record's
+//	                      Owner.Published hears of it
 //
 // Subject: <prefix>.<account>.<inbox>.<contact>.<conversation>.<event>,
 // conversation = display_id, event = Chatwoot's name (two tokens, e.g.

@@ -18,6 +18,9 @@ type Hints struct {
 type Event struct {
 	// SubID is the subscription id (stable hash of the token; never the token).
 	SubID string
+	// Sub is the subscription's record, for live events: the fan-out
+	// learns into it and reports to its owner. Nil for replays and tests.
+	Sub   *Sub
 	Hints Hints
 	// Message is the raw message object. Fanout keeps it and may edit it in
 	// place (token redaction): the caller gives up ownership.

@@ -86,6 +86,13 @@ type Options struct {
 	// event is lost for good. Replayed events report through Event.Done
 	// instead. Must not block.
 	Lost func(subID string)
+	// HoldBack is how long a live event that finds the buffer full waits
+	// in Handle for room before it is dropped (and reported Lost), once
+	// per overflow: a burst waits, holding its cable connection's reader
+	// back, while NATS catches up; an outage that outlasts HoldBack sheds
+	// at once, without waiting again, until the buffer has drained to
+	// half. 0: never wait (Handle never blocks).
+	HoldBack time.Duration
 	// Drained, if set, is called from the publishing goroutine when a
 	// saturated buffer has drained to half its bounds: events are taken
 	// again, so catch-ups of what was lost can run. Must not block.
@@ -162,13 +169,24 @@ type Fanout struct {
 	inflightN   atomic.Int64
 	shutdownN   atomic.Int64
 
-	// Owned by run.
+	// core: the publisher is core NATS, so Handle may publish itself
+	// (publishNow).
+	core bool
+	// sendMu guards what run owns; run holds it except while it waits,
+	// and Handle takes it (TryLock) to publish on its own goroutine.
+	sendMu sync.Mutex
+
+	// Owned by run, guarded by sendMu.
 	inflight  deque
 	failed    []*item
 	rewinding bool
 	retryAt   time.Time
 	failures  int
 	drainedAt uint64 // q.overflows when Drained was last called
+
+	// gaveUp is q.overflows+1 when a HoldBack wait ran out: the overflow
+	// it counts sheds without waiting again. 0: none did.
+	gaveUp atomic.Uint64
 
 	// pending indexes the admitted events not yet published or dropped by
 	// dedup key, so a duplicate can wait for the first copy's outcome.
@@ -194,6 +212,7 @@ func New(pub Publisher, opts Options) (*Fanout, error) {
 		runDone: make(chan struct{}),
 		pending: make(map[string]*item),
 	}
+	_, f.core = pub.(*Core)
 	f.logRouting = rate.Sometimes{First: 5, Interval: 10 * time.Second}
 	f.logBuffer = rate.Sometimes{First: 5, Interval: 10 * time.Second}
 	f.logPublish = rate.Sometimes{First: 5, Interval: 10 * time.Second}
@@ -207,13 +226,14 @@ func New(pub Publisher, opts Options) (*Fanout, error) {
 }
 
 // Handle routes, filters, deduplicates and buffers one event. It is called
-// from cable delivery goroutines: it never blocks on NATS, and events of one
-// subscription are published in the order Handle was called.
+// from cable delivery goroutines: it never blocks on NATS beyond
+// Options.HoldBack, once per overflow, and events of one subscription are
+// published in the order Handle was called.
 func (f *Fanout) Handle(ev Event) {
 	if ev.ReceivedAt.IsZero() {
 		ev.ReceivedAt = time.Now()
 	}
-	if f.q.shedding.Load() {
+	if f.q.shedding.Load() && (ev.Replayed || !f.holdBack()) {
 		// The buffer overflowed and has not drained to half yet: drop at
 		// once, without building the event, which would only spend the
 		// CPU the sender needs to drain. Lost and Done get the
@@ -226,6 +246,9 @@ func (f *Fanout) Handle(ev Event) {
 		f.rejected(ev.SubID, err)
 		finish(ev.Done, fmt.Errorf("%w: %w", ErrRejected, err))
 		return
+	}
+	if ev.Sub != nil && ev.Sub.Observe(&r, ev.ReceivedAt) {
+		ev.Sub.Owner.Learned(ev.Sub)
 	}
 	if f.opts.Observe != nil {
 		f.opts.Observe(ev.SubID, r)
@@ -242,14 +265,12 @@ func (f *Fanout) Handle(ev Event) {
 		if orig := f.pending[key]; orig != nil {
 			// The first copy is still on its way to NATS: this one is
 			// settled with it (see waiter).
-			orig.waiters = append(orig.waiters, waiter{sub: ev.SubID, route: r, done: ev.Done, live: !ev.Replayed})
+			orig.waiters = append(orig.waiters, waiter{sub: ev.Sub, subID: ev.SubID, route: r, done: ev.Done, live: !ev.Replayed})
 			f.pendMu.Unlock()
 			return
 		}
 		f.pendMu.Unlock()
-		if f.opts.Published != nil {
-			f.opts.Published(ev.SubID, r)
-		}
+		f.published(ev.Sub, ev.SubID, r)
 		finish(ev.Done, nil)
 		return
 	}
@@ -258,11 +279,11 @@ func (f *Fanout) Handle(ev Event) {
 		f.pending[key] = it
 	}
 	f.pendMu.Unlock()
-	if f.opts.Published != nil {
-		it.sub, it.route = ev.SubID, r
+	if f.opts.Published != nil || ev.Sub != nil {
+		it.sub, it.subID, it.route = ev.Sub, ev.SubID, r
 	}
-	if err := f.enqueue(it, ev.SubID); errors.Is(err, ErrBufferFull) && !ev.Replayed && f.opts.Lost != nil {
-		f.opts.Lost(ev.SubID)
+	if err := f.enqueue(it, ev.SubID, !ev.Replayed); errors.Is(err, ErrBufferFull) && !ev.Replayed {
+		f.lost(ev.Sub, ev.SubID)
 	}
 }
 
@@ -283,10 +304,10 @@ func (f *Fanout) settle(it *item, outcome error) {
 	f.pendMu.Unlock()
 	for _, w := range ws {
 		switch {
-		case outcome == nil && f.opts.Published != nil:
-			f.opts.Published(w.sub, w.route)
-		case errors.Is(outcome, ErrBufferFull) && w.live && f.opts.Lost != nil:
-			f.opts.Lost(w.sub)
+		case outcome == nil:
+			f.published(w.sub, w.subID, w.route)
+		case errors.Is(outcome, ErrBufferFull) && w.live:
+			f.lost(w.sub, w.subID)
 		}
 		finish(w.done, outcome)
 	}
@@ -299,8 +320,30 @@ func (f *Fanout) shed(ev *Event) {
 		f.log.Warn("fanout: event dropped", "sub", ev.SubID, "reason", dropNames[dropBufferFull])
 	})
 	finish(ev.Done, ErrBufferFull)
-	if !ev.Replayed && f.opts.Lost != nil {
-		f.opts.Lost(ev.SubID)
+	if !ev.Replayed {
+		f.lost(ev.Sub, ev.SubID)
+	}
+}
+
+// published reports an event in NATS to the record's owner and to
+// Options.Published.
+func (f *Fanout) published(s *Sub, id string, r Route) {
+	if s != nil {
+		s.Owner.Published(s, r)
+	}
+	if f.opts.Published != nil {
+		f.opts.Published(id, r)
+	}
+}
+
+// lost reports a live event dropped for lack of room to the record's owner
+// and to Options.Lost.
+func (f *Fanout) lost(s *Sub, id string) {
+	if s != nil {
+		s.Owner.Lost(s)
+	}
+	if f.opts.Lost != nil {
+		f.opts.Lost(id)
 	}
 }
 
@@ -329,9 +372,15 @@ func (f *Fanout) rejected(subID string, err error) {
 }
 
 // enqueue buffers it or drops it with a counted reason.
-func (f *Fanout) enqueue(it *item, subID string) error {
+func (f *Fanout) enqueue(it *item, subID string, live bool) error {
 	it.enq = time.Now()
+	if f.publishNow(it) {
+		return nil
+	}
 	res := f.q.push(it)
+	if res == pushFull && live && f.holdBack() {
+		res = f.q.push(it)
+	}
 	if res == pushed {
 		return nil
 	}
@@ -350,6 +399,25 @@ func (f *Fanout) enqueue(it *item, subID string) error {
 		f.log.Warn("fanout: event dropped", "sub", subID, "reason", dropNames[reason])
 	})
 	return err
+}
+
+// holdBack waits up to Options.HoldBack for the sender to make room (the
+// buffer below seven eighths), unless a wait already ran out during this
+// overflow. It reports whether there is room now.
+func (f *Fanout) holdBack() bool {
+	d := f.opts.HoldBack
+	episode := f.q.overflows.Load() + 1
+	if d <= 0 || f.gaveUp.Load() == episode {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if err := f.q.waitFits(ctx); err != nil {
+		f.gaveUp.Store(episode)
+		return false
+	}
+	f.m.heldBack.Inc()
+	return true
 }
 
 // WaitRoom returns once the buffer holds at most half of its bounds and is
@@ -435,7 +503,7 @@ func (f *Fanout) Lifecycle(ev LifecycleEvent) error {
 	it.hv[hReceivedAt] = at.Format(receivedAtLayout)
 	it.setHeaders()
 	it.size = int64(len(body) + len(it.msg.Subject) + itemOverhead)
-	return f.enqueue(it, ev.SubscriptionID)
+	return f.enqueue(it, ev.SubscriptionID, false)
 }
 
 // Close stops accepting events and publishes what is buffered until ctx

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -763,5 +764,60 @@ func TestWaitRoom(t *testing.T) {
 		if !errors.Is(err, ErrClosed) {
 			t.Fatalf("after Close: WaitRoom = %v, want ErrClosed", err)
 		}
+	})
+}
+
+// With HoldBack, a burst larger than the buffer waits for room instead of
+// being dropped; a stall that outlasts HoldBack sheds without waiting
+// again, until the buffer drained.
+func TestHoldBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newFakePub(true)
+		p.manual = true
+		var lost atomic.Int64
+		f := newTestFanout(t, p, Options{BufferEvents: 20, HoldBack: time.Second, Lost: func(string) { lost.Add(1) }})
+		done := make(chan struct{})
+		go func() {
+			for i := 1; i <= 100; i++ {
+				f.Handle(Event{SubID: "s", Message: msgCreated(i)})
+			}
+			close(done)
+		}()
+		// NATS acknowledges in steps well within HoldBack: nothing is lost.
+		for range 200 {
+			synctest.Wait()
+			select {
+			case <-done:
+			default:
+				time.Sleep(100 * time.Millisecond)
+				if n := p.pendingLen(); n > 0 {
+					p.resolve(n, nil)
+				}
+				continue
+			}
+			break
+		}
+		synctest.Wait()
+		p.resolve(p.pendingLen(), nil)
+		synctest.Wait()
+		if d := dropped(f, dropBufferFull); d != 0 || lost.Load() != 0 {
+			t.Fatalf("burst: %d dropped, %d lost", d, lost.Load())
+		}
+		wantIDs(t, storedIDs(t, p), 1, 100)
+
+		// NATS stalls: the first event past the bound waits HoldBack, the
+		// rest of the overflow is shed at once.
+		start := time.Now()
+		for i := 101; i <= 140; i++ {
+			f.Handle(Event{SubID: "s", Message: msgCreated(i)})
+		}
+		if waited := time.Since(start); waited != time.Second {
+			t.Fatalf("the overflow waited %v, want one HoldBack", waited)
+		}
+		if d := dropped(f, dropBufferFull); d != 20 || lost.Load() != 20 {
+			t.Fatalf("stall: %d dropped, %d lost, want 20", d, lost.Load())
+		}
+		p.resolve(p.pendingLen(), nil)
+		_ = closeNow(f)
 	})
 }

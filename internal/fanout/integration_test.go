@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -356,5 +357,47 @@ func TestNATSConfig(t *testing.T) {
 	}
 	if _, err := Connect(bad, nil, nil); !errors.Is(err, ErrNATSConfig) {
 		t.Fatalf("Connect with bad config = %v", err)
+	}
+}
+
+// TestIntegrationCorePublishesInline: in core mode the caller's goroutine
+// publishes when nothing waits before its event, and order per
+// subscription holds with several callers at once.
+func TestIntegrationCorePublishesInline(t *testing.T) {
+	s := startServer(t, natsserver.RandomPort, "")
+	sub, err := connect(t, s.ClientURL()).SubscribeSync("chatwoot.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := openFanout(t, s.ClientURL(), true, Options{})
+	waitUntil(t, f, "ready", f.Ready)
+	const subs, each = 4, 300
+	var wg sync.WaitGroup
+	for k := range subs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				msg := fmt.Appendf(nil, `{"event":"message.created","data":{"id":%d,"account_id":1,"inbox_id":2,"conversation_id":%d,"message_type":1}}`, k*each+i, k+1)
+				f.Handle(Event{SubID: fmt.Sprint("sub-", k), Message: msg})
+			}
+		}()
+	}
+	wg.Wait()
+	last := map[string]int{}
+	for range subs * each {
+		m, err := sub.NextMsg(waitLimit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := msgIDs(t, []*nats.Msg{m})[0]
+		conv := m.Header.Get(HeaderConversation)
+		if prev, ok := last[conv]; ok && id != prev+1 {
+			t.Fatalf("conversation %s: message %d after %d", conv, id, prev)
+		}
+		last[conv] = id
+	}
+	if n := testutil.ToFloat64(f.m.publishedNow); n == 0 {
+		t.Fatal("no event was published inline")
 	}
 }

@@ -46,7 +46,11 @@ type metrics struct {
 	dropped   [numDropReasons]prometheus.Counter
 	failures  [numFailures]prometheus.Counter
 	retries   prometheus.Counter
-	latency   prometheus.Histogram
+	heldBack  prometheus.Counter
+	// publishedNow counts events Handle published itself (core NATS,
+	// nothing waiting): a share of published, not an addition.
+	publishedNow prometheus.Counter
+	latency      prometheus.Histogram
 }
 
 // newMetrics registers the fanout metrics; state gauges read f on scrape.
@@ -77,12 +81,20 @@ func newMetrics(reg prometheus.Registerer, f *Fanout) (*metrics, error) {
 		Name: "relay_fanout_publish_retries_total",
 		Help: "Events put back at the head of the buffer after a failed publish.",
 	})
+	m.heldBack = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "relay_fanout_held_back_total",
+		Help: "Live events that found the buffer full and waited for room (RELAY_HOLD_BACK) instead of being dropped.",
+	})
+	m.publishedNow = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "relay_fanout_published_inline_total",
+		Help: "Events published by the websocket reader itself (core NATS with nothing buffered), without a hand-off to the sender; included in relay_fanout_events_published_total.",
+	})
 	m.latency = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "relay_fanout_publish_latency_seconds",
 		Help:    "Time from Handle to NATS acceptance (JetStream: ack) per event.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
 	})
-	cs := append([]prometheus.Collector{published, dropped, failures, m.retries, m.latency}, stateGauges(f)...)
+	cs := append([]prometheus.Collector{published, dropped, failures, m.retries, m.heldBack, m.publishedNow, m.latency}, stateGauges(f)...)
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, err

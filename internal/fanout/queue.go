@@ -86,6 +86,8 @@ type queue struct {
 	room      notifier      // back to at most half full, while roomWaiters > 0
 	// roomWaiters counts waitRoom calls blocked on room.
 	roomWaiters int
+	fits        notifier // below seven eighths, while fitWaiters > 0
+	fitWaiters  int      // waitFits calls blocked on fits
 }
 
 type pushResult uint8
@@ -165,6 +167,45 @@ func (q *queue) release(it *item) {
 	if q.roomWaiters > 0 && q.halfLocked() {
 		q.room.notify()
 	}
+	if q.fitWaiters > 0 && q.fitsLocked() {
+		q.fits.notify()
+	}
+}
+
+// fitsLocked reports whether the queue holds at most seven eighths of its
+// bounds: room for a live event that waited, without waking every waiter
+// at each event the sender takes.
+func (q *queue) fitsLocked() bool {
+	return q.bytes <= q.maxBytes-q.maxBytes/8 && q.count <= q.maxCount-q.maxCount/8
+}
+
+// waitFits blocks until the queue holds at most seven eighths of its
+// bounds, saturated or not: a held-back live event goes in as soon as the
+// sender made some room. It returns ErrClosed once the queue is closed, or
+// ctx's error.
+func (q *queue) waitFits(ctx context.Context) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for {
+		if q.closed {
+			return ErrClosed
+		}
+		if q.fitsLocked() {
+			return nil
+		}
+		changed := q.fits.changed()
+		q.fitWaiters++
+		q.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+		}
+		q.mu.Lock()
+		q.fitWaiters--
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
 }
 
 // halfLocked reports whether the queue holds at most half its bounds.
@@ -226,6 +267,7 @@ func (q *queue) close() {
 	defer q.mu.Unlock()
 	q.closed = true
 	q.room.notify()
+	q.fits.notify()
 }
 
 // drain removes and uncharges every waiting item.

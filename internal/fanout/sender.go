@@ -34,8 +34,11 @@ func (f *Fanout) run() {
 }
 
 // step does one round: publish what may be published, then wait for one
-// outcome or state change. It returns false when the loop must end.
+// outcome or state change. It returns false when the loop must end. It
+// holds sendMu except while it waits.
 func (f *Fanout) step() bool {
+	f.sendMu.Lock()
+	defer f.sendMu.Unlock()
 	f.noticeDrained()
 	changed := f.pub.Changed()
 	if f.sendable() {
@@ -107,15 +110,28 @@ func (f *Fanout) awaitAcks() bool {
 	if f.inflight.len() < f.opts.InFlight && !f.rewinding {
 		more = f.q.signal
 	}
+	var (
+		ok  bool
+		err error
+	)
+	f.sendMu.Unlock()
 	select {
 	case <-it.ack.Ok():
-		f.acked()
-	case err := <-it.ack.Err():
-		f.nacked(err)
+		ok = true
+	case err = <-it.ack.Err():
 	case <-more:
-		return true
 	case <-f.abort:
+	}
+	f.sendMu.Lock()
+	switch {
+	case ok:
+		f.acked()
+	case err != nil:
+		f.nacked(err)
+	case f.aborted():
 		return false
+	default:
+		return true
 	}
 	for f.inflight.len() > 0 {
 		it := f.inflight.front()
@@ -133,6 +149,8 @@ func (f *Fanout) awaitAcks() bool {
 
 // awaitWork waits for events when nothing is buffered.
 func (f *Fanout) awaitWork() bool {
+	f.sendMu.Unlock()
+	defer f.sendMu.Lock()
 	select {
 	case <-f.q.signal:
 		return true
@@ -146,10 +164,14 @@ func (f *Fanout) awaitWork() bool {
 // awaitSendable waits while events are buffered but cannot be sent:
 // disconnected, or backing off after a failure.
 func (f *Fanout) awaitSendable(changed <-chan struct{}) bool {
+	f.sendMu.Unlock()
+	defer f.sendMu.Lock()
 	if !f.pub.Connected() {
 		select {
 		case <-changed:
+			f.sendMu.Lock()
 			f.retryAt = time.Time{}
+			f.sendMu.Unlock()
 			return true
 		case <-f.abort:
 			return false
@@ -175,24 +197,60 @@ func (f *Fanout) popInflight() *item {
 	return f.inflight.popFront()
 }
 
+// aborted reports whether Close's context ended: stop now.
+func (f *Fanout) aborted() bool {
+	select {
+	case <-f.abort:
+		return true
+	default:
+		return false
+	}
+}
+
+// publishNow publishes it on the caller's goroutine, without a hand-off to
+// the sender, when that keeps every order: core NATS (nothing to await),
+// nothing buffered or in flight before it, and the sender neither busy nor
+// backing off. It reports whether it did; if not, it must be buffered.
+func (f *Fanout) publishNow(it *item) bool {
+	if !f.core || !f.sendMu.TryLock() {
+		return false
+	}
+	defer f.sendMu.Unlock()
+	if f.closed.Load() || f.inflight.len() > 0 || f.q.waitingLen() > 0 || !f.sendable() {
+		return false
+	}
+	if _, err := f.pub.Publish(&it.msg); err != nil {
+		return false // the sender meets the error and handles it
+	}
+	f.m.publishedNow.Inc()
+	f.completed(it)
+	return true
+}
+
 // acked completes the oldest in-flight event.
 func (f *Fanout) acked() {
 	it := f.popInflight()
-	f.m.published[it.kind].Inc()
 	if f.full.CompareAndSwap(true, false) {
 		f.log.Info("fanout: JetStream stream takes events again")
 	}
-	f.m.latency.Observe(time.Since(it.enq).Seconds())
-	if it.sub != "" {
-		f.opts.Published(it.sub, it.route)
-	}
-	it.finish(nil)
-	f.settle(it, nil)
+	f.completed(it)
 	f.q.release(it)
 	if !f.rewinding {
 		f.failures = 0
 	}
 	f.finishRewind()
+}
+
+// completed reports an event NATS holds: metrics, its subscription's
+// owner, its Done and the duplicates that waited for it.
+func (f *Fanout) completed(it *item) {
+	f.m.published[it.kind].Inc()
+	f.m.latency.Observe(time.Since(it.enq).Seconds())
+	if it.sub != nil || it.subID != "" {
+		f.published(it.sub, it.subID, it.route)
+	}
+	it.finish(nil)
+	f.settle(it, nil)
 }
 
 // nacked records a failed acknowledgement of the oldest in-flight event.
@@ -259,6 +317,8 @@ func (f *Fanout) drop(it *item, reason dropReason, err error) {
 
 // dropRemaining counts everything still held when the loop ends.
 func (f *Fanout) dropRemaining() {
+	f.sendMu.Lock()
+	defer f.sendMu.Unlock()
 	for f.inflight.len() > 0 {
 		f.drop(f.popInflight(), dropShutdown, nil)
 	}

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,9 +46,9 @@ type Source interface {
 
 // Pool is what the manager needs of the cable pool.
 type Pool interface {
-	AddUser(token string, accountID, userID int64, meta any) (string, error)
+	AddUser(token string, accountID, userID int64, sub *fanout.Sub) (string, error)
 	Remove(id string) bool
-	Get(id string) (cable.Info, bool)
+	Get(id string) (cable.Info[*fanout.Sub], bool)
 }
 
 // Sink takes replayed events (the fan-out).
@@ -60,6 +62,11 @@ type Options struct {
 	Source Source
 	Pool   Pool
 	Sink   Sink
+	// Events takes the subscriptions' lifecycle events (the fan-out); nil
+	// publishes none.
+	Events interface {
+		Lifecycle(ev fanout.LifecycleEvent) error
+	}
 	// SyncInterval is how often the manager reads the stored feeds again,
 	// so that feeds added or deleted through another replica are followed.
 	// 0: only at Load.
@@ -83,6 +90,8 @@ type Manager struct {
 	applyMu sync.Mutex
 
 	routes routeTable
+	// nsubs is len(subs), read without mu on the event path.
+	nsubs atomic.Int64
 
 	// Guarded by mu.
 	mu    sync.Mutex
@@ -96,9 +105,12 @@ type feed struct {
 	subs map[int64]*Sub // by account id
 }
 
-// Sub is the meta of one feed subscription in the cable pool (one account).
+// Sub is one feed subscription (one account). Its fan-out record, which
+// the cable pool carries, has it as Owner.
 type Sub struct {
 	ID        string // subscription id
+	m         *Manager
+	rec       *fanout.Sub
 	FeedID    string
 	AccountID int64
 	UserID    int64
@@ -129,12 +141,6 @@ func New(opts Options) *Manager {
 		feeds: make(map[string]*feed), subs: make(map[string]*Sub)}
 	m.m = newMetrics(opts.Registerer, m)
 	return m
-}
-
-// SubOf returns the feed subscription a pool meta value is, or nil.
-func SubOf(meta any) *Sub {
-	s, _ := meta.(*Sub)
-	return s
 }
 
 // Add registers the feed of an access token: it reads the user's profile,
@@ -307,12 +313,15 @@ func (m *Manager) apply(rec store.Feed) {
 
 func (m *Manager) subscribe(f *feed, rec store.Feed, acc int64) {
 	s := &Sub{FeedID: rec.ID, AccountID: acc, UserID: rec.UserID, token: rec.PubsubToken,
-		ID: cable.UserSubscriptionID(rec.PubsubToken, acc)}
+		ID: cable.UserSubscriptionID(rec.PubsubToken, acc), m: m}
+	s.rec = fanout.NewSub(s.ID, s, fanout.Hints{AccountID: strconv.FormatInt(acc, 10)})
+	s.rec.Feed = true
 	m.mu.Lock()
 	f.subs[acc] = s
 	m.subs[s.ID] = s
+	m.nsubs.Store(int64(len(m.subs)))
 	m.mu.Unlock()
-	if _, err := m.opts.Pool.AddUser(rec.PubsubToken, acc, rec.UserID, s); err != nil {
+	if _, err := m.opts.Pool.AddUser(rec.PubsubToken, acc, rec.UserID, s.rec); err != nil {
 		m.log.Error("feed subscription not added", "feed", rec.ID, "account", acc, "err", err)
 	}
 }
@@ -320,6 +329,7 @@ func (m *Manager) subscribe(f *feed, rec store.Feed, acc int64) {
 func (m *Manager) drop(s *Sub) {
 	m.mu.Lock()
 	delete(m.subs, s.ID)
+	m.nsubs.Store(int64(len(m.subs)))
 	m.mu.Unlock()
 	m.opts.Pool.Remove(s.ID)
 }
@@ -328,11 +338,7 @@ func (m *Manager) drop(s *Sub) {
 // leaving unconfirmed: it reads the profile again. A rotated pubsub token
 // (password change) replaces the subscriptions; a refused access token
 // makes the subscription invalid.
-func (m *Manager) Verify(ctx context.Context, _ string, meta any) (cable.Verdict, error) {
-	s := SubOf(meta)
-	if s == nil {
-		return cable.VerdictUnknown, nil
-	}
+func (m *Manager) Verify(ctx context.Context, s *Sub) (cable.Verdict, error) {
 	m.mu.Lock()
 	f := m.feeds[s.FeedID]
 	var rec store.Feed
@@ -390,14 +396,4 @@ func (m *Manager) advance(ctx context.Context, s *Sub, id int64) error {
 		return nil // removed meanwhile
 	}
 	return err
-}
-
-// Owns reports whether subID is a feed subscription.
-func (m *Manager) Owns(subID string) bool {
-	if m == nil {
-		return false
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.subs[subID] != nil
 }

@@ -148,7 +148,7 @@ type pool struct {
 	subs map[string]string // id -> pubsub token
 }
 
-func (p *pool) AddUser(token string, acc, _ int64, _ any) (string, error) {
+func (p *pool) AddUser(token string, acc, _ int64, _ *fanout.Sub) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	id := cable.UserSubscriptionID(token, acc)
@@ -164,7 +164,7 @@ func (p *pool) Remove(id string) bool {
 	return ok
 }
 
-func (p *pool) Get(string) (cable.Info, bool) { return cable.Info{}, false }
+func (p *pool) Get(string) (cable.Info[*fanout.Sub], bool) { return cable.Info[*fanout.Sub]{}, false }
 
 func (p *pool) tokens() []string {
 	p.mu.Lock()
@@ -310,13 +310,13 @@ func TestVerifyRereadsProfile(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t)
 		old := e.sub()
-		if v, err := e.m.Verify(context.Background(), old.ID, old); v != cable.VerdictValid || err != nil {
+		if v, err := e.m.Verify(context.Background(), old); v != cable.VerdictValid || err != nil {
 			t.Fatalf("unchanged profile: %v %v", v, err)
 		}
 		e.src.mu.Lock()
 		e.src.profile.PubsubToken = "pubsub-B"
 		e.src.mu.Unlock()
-		if v, _ := e.m.Verify(context.Background(), old.ID, old); v != cable.VerdictUnknown {
+		if v, _ := e.m.Verify(context.Background(), old); v != cable.VerdictUnknown {
 			t.Fatalf("rotated token: verdict %v", v)
 		}
 		synctest.Wait()
@@ -327,7 +327,7 @@ func TestVerifyRereadsProfile(t *testing.T) {
 		e.src.err = &chatwoot.APIError{Status: 401, Kind: chatwoot.KindStatus}
 		e.src.mu.Unlock()
 		s := e.sub()
-		if v, _ := e.m.Verify(context.Background(), s.ID, s); v != cable.VerdictInvalid {
+		if v, _ := e.m.Verify(context.Background(), s); v != cable.VerdictInvalid {
 			t.Fatalf("refused token: verdict %v", v)
 		}
 	})

@@ -1,7 +1,6 @@
 package feeds
 
 import (
-	"strconv"
 	"sync"
 
 	"github.com/relayhq/relay/internal/fanout"
@@ -40,24 +39,19 @@ func (t *routeTable) lookup(account, conv string) ([2]string, bool) {
 	return v, ok
 }
 
-// Learn notes the ids of a routed event (from any subscription).
+// Learn notes the ids of a routed event (from any subscription). Without
+// feed subscriptions it costs one atomic load: there is nothing to route.
 func (m *Manager) Learn(r fanout.Route) {
-	if m == nil {
+	if m == nil || m.nsubs.Load() == 0 {
 		return
 	}
 	m.routes.learn(r.AccountID, r.ConversationID, r.InboxID, r.ContactID)
 }
 
-// Hints are the routing hints of a feed broadcast: the account, and the
-// conversation's inbox and contact when the payload does not name them.
-func (m *Manager) Hints(s *Sub, message []byte) fanout.Hints {
-	h := fanout.Hints{AccountID: strconv.FormatInt(s.AccountID, 10)}
-	r, err := fanout.Resolve(fanout.Event{SubID: s.ID, Message: message, Hints: h})
-	if err != nil || r.ContactID != fanout.Unknown || r.ConversationID == fanout.Unknown {
-		return h
-	}
-	if v, ok := m.routes.lookup(r.AccountID, r.ConversationID); ok {
-		h.InboxID, h.ContactID = v[0], v[1]
-	}
-	return h
+// FindRoute is the inbox and contact of a conversation an earlier event
+// named, for a feed event that does not name them (an agent's reply, a
+// private note, an activity message).
+func (s *Sub) FindRoute(_ *fanout.Sub, accountID, conversationID string) (string, string, bool) {
+	v, ok := s.m.routes.lookup(accountID, conversationID)
+	return v[0], v[1], ok
 }

@@ -8,9 +8,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/relayhq/relay/internal/api"
 	"github.com/relayhq/relay/internal/cable"
+	"github.com/relayhq/relay/internal/fanout"
 	"github.com/relayhq/relay/internal/store"
 	"github.com/relayhq/relay/internal/store/bolt"
 )
@@ -117,7 +119,7 @@ func TestRegisterUnchangedDoesNotWrite(t *testing.T) {
 	if err != nil || !after.UpdatedAt.Equal(before.UpdatedAt) {
 		t.Fatalf("record rewritten: UpdatedAt %v -> %v (%v)", before.UpdatedAt, after.UpdatedAt, err)
 	}
-	if m := MetaOf(p.subs[first.ID]); m == nil || m.SourceID != "src" {
+	if m := MetaOf(p.get(first.ID)); m == nil || m.SourceID != "src" {
 		t.Fatalf("not resubscribed with the stored facts: %+v", m)
 	}
 	// A new fact is written.
@@ -191,7 +193,7 @@ func TestRegisterBatch(t *testing.T) {
 	if err != nil || rec.SourceID != "src-0" || rec.InboxIdentifier != "inbox" || rec.Origin != store.OriginFile {
 		t.Fatalf("stored %v, %v", rec, err)
 	}
-	if m := MetaOf(p.subs[id0]); m == nil || !m.CatchUp() || p.len() != 2 {
+	if m := MetaOf(p.get(id0)); m == nil || !m.CatchUp() || p.len() != 2 {
 		t.Fatalf("pool: %d subscriptions, meta %+v", p.len(), m)
 	}
 	before := rec.UpdatedAt
@@ -279,10 +281,8 @@ func TestRegisterBatchKeepsLearnedIDs(t *testing.T) {
 	r, _, cs := newCountingRegistry(t)
 	ctx := context.Background()
 	sub, _, _ := r.Register(ctx, api.Registration{Token: "tok-l"})
-	e := r.Entry(sub.ID)
-	m := *e.Meta()
-	m.AccountID = "3"
-	e.meta.Store(&m) // learned, not written yet
+	rt := fanout.Route{Kind: fanout.KindPresence, AccountID: "3", InboxID: fanout.Unknown, ContactID: fanout.Unknown}
+	r.Entry(sub.ID).Sub().Observe(&rt, time.Time{}) // learned, not written yet
 	results, err := r.RegisterBatch(ctx, []api.Registration{{Token: "tok-l"}})
 	if err != nil || results[0].Outcome != Updated {
 		t.Fatalf("batch: %v, %v", outcomes(results), err)

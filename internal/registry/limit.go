@@ -60,9 +60,7 @@ func (r *Registry) admit(n int) error {
 	if l == nil || l.max == 0 {
 		return nil
 	}
-	r.mu.Lock()
-	held := len(r.entries)
-	r.mu.Unlock()
+	held := r.pool.Len()
 	if held+n <= l.max {
 		return nil
 	}

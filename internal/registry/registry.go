@@ -14,83 +14,31 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
-	"unique"
 
 	"github.com/relayhq/relay/internal/api"
 	"github.com/relayhq/relay/internal/cable"
+	"github.com/relayhq/relay/internal/catchup"
 	"github.com/relayhq/relay/internal/fanout"
 	"github.com/relayhq/relay/internal/store"
 )
 
 // Pool is what the registry needs of the cable pool.
 type Pool interface {
-	Add(token string, meta any) (string, error)
+	Add(token string, sub *fanout.Sub) (string, error)
 	Remove(id string) bool
-	Get(id string) (cable.Info, bool)
+	Invalidate(id, reason string) bool
+	Get(id string) (cable.Info[*fanout.Sub], bool)
+	Lookup(id string) (*fanout.Sub, bool)
+	Len() int
+	Each(fn func(id string, sub *fanout.Sub))
 }
 
-// Meta is what the relay knows about a subscription besides its token. It
-// rides along with every delivery and state change of the pool (as the
-// *Entry holding it). SourceID is a credential: LogValue leaves it out.
-type Meta struct {
-	ID              string
-	InboxIdentifier string
-	SourceID        string
-	ContactID       string
-	InboxID         string
-	AccountID       string
-	CreatedAt       time.Time
-}
-
-// CatchUp reports whether the subscription can be caught up and verified
-// through the public API.
-func (m *Meta) CatchUp() bool { return m.InboxIdentifier != "" && m.SourceID != "" }
-
-// Hints are the routing ids of the record.
-func (m *Meta) Hints() fanout.Hints {
-	return fanout.Hints{AccountID: m.AccountID, InboxID: m.InboxID, ContactID: m.ContactID}
-}
-
-// LogValue implements slog.LogValuer without the source_id.
-func (m *Meta) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("subscription", m.ID), slog.String("contact", m.ContactID),
-		slog.String("account", m.AccountID))
-}
-
-// Entry is the pool's meta for one subscription: the current Meta, swapped
-// atomically when ids are learned, and when its conversations were last
-// active.
-type Entry struct {
-	meta       atomic.Pointer[Meta]
-	activity   atomic.Int64 // unix nanoseconds; 0 = none seen
-	handedOver atomic.Bool  // removed from the pool for another replica
-}
-
-// Meta returns the current facts.
-func (e *Entry) Meta() *Meta { return e.meta.Load() }
-
-// LastActivity is when a live message or conversation event of the
-// subscription was last seen (typing and presence do not count), or the
-// zero time. Catch-up serves the most recently active first.
-func (e *Entry) LastActivity() time.Time {
-	if ns := e.activity.Load(); ns != 0 {
-		return time.Unix(0, ns)
-	}
-	return time.Time{}
-}
-
-// MetaOf returns the Meta carried by a pool delivery or state change, or nil.
-func MetaOf(v any) *Meta {
-	if e, ok := v.(*Entry); ok {
-		return e.Meta()
-	}
-	return nil
-}
+// Meta is what catch-up and the verifier need of a subscription besides
+// its token. SourceID is a credential: LogValue leaves it out.
+type Meta = catchup.Target
 
 // Registry implements api.Registry over a store and a cable pool.
 type Registry struct {
@@ -104,12 +52,18 @@ type Registry struct {
 	// writeMu serialises read-modify-write of records (Register, learned ids).
 	writeMu sync.Mutex
 
-	learned chan string // subscription ids with newly learned ids
+	learned chan *Entry // subscriptions with newly learned ids
 	cancel  context.CancelFunc
-	done    chan struct{}
 
-	mu      sync.Mutex
-	entries map[string]*Entry
+	// Set by Wire; no-ops until then.
+	events   Events
+	catchup  CatchUp
+	sessions SessionVerifier
+	done     chan struct{}
+
+	// mu serialises creating an entry and adding it to the pool, whose
+	// index is the registry's: an entry is found through its record.
+	mu sync.Mutex
 }
 
 var _ api.Registry = (*Registry)(nil)
@@ -120,8 +74,9 @@ func New(st store.Store, log *slog.Logger) *Registry {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &Registry{store: st, log: log, entries: make(map[string]*Entry),
-		learned: make(chan string, 4096), cancel: cancel, done: make(chan struct{})}
+	r := &Registry{store: st, log: log,
+		learned: make(chan *Entry, 4096), cancel: cancel, done: make(chan struct{}),
+		events: noEvents{}, catchup: noCatchUp{}}
 	go r.persistLearned(ctx)
 	return r
 }
@@ -221,7 +176,7 @@ func (r *Registry) merge(rec store.Subscription, reg api.Registration) store.Sub
 	fill(&rec.SourceID, reg.SourceID)
 	fill(&rec.ContactID, reg.ContactID)
 	if e := r.Entry(rec.ID); e != nil {
-		m := e.Meta()
+		m := e.sub.Hints()
 		fillEmpty(&rec.AccountID, m.AccountID)
 		fillEmpty(&rec.InboxID, m.InboxID)
 		fillEmpty(&rec.ContactID, m.ContactID)
@@ -428,25 +383,20 @@ func (r *Registry) subscribe(rec store.Subscription) error {
 }
 
 func (r *Registry) subscribeHere(rec store.Subscription) error {
-	m := metaOf(rec)
 	r.mu.Lock()
-	e := r.entries[rec.ID]
+	defer r.mu.Unlock()
+	e := r.Entry(rec.ID)
 	if e == nil {
-		e = &Entry{}
-		r.entries[rec.ID] = e
+		e = &Entry{reg: r}
+		e.sub.ID, e.sub.Owner = rec.ID, e
 	}
-	e.meta.Store(m)
-	if t := rec.LastActivityAt; !t.IsZero() && t.UnixNano() > e.activity.Load() {
-		e.activity.Store(t.UnixNano())
+	e.sub.SetHints(fanout.Hints{AccountID: intern(rec.AccountID), InboxID: intern(rec.InboxID), ContactID: rec.ContactID})
+	e.meta.Store(e.metaOf(rec))
+	if t := rec.LastActivityAt; !t.IsZero() {
+		e.sub.SetActivity(t)
 	}
-	r.mu.Unlock()
-	_, err := r.pool.Add(rec.Token, e)
+	_, err := r.pool.Add(rec.Token, &e.sub)
 	return err
-}
-
-func metaOf(rec store.Subscription) *Meta {
-	return &Meta{ID: rec.ID, InboxIdentifier: rec.InboxIdentifier, SourceID: rec.SourceID,
-		ContactID: rec.ContactID, InboxID: rec.InboxID, AccountID: rec.AccountID, CreatedAt: rec.CreatedAt}
 }
 
 // Get returns one subscription.
@@ -497,11 +447,36 @@ func (r *Registry) Remove(ctx context.Context, id string) error {
 	if r.owned(id, true) {
 		r.pool.Remove(id)
 	}
-	r.mu.Lock()
-	delete(r.entries, id)
-	r.mu.Unlock()
 	r.log.Info("subscription removed", "subscription", id)
 	return nil
+}
+
+// Prune removes the subscriptions registered with origin whose ids keep
+// does not hold: those a source of registrations (the subscriptions file)
+// no longer lists. It returns how many it removed.
+func (r *Registry) Prune(ctx context.Context, origin string, keep map[string]bool) (int, error) {
+	var stale []string
+	for cursor := ""; ; {
+		page, next, err := r.store.ListSubscriptions(ctx, cursor, store.MaxListLimit)
+		if err != nil {
+			return 0, err
+		}
+		for _, rec := range page {
+			if rec.Origin == origin && !keep[rec.ID] {
+				stale = append(stale, rec.ID)
+			}
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	for _, id := range stale {
+		if err := r.Remove(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return 0, err
+		}
+	}
+	return len(stale), nil
 }
 
 // Load subscribes every stored subscription (at start). The pool paces the
@@ -537,41 +512,6 @@ func (r *Registry) warnOverLimit(n int) {
 	}
 }
 
-// Learn records routing ids seen in a live event for subscription id, when
-// the record lacks them, and the event's time as the subscription's last
-// activity unless activeAt is zero. It runs for every event, on the
-// delivery path: the live Meta is updated at once (only empty fields are
-// filled, so nothing a registration set is lost), and the record is written
-// by a background worker, so a slow store never stalls delivery.
-func (r *Registry) Learn(id string, h fanout.Hints, activeAt time.Time) {
-	r.mu.Lock()
-	e := r.entries[id]
-	r.mu.Unlock()
-	if e == nil {
-		return
-	}
-	if !activeAt.IsZero() {
-		e.activity.Store(activeAt.UnixNano())
-	}
-	for {
-		old := e.Meta()
-		if !(news(old.AccountID, h.AccountID) || news(old.InboxID, h.InboxID) || news(old.ContactID, h.ContactID)) {
-			return
-		}
-		m := *old
-		fillEmpty(&m.AccountID, own(known(h.AccountID), true))
-		fillEmpty(&m.InboxID, own(known(h.InboxID), true))
-		fillEmpty(&m.ContactID, own(known(h.ContactID), false))
-		if e.meta.CompareAndSwap(old, &m) {
-			break
-		}
-	}
-	select {
-	case r.learned <- id:
-	default: // the worker is behind; the ids stay in memory and are written with the next fact
-	}
-}
-
 // persistLearned writes learned ids to the store until ctx ends.
 func (r *Registry) persistLearned(ctx context.Context) {
 	defer close(r.done)
@@ -580,11 +520,11 @@ func (r *Registry) persistLearned(ctx context.Context) {
 		case <-ctx.Done():
 			r.drainLearned()
 			return
-		case id := <-r.learned:
+		case e := <-r.learned:
 			// Not derived from ctx: a write under way at Close completes.
 			wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			if err := r.storeLearned(wctx, id); err != nil {
-				r.log.Warn("learned ids not stored", "subscription", id, "err", err)
+			if err := r.storeLearned(wctx, e); err != nil {
+				r.log.Warn("learned ids not stored", "subscription", e.sub.ID, "err", err)
 			}
 			cancel()
 		}
@@ -597,8 +537,8 @@ func (r *Registry) drainLearned() {
 	defer cancel()
 	for {
 		select {
-		case id := <-r.learned:
-			if err := r.storeLearned(ctx, id); err != nil {
+		case e := <-r.learned:
+			if err := r.storeLearned(ctx, e); err != nil {
 				return
 			}
 		default:
@@ -607,14 +547,10 @@ func (r *Registry) drainLearned() {
 	}
 }
 
-// storeLearned fills the record's empty ids from the live Meta. It holds
-// writeMu so a concurrent Register cannot be overwritten.
-func (r *Registry) storeLearned(ctx context.Context, id string) error {
-	e := r.Entry(id)
-	if e == nil {
-		return nil
-	}
-	m := e.Meta()
+// storeLearned fills the stored record's empty ids from the live one. It
+// holds writeMu so a concurrent Register cannot be overwritten.
+func (r *Registry) storeLearned(ctx context.Context, e *Entry) error {
+	id, m := e.sub.ID, e.sub.Hints()
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
 	rec, err := r.store.GetSubscription(ctx, id)
@@ -644,38 +580,13 @@ func fillEmpty(dst *string, v string) {
 	}
 }
 
-// own returns a copy of v that shares no memory with the event it came
-// from: hints are substrings of the event's routing string, and a Meta
-// kept for the subscription's life would keep that whole string alive (one
-// per subscription, from the presence.update every subscribe brings).
-// Account and inbox ids repeat across subscriptions: shared is true to
-// intern them.
-func own(v string, shared bool) string {
-	switch {
-	case v == "":
-		return ""
-	case shared:
-		return unique.Make(v).Value()
-	default:
-		return strings.Clone(v)
-	}
-}
-
-// news reports whether v is a known id the record does not have yet.
-func news(have, v string) bool { return have == "" && known(v) != "" }
-
-func known(v string) string {
-	if v == fanout.Unknown {
-		return ""
-	}
-	return v
-}
-
 // Entry returns the live entry of a subscription, or nil.
 func (r *Registry) Entry(id string) *Entry {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.entries[id]
+	if r.pool == nil {
+		return nil
+	}
+	s, _ := r.pool.Lookup(id)
+	return entryOf(s)
 }
 
 func (r *Registry) view(rec store.Subscription) api.Subscription {
@@ -685,7 +596,7 @@ func (r *Registry) view(rec store.Subscription) api.Subscription {
 		Origin: rec.Origin, CreatedAt: rec.CreatedAt,
 	}
 	if e := r.Entry(rec.ID); e != nil {
-		m := e.Meta()
+		m := e.sub.Hints()
 		fill(&v.AccountID, m.AccountID)
 		fill(&v.InboxID, m.InboxID)
 		fill(&v.ContactID, m.ContactID)

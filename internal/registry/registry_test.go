@@ -20,15 +20,15 @@ import (
 // fakePool records what the registry asks of the cable pool.
 type fakePool struct {
 	mu    sync.Mutex
-	subs  map[string]any // id → meta
+	subs  map[string]*fanout.Sub // id → record
 	state map[string]cable.State
 }
 
 func newFakePool() *fakePool {
-	return &fakePool{subs: map[string]any{}, state: map[string]cable.State{}}
+	return &fakePool{subs: map[string]*fanout.Sub{}, state: map[string]cable.State{}}
 }
 
-func (p *fakePool) Add(token string, meta any) (string, error) {
+func (p *fakePool) Add(token string, meta *fanout.Sub) (string, error) {
 	if !cable.ValidToken(token) {
 		return "", cable.ErrBadToken
 	}
@@ -47,13 +47,70 @@ func (p *fakePool) Remove(id string) bool {
 	return ok
 }
 
-func (p *fakePool) Get(id string) (cable.Info, bool) {
+func (p *fakePool) Invalidate(id, _ string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.subs[id]; !ok || p.state[id] == cable.StateInvalid {
+		return false
+	}
+	p.state[id] = cable.StateInvalid
+	return true
+}
+
+func (p *fakePool) Get(id string) (cable.Info[*fanout.Sub], bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, ok := p.subs[id]; !ok {
-		return cable.Info{}, false
+		return cable.Info[*fanout.Sub]{}, false
 	}
-	return cable.Info{ID: id, State: p.state[id]}, true
+	return cable.Info[*fanout.Sub]{ID: id, State: p.state[id]}, true
+}
+
+func (p *fakePool) Lookup(id string) (*fanout.Sub, bool) {
+	s := p.get(id)
+	return s, s != nil
+}
+
+func (p *fakePool) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.subs)
+}
+
+func (p *fakePool) Each(fn func(string, *fanout.Sub)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, s := range p.subs {
+		fn(id, s)
+	}
+}
+
+// get returns the record the registry added for id, or nil.
+func (p *fakePool) get(id string) *fanout.Sub {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.subs[id]
+}
+
+// learn does what the fan-out does with a live event of subscription id
+// naming the ids of h: a message event when at is set (activity), else a
+// presence event.
+func learn(r *Registry, id string, h fanout.Hints, at time.Time) {
+	e := r.Entry(id)
+	rt := fanout.Route{Kind: fanout.KindPresence, AccountID: orUnknown(h.AccountID), InboxID: orUnknown(h.InboxID), ContactID: orUnknown(h.ContactID)}
+	if !at.IsZero() {
+		rt.Kind = fanout.KindMessage
+	}
+	if e.Sub().Observe(&rt, at) {
+		e.Learned(e.Sub())
+	}
+}
+
+func orUnknown(v string) string {
+	if v == "" {
+		return fanout.Unknown
+	}
+	return v
 }
 
 func newTestRegistry(t *testing.T) (*Registry, *fakePool, store.Store) {
@@ -85,7 +142,7 @@ func TestRegisterIsIdempotentAndMerges(t *testing.T) {
 	if rec.SourceID != "src" || rec.InboxIdentifier != "inbox" || rec.Token != "tok-1" {
 		t.Fatalf("stored %v", rec)
 	}
-	if m := MetaOf(p.subs[sub.ID]); m == nil || m.SourceID != "src" || !m.CatchUp() {
+	if m := MetaOf(p.get(sub.ID)); m == nil || m.SourceID != "src" || !m.CatchUp() {
 		t.Fatalf("pool meta %+v", m)
 	}
 }
@@ -109,14 +166,14 @@ func TestLearnFillsWithoutLosingRegistration(t *testing.T) {
 	r, p, st := newTestRegistry(t)
 	ctx := context.Background()
 	sub, _, _ := r.Register(ctx, api.Registration{Token: "tok-2"})
-	r.Learn(sub.ID, fanout.Hints{AccountID: "1", InboxID: "3", ContactID: fanout.Unknown}, time.Time{})
+	learn(r, sub.ID, fanout.Hints{AccountID: "1", InboxID: "3", ContactID: fanout.Unknown}, time.Time{})
 	r.Register(ctx, api.Registration{Token: "tok-2", InboxIdentifier: "inbox", SourceID: "src"})
-	m := MetaOf(p.subs[sub.ID])
-	if m.AccountID != "1" || m.InboxID != "3" || m.ContactID != "" || m.SourceID != "src" {
-		t.Fatalf("meta %+v", m)
+	m, h := MetaOf(p.get(sub.ID)), p.get(sub.ID).Hints()
+	if h.AccountID != "1" || h.InboxID != "3" || h.ContactID != "" || m.SourceID != "src" {
+		t.Fatalf("meta %+v, hints %+v", m, h)
 	}
-	r.Learn(sub.ID, fanout.Hints{AccountID: "9", ContactID: "42"}, time.Time{}) // account known: only the contact is new
-	r.Close()                                                                   // writes what is queued
+	learn(r, sub.ID, fanout.Hints{AccountID: "9", ContactID: "42"}, time.Time{}) // account known: only the contact is new
+	r.Close()                                                                    // writes what is queued
 	rec, err := st.GetSubscription(ctx, sub.ID)
 	if err != nil || rec.AccountID != "1" || rec.InboxID != "3" || rec.ContactID != "42" || rec.SourceID != "src" {
 		t.Fatalf("stored %v, %v", rec, err)
@@ -133,12 +190,12 @@ func TestLearnRecordsActivity(t *testing.T) {
 	if !e.LastActivity().IsZero() {
 		t.Fatalf("activity %v before any event", e.LastActivity())
 	}
-	r.Learn(sub.ID, fanout.Hints{}, time.Time{}) // presence: no activity
+	learn(r, sub.ID, fanout.Hints{}, time.Time{}) // presence: no activity
 	if !e.LastActivity().IsZero() {
 		t.Fatal("an event without activity moved it")
 	}
 	at := time.Unix(1_700_000_000, 0)
-	r.Learn(sub.ID, fanout.Hints{}, at)
+	learn(r, sub.ID, fanout.Hints{}, at)
 	if !e.LastActivity().Equal(at) {
 		t.Fatalf("activity %v, want %v", e.LastActivity(), at)
 	}
@@ -157,8 +214,8 @@ func TestLearnKeepsNoEventMemory(t *testing.T) {
 	r, p, _ := newTestRegistry(t)
 	sub, _, _ := r.Register(context.Background(), api.Registration{Token: "tok-own"})
 	event := strings.Repeat("x", 200) + "17|23|4242"
-	r.Learn(sub.ID, fanout.Hints{AccountID: event[200:202], InboxID: event[203:205], ContactID: event[206:210]}, time.Time{})
-	m := MetaOf(p.subs[sub.ID])
+	learn(r, sub.ID, fanout.Hints{AccountID: event[200:202], InboxID: event[203:205], ContactID: event[206:210]}, time.Time{})
+	m := p.get(sub.ID).Hints()
 	if m.AccountID != "17" || m.InboxID != "23" || m.ContactID != "4242" {
 		t.Fatalf("meta %+v", m)
 	}
@@ -219,7 +276,7 @@ func TestLoadAndRemove(t *testing.T) {
 	if n, err := r2.Load(ctx); err != nil || n != 1 {
 		t.Fatalf("Load = %d, %v", n, err)
 	}
-	if m := MetaOf(p2.subs[sub.ID]); m == nil || m.SourceID != "s" || m.CreatedAt.IsZero() {
+	if m := MetaOf(p2.get(sub.ID)); m == nil || m.SourceID != "s" || m.CreatedAt.IsZero() {
 		t.Fatalf("restored meta %+v", m)
 	}
 	if err := r2.Remove(ctx, sub.ID); err != nil {

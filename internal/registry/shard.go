@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 
+	"github.com/relayhq/relay/internal/fanout"
 	"github.com/relayhq/relay/internal/store"
 )
 
@@ -83,16 +84,13 @@ func (r *Registry) subscribeOwned(page []store.Subscription, keep func(id string
 func (r *Registry) Unload(drop func(id string) bool) int {
 	r.shard.mu.Lock()
 	defer r.shard.mu.Unlock()
-	r.mu.Lock()
 	var gone []*Entry
-	for id, e := range r.entries {
-		if drop(id) {
+	r.pool.Each(func(id string, s *fanout.Sub) {
+		if e := entryOf(s); e != nil && drop(id) {
 			e.handedOver.Store(true)
 			gone = append(gone, e)
-			delete(r.entries, id)
 		}
-	}
-	r.mu.Unlock()
+	})
 	for _, e := range gone {
 		r.pool.Remove(e.Meta().ID)
 	}
@@ -108,9 +106,6 @@ func (r *Registry) Refresh(ctx context.Context, id string) error {
 		if r.pool.Remove(id) {
 			r.log.Info("subscription removed through another replica", "subscription", id)
 		}
-		r.mu.Lock()
-		delete(r.entries, id)
-		r.mu.Unlock()
 		return nil
 	}
 	if err != nil {
@@ -119,7 +114,3 @@ func (r *Registry) Refresh(ctx context.Context, id string) error {
 	r.subscribeOwned([]store.Subscription{rec}, func(string) bool { return true })
 	return nil
 }
-
-// HandedOver reports whether the entry was removed from the pool because
-// its bucket went to another replica.
-func (e *Entry) HandedOver() bool { return e.handedOver.Load() }

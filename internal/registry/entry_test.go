@@ -1,0 +1,143 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/relayhq/relay/internal/api"
+	"github.com/relayhq/relay/internal/cable"
+	"github.com/relayhq/relay/internal/catchup"
+	"github.com/relayhq/relay/internal/chatwoot"
+	"github.com/relayhq/relay/internal/fanout"
+)
+
+// ruleLog records what an entry's rules publish and ask of catch-up.
+type ruleLog struct {
+	mu  sync.Mutex
+	log []string
+}
+
+func (l *ruleLog) add(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.log = append(l.log, fmt.Sprintf(format, args...))
+}
+
+func (l *ruleLog) take() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := fmt.Sprint(l.log)
+	l.log = nil
+	return s
+}
+
+func (l *ruleLog) Lifecycle(ev fanout.LifecycleEvent) error {
+	l.add("%s(%s)", ev.Event, ev.ContactID)
+	return nil
+}
+func (l *ruleLog) Trigger(t *catchup.Target, at time.Time) { l.add("trigger(%v)", !at.IsZero()) }
+func (l *ruleLog) Gap(t *catchup.Target, _ time.Time)      { l.add("gap") }
+func (l *ruleLog) Lost(string)                             { l.add("freeze") }
+func (l *ruleLog) Forget(string)                           { l.add("forget") }
+func (l *ruleLog) ObserveLive(_ string, r fanout.Route)    { l.add("live(%s)", r.MessageID) }
+
+type sessions chatwoot.Session
+
+func (s sessions) VerifySession(context.Context, chatwoot.ContactInbox, string) (chatwoot.Session, error) {
+	return chatwoot.Session(s), nil
+}
+
+// The rules of a state change: which lifecycle event is published and what
+// catch-up is asked to do.
+func TestEntryStateRules(t *testing.T) {
+	r, p, _ := newTestRegistry(t)
+	l := &ruleLog{}
+	r.Wire(l, l, nil)
+	sub, _, _ := r.Register(context.Background(), api.Registration{Token: "tok-rules", ContactID: "42", InboxIdentifier: "in", SourceID: "src"})
+	s := p.get(sub.ID)
+	e := r.Entry(sub.ID)
+	for _, tc := range []struct {
+		change cable.Change
+		want   string
+	}{
+		{cable.ChangeConfirmed, "[trigger(false) subscription.confirmed(42)]"},
+		{cable.ChangeLost, "[freeze subscription.lost(42)]"},
+		{cable.ChangeGap, "[gap]"},
+		{cable.ChangeInvalid, "[forget subscription.invalid(42)]"},
+		{cable.ChangeRemoved, "[forget subscription.removed(42)]"},
+	} {
+		s.Owner.State(s, cable.StateChange[*fanout.Sub]{ID: sub.ID, Meta: s, Change: tc.change})
+		if got := l.take(); got != tc.want {
+			t.Errorf("%v: %s, want %s", tc.change, got, tc.want)
+		}
+	}
+	// A handover is no removal: nothing is announced.
+	e.handedOver.Store(true)
+	s.Owner.State(s, cable.StateChange[*fanout.Sub]{ID: sub.ID, Meta: s, Change: cable.ChangeRemoved})
+	if got := l.take(); got != "[forget]" {
+		t.Errorf("handover: %s", got)
+	}
+	s.Owner.Published(s, fanout.Route{MessageID: "7"})
+	s.Owner.Lost(s)
+	if got := l.take(); got != "[live(7) gap]" {
+		t.Errorf("published, lost: %s", got)
+	}
+}
+
+// A contact Chatwoot no longer knows (catch-up read a 404) stops its
+// subscription.
+func TestGoneInvalidates(t *testing.T) {
+	r, p, _ := newTestRegistry(t)
+	sub, _, _ := r.Register(context.Background(), api.Registration{Token: "tok-gone"})
+	r.Gone(sub.ID)
+	if in, _ := p.Get(sub.ID); in.State != cable.StateInvalid {
+		t.Fatalf("state %v after Gone", in.State)
+	}
+}
+
+// Verify asks Chatwoot about subscriptions it can check, and only those.
+func TestEntryVerify(t *testing.T) {
+	r, p, _ := newTestRegistry(t)
+	ctx := context.Background()
+	byToken, _, _ := r.Register(ctx, api.Registration{Token: "tok-only"})
+	full, _, _ := r.Register(ctx, api.Registration{Token: "tok-full", InboxIdentifier: "in", SourceID: "src"})
+	for _, tc := range []struct {
+		id      string
+		session chatwoot.Session
+		want    cable.Verdict
+	}{
+		{byToken.ID, chatwoot.SessionGone, cable.VerdictUnknown},
+		{full.ID, chatwoot.SessionGone, cable.VerdictInvalid},
+		{full.ID, chatwoot.SessionMismatch, cable.VerdictInvalid},
+		{full.ID, chatwoot.SessionValid, cable.VerdictValid},
+	} {
+		r.Wire(noEvents{}, noCatchUp{}, sessions(tc.session))
+		s := p.get(tc.id)
+		if v, err := fanout.Verifier.Verify(ctx, tc.id, s); v != tc.want || err != nil {
+			t.Errorf("%s, session %v: %v, %v; want %v", tc.id, tc.session, v, err, tc.want)
+		}
+	}
+}
+
+// Prune removes what a source of registrations no longer lists, and only
+// subscriptions of that origin.
+func TestPrune(t *testing.T) {
+	r, p, st := newTestRegistry(t)
+	ctx := context.Background()
+	keep, _, _ := r.Register(ctx, api.Registration{Token: "tok-keep", Origin: "file"})
+	gone, _, _ := r.Register(ctx, api.Registration{Token: "tok-gone", Origin: "file"})
+	other, _, _ := r.Register(ctx, api.Registration{Token: "tok-api", Origin: "api"})
+	n, err := r.Prune(ctx, "file", map[string]bool{keep.ID: true})
+	if err != nil || n != 1 {
+		t.Fatalf("pruned %d, %v", n, err)
+	}
+	for id, want := range map[string]bool{keep.ID: true, gone.ID: false, other.ID: true} {
+		_, err := st.GetSubscription(ctx, id)
+		if (err == nil) != want || p.has(id) != want {
+			t.Errorf("%s: stored %v, subscribed %v, want %v", id, err == nil, p.has(id), want)
+		}
+	}
+}
