@@ -1,0 +1,201 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/relayhq/relay/internal/api"
+	"github.com/relayhq/relay/internal/cable"
+	"github.com/relayhq/relay/internal/chatwoot"
+	"github.com/relayhq/relay/internal/registry"
+	"github.com/relayhq/relay/internal/store"
+	"github.com/relayhq/relay/internal/store/bolt"
+	"github.com/relayhq/relay/internal/store/redisstore"
+)
+
+// benchClients is how many connections register at once.
+const benchClients = 32
+
+// BenchmarkRegister measures registrations per second through the API over
+// loopback HTTP, benchClients clients at once, with the real registry on a
+// bbolt file and on a real redis-server (skipped when none is on PATH):
+//
+//	go test -run '^$' -bench BenchmarkRegister -benchtime 100000x ./internal/api/
+//
+// b.N is the number of registrations (distinct tokens). The cable pool is a
+// stub that only records the subscription: the measure is the API, the
+// registry and the store.
+func BenchmarkRegister(b *testing.B) {
+	for _, backend := range []string{"bolt", "redis"} {
+		b.Run(backend+"/single", func(b *testing.B) {
+			runRegister(b, openBenchStore(b, backend), registerOne)
+		})
+	}
+}
+
+// registerFunc registers tokens[from:to] with one client.
+type registerFunc func(c *http.Client, url string, tokens []string) error
+
+// runRegister registers b.N tokens through a relay API over st, the tokens
+// split evenly among benchClients clients.
+func runRegister(b *testing.B, st store.Store, register registerFunc) {
+	url := benchRelay(b, st)
+	tokens := make([]string, b.N)
+	for i := range tokens {
+		tokens[i] = fmt.Sprintf("bench-token-%012d", i)
+	}
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchClients}}
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	b.ResetTimer()
+	start := time.Now()
+	for k := range benchClients {
+		part := tokens[k*len(tokens)/benchClients : (k+1)*len(tokens)/benchClients]
+		wg.Go(func() {
+			if err := register(c, url, part); err != nil {
+				failed.Store(err)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	if n, err := st.CountSubscriptions(context.Background()); err != nil || n != b.N {
+		b.Fatalf("%d subscriptions stored (%v), want %d", n, err, b.N)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "registrations/s")
+}
+
+// registerOne registers each token with its own POST /v1/subscriptions.
+func registerOne(c *http.Client, url string, tokens []string) error {
+	for _, tok := range tokens {
+		if err := postJSON(c, url+"/v1/subscriptions", `{"pubsub_token":"`+tok+`"}`, http.StatusCreated); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func postJSON(c *http.Client, url, body string, want int) error {
+	resp, err := c.Post(url, "application/json", bytes.NewBufferString(body))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		return fmt.Errorf("POST %s: %d %s", url, resp.StatusCode, b)
+	}
+	return nil
+}
+
+// benchRelay serves the API over st on a loopback socket.
+func benchRelay(b *testing.B, st store.Store) string {
+	reg := registry.New(st, nil)
+	reg.Attach(&stubPool{})
+	b.Cleanup(reg.Close)
+	cw, err := chatwoot.New(chatwoot.Options{BaseURL: "http://chatwoot.invalid"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := api.New(api.Options{Registry: reg, Chatwoot: cw, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	b.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// stubPool takes every valid token and subscribes nothing.
+type stubPool struct{ subs sync.Map }
+
+func (p *stubPool) Add(token string, meta any) (string, error) {
+	if !cable.ValidToken(token) {
+		return "", cable.ErrBadToken
+	}
+	id := cable.SubscriptionID(token)
+	p.subs.Store(id, meta)
+	return id, nil
+}
+
+func (p *stubPool) Remove(id string) bool {
+	_, ok := p.subs.LoadAndDelete(id)
+	return ok
+}
+
+func (p *stubPool) Get(id string) (cable.Info, bool) {
+	if _, ok := p.subs.Load(id); !ok {
+		return cable.Info{}, false
+	}
+	return cable.Info{ID: id}, true
+}
+
+// openBenchStore opens an empty store of the named backend.
+func openBenchStore(b *testing.B, backend string) store.Store {
+	var st store.Store
+	var err error
+	switch backend {
+	case "bolt":
+		st, err = bolt.Open(filepath.Join(b.TempDir(), "relay.db"), bolt.Options{})
+	case "redis":
+		st, err = redisstore.Open(startBenchRedis(b), redisstore.Options{})
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	return st
+}
+
+// startBenchRedis runs redis-server from PATH on a free loopback port,
+// without persistence, until the benchmark ends.
+func startBenchRedis(b *testing.B) string {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		b.Skip("redis-server not on PATH")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", b.TempDir())
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
+	url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+	opts, _ := redis.ParseURL(url)
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	for range 500 {
+		if rdb.Ping(context.Background()).Err() == nil {
+			return url
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.Fatal("redis-server does not answer")
+	return ""
+}
