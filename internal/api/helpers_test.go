@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -32,11 +33,12 @@ const apiToken = "test-api-token"
 
 // fakeRegistry is an in-memory Registry.
 type fakeRegistry struct {
-	mu    sync.Mutex
-	subs  map[string]Subscription
-	regs  []Registration // every Register call
-	err   error          // returned by every call when set
-	calls int
+	mu      sync.Mutex
+	subs    map[string]Subscription
+	regs    []Registration // every Register call
+	err     error          // returned by every call when set
+	calls   int
+	batches int // RegisterBatch calls
 }
 
 func newFakeRegistry() *fakeRegistry { return &fakeRegistry{subs: map[string]Subscription{}} }
@@ -65,6 +67,38 @@ func (f *fakeRegistry) Register(_ context.Context, r Registration) (Subscription
 	}
 	f.subs[id] = sub
 	return sub, true, nil
+}
+
+// refusedToken starts the tokens fakeRegistry.RegisterBatch refuses alone,
+// as the subscription limit would.
+const refusedToken = "refused-"
+
+// RegisterBatch registers each token as Register, one call for all; those
+// starting with refusedToken fail alone with ErrLimit.
+func (f *fakeRegistry) RegisterBatch(ctx context.Context, regs []Registration) ([]BatchResult, error) {
+	f.mu.Lock()
+	f.batches++
+	err := f.err
+	f.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	results := make([]BatchResult, len(regs))
+	for i, r := range regs {
+		if strings.HasPrefix(r.Token, refusedToken) {
+			results[i].Err = fmt.Errorf("registration %d: %w: the relay holds its maximum", i, ErrLimit)
+			continue
+		}
+		sub, created, err := f.Register(ctx, r)
+		if err != nil {
+			return results, err
+		}
+		results[i] = BatchResult{ID: sub.ID, Outcome: Unchanged, Subscription: sub}
+		if created {
+			results[i].Outcome = Created
+		}
+	}
+	return results, nil
 }
 
 func (f *fakeRegistry) Get(_ context.Context, id string) (Subscription, error) {

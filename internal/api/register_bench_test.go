@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -45,6 +46,9 @@ func BenchmarkRegister(b *testing.B) {
 	for _, backend := range []string{"bolt", "redis"} {
 		b.Run(backend+"/single", func(b *testing.B) {
 			runRegister(b, openBenchStore(b, backend), registerOne)
+		})
+		b.Run(backend+"/batch", func(b *testing.B) {
+			runRegister(b, openBenchStore(b, backend), registerBatches)
 		})
 	}
 }
@@ -95,6 +99,28 @@ func registerOne(c *http.Client, url string, tokens []string) error {
 	return nil
 }
 
+// registerBatches registers the tokens with POST /v1/subscriptions/batch,
+// api.MaxBatchRegistrations at a time.
+func registerBatches(c *http.Client, url string, tokens []string) error {
+	for len(tokens) > 0 {
+		n := min(len(tokens), api.MaxBatchRegistrations)
+		var body strings.Builder
+		body.WriteString(`{"subscriptions":[`)
+		for i, tok := range tokens[:n] {
+			if i > 0 {
+				body.WriteByte(',')
+			}
+			body.WriteString(`{"pubsub_token":"` + tok + `"}`)
+		}
+		body.WriteString(`]}`)
+		if err := postJSON(c, url+"/v1/subscriptions/batch", body.String(), http.StatusOK); err != nil {
+			return err
+		}
+		tokens = tokens[n:]
+	}
+	return nil
+}
+
 func postJSON(c *http.Client, url, body string, want int) error {
 	resp, err := c.Post(url, "application/json", bytes.NewBufferString(body))
 	if err != nil {
@@ -109,10 +135,20 @@ func postJSON(c *http.Client, url, body string, want int) error {
 }
 
 // benchRelay serves the API over st on a loopback socket.
-func benchRelay(b *testing.B, st store.Store) string {
+func benchRelay(b testing.TB, st store.Store) string {
+	return serveRegistry(b, newRegistry(b, st))
+}
+
+// newRegistry is the relay's registry over st with a stub pool.
+func newRegistry(b testing.TB, st store.Store) *registry.Registry {
 	reg := registry.New(st, nil)
 	reg.Attach(&stubPool{})
 	b.Cleanup(reg.Close)
+	return reg
+}
+
+// serveRegistry serves the API over reg on a loopback socket.
+func serveRegistry(b testing.TB, reg *registry.Registry) string {
 	cw, err := chatwoot.New(chatwoot.Options{BaseURL: "http://chatwoot.invalid"})
 	if err != nil {
 		b.Fatal(err)
@@ -151,7 +187,7 @@ func (p *stubPool) Get(id string) (cable.Info, bool) {
 }
 
 // openBenchStore opens an empty store of the named backend.
-func openBenchStore(b *testing.B, backend string) store.Store {
+func openBenchStore(b testing.TB, backend string) store.Store {
 	var st store.Store
 	var err error
 	switch backend {
@@ -169,7 +205,7 @@ func openBenchStore(b *testing.B, backend string) store.Store {
 
 // startBenchRedis runs redis-server from PATH on a free loopback port,
 // without persistence, until the benchmark ends.
-func startBenchRedis(b *testing.B) string {
+func startBenchRedis(b testing.TB) string {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		b.Skip("redis-server not on PATH")

@@ -79,6 +79,7 @@ func (s *Server) routes() []route {
 		{"GET /metrics", true, s.metrics},
 		{"GET /openapi.json", true, s.openAPI},
 		{"POST /v1/subscriptions", false, s.createSubscription},
+		{"POST /v1/subscriptions/batch", false, s.createSubscriptions},
 		{"GET /v1/subscriptions", false, s.listSubscriptions},
 		{"GET /v1/subscriptions/{id}", false, s.getSubscription},
 		{"DELETE /v1/subscriptions/{id}", false, s.deleteSubscription},
