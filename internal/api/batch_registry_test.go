@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/relayhq/relay/internal/api"
 	"github.com/relayhq/relay/internal/cable"
 )
 
@@ -75,4 +76,25 @@ func postBatch(t *testing.T, url, body string) []batchItem {
 		t.Fatalf("batch: %d %v", resp.StatusCode, err)
 	}
 	return out.Results
+}
+
+// TestSingleThroughRegistry: POST /v1/subscriptions, grouped into the
+// registry's batches, answers as the registry's Register does: 201 with the
+// subscription, then 200.
+func TestSingleThroughRegistry(t *testing.T) {
+	url := benchRelay(t, openBenchStore(t, "bolt"))
+	body := `{"pubsub_token":"tok-1","inbox_identifier":"inbox-1","contact_identifier":"src-1"}`
+	for _, want := range []int{http.StatusCreated, http.StatusOK} {
+		resp, err := http.Post(url+"/v1/subscriptions", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sub api.Subscription
+		err = json.NewDecoder(resp.Body).Decode(&sub)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != want || sub.ID != cable.SubscriptionID("tok-1") || !sub.CatchUp ||
+			sub.Origin != api.OriginAPI || sub.State != api.StatePending || sub.CreatedAt.IsZero() {
+			t.Errorf("register: %d %+v (%v), want %d", resp.StatusCode, sub, err, want)
+		}
+	}
 }

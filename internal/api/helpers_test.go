@@ -38,7 +38,11 @@ type fakeRegistry struct {
 	regs    []Registration // every Register call
 	err     error          // returned by every call when set
 	calls   int
-	batches int // RegisterBatch calls
+	batches int   // RegisterBatch calls
+	sizes   []int // registrations per RegisterBatch call
+	// onBatch, when set, runs at the start of every RegisterBatch call,
+	// outside the lock.
+	onBatch func(ctx context.Context, regs []Registration)
 }
 
 func newFakeRegistry() *fakeRegistry { return &fakeRegistry{subs: map[string]Subscription{}} }
@@ -78,8 +82,12 @@ const refusedToken = "refused-"
 func (f *fakeRegistry) RegisterBatch(ctx context.Context, regs []Registration) ([]BatchResult, error) {
 	f.mu.Lock()
 	f.batches++
-	err := f.err
+	f.sizes = append(f.sizes, len(regs))
+	err, hook := f.err, f.onBatch
 	f.mu.Unlock()
+	if hook != nil {
+		hook(ctx, regs)
+	}
 	if err != nil {
 		return nil, err
 	}
