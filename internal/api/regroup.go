@@ -5,25 +5,29 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
+
+	"github.com/relayhq/relay/internal/group"
 )
 
 // registerGroup runs concurrent single registrations (POST
 // /v1/subscriptions) as shared Registry.RegisterBatch calls, so that many
 // clients registering at once share the store's reads and writes instead
-// of taking turns. Like the store's group commit, it adds no delay: a
-// registration that finds no batch under way runs at once, alone;
-// registrations that arrive meanwhile queue, and the next batch takes them
-// (up to MaxBatchRegistrations).
+// of taking turns. Like the store's group commit (package group), it adds
+// no delay: a registration that finds no batch under way runs at once,
+// alone; registrations that arrive meanwhile queue, and the next batch
+// takes them (up to MaxBatchRegistrations).
 type registerGroup struct {
 	reg     Registry
 	timeout time.Duration // bounds one batch (RequestTimeout)
 	log     *slog.Logger
+	q       *group.Queue[*registerOp]
+}
 
-	mu      sync.Mutex
-	running bool          // a batch is under way
-	queue   []*registerOp // waiting for the next batch
+func newRegisterGroup(reg Registry, timeout time.Duration, log *slog.Logger) *registerGroup {
+	g := &registerGroup{reg: reg, timeout: timeout, log: log}
+	g.q = group.New(MaxBatchRegistrations, g.run)
+	return g
 }
 
 // registerOp is one queued registration and, once done is closed, its
@@ -42,40 +46,13 @@ type registerOp struct {
 // registration may still complete.
 func (g *registerGroup) register(ctx context.Context, reg Registration) (Subscription, bool, error) {
 	op := &registerOp{ctx: ctx, reg: reg, done: make(chan struct{})}
-	g.mu.Lock()
-	g.queue = append(g.queue, op)
-	lead := !g.running
-	g.running = true
-	g.mu.Unlock()
-	if lead {
-		g.lead()
-	}
+	g.q.Add(op)
 	select {
 	case <-op.done:
 		return op.sub, op.created, op.err
 	case <-ctx.Done():
 		return Subscription{}, false, ctx.Err()
 	}
-}
-
-// lead registers one batch of queued registrations, then hands what queued
-// meanwhile to a new leader, so no caller waits for more than the batch
-// holding its registration.
-func (g *registerGroup) lead() {
-	g.mu.Lock()
-	n := min(len(g.queue), MaxBatchRegistrations)
-	ops := g.queue[:n:n]
-	g.queue = g.queue[n:]
-	g.mu.Unlock()
-	g.run(ops)
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if len(g.queue) == 0 {
-		g.running = false
-		g.queue = nil
-		return
-	}
-	go g.lead()
 }
 
 // run registers ops in one RegisterBatch call. When the batch fails as a

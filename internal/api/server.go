@@ -44,7 +44,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: o, auth: a, log: o.Logger.With("component", "api"), m: m,
 		inflight: make(limiter, o.MaxConcurrent)}
-	s.registrations = &registerGroup{reg: o.Registry, timeout: o.RequestTimeout, log: s.log}
+	s.registrations = newRegisterGroup(o.Registry, o.RequestTimeout, s.log)
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.pattern, s.wrap(rt))
