@@ -12,8 +12,8 @@ import (
 
 	"github.com/relayhq/relay/internal/cable"
 	"github.com/relayhq/relay/internal/cluster"
-	"github.com/relayhq/relay/internal/fanout"
 	"github.com/relayhq/relay/internal/registry"
+	"github.com/relayhq/relay/internal/registry/registrytest"
 	"github.com/relayhq/relay/internal/store"
 	"github.com/relayhq/relay/internal/store/redisstore"
 )
@@ -49,7 +49,7 @@ func TestClaimedBucketsLoadAfterAStoreFailure(t *testing.T) {
 	}
 	reg := registry.New(st, nil)
 	t.Cleanup(reg.Close)
-	pool := &memPool{subs: map[string]*fanout.Sub{}}
+	pool := registrytest.NewPool()
 	reg.Attach(pool)
 	m := &clusterMode{rdb: rs.Client(), channel: rs.Key(noticeChannel), registry: reg, log: slog.New(slog.DiscardHandler),
 		loads: make(chan map[int]bool, 64), notices: make(chan string, 16)}
@@ -67,11 +67,11 @@ func TestClaimedBucketsLoadAfterAStoreFailure(t *testing.T) {
 	c.Start()
 	waitFor(t, 10*time.Second, "every bucket claimed", func() bool { return c.Held() == 8 })
 	time.Sleep(50 * time.Millisecond) // the first scan fails
-	if pool.len() != 0 {
-		t.Fatalf("%d subscribed while the store refused scans", pool.len())
+	if pool.Len() != 0 {
+		t.Fatalf("%d subscribed while the store refused scans", pool.Len())
 	}
 	st.down.Store(false)
-	waitFor(t, 10*time.Second, "the claimed subscriptions loaded once the store answers", func() bool { return pool.len() == 3 })
+	waitFor(t, 10*time.Second, "the claimed subscriptions loaded once the store answers", func() bool { return pool.Len() == 3 })
 	c.Close()
 	cancel()
 	m.wg.Wait()

@@ -12,72 +12,11 @@ import (
 	"testing"
 
 	"github.com/relayhq/relay/internal/cable"
-	"github.com/relayhq/relay/internal/fanout"
 	"github.com/relayhq/relay/internal/registry"
+	"github.com/relayhq/relay/internal/registry/registrytest"
 	"github.com/relayhq/relay/internal/store"
 	"github.com/relayhq/relay/internal/store/bolt"
 )
-
-// memPool is a registry.Pool that only remembers what it holds.
-type memPool struct {
-	mu   sync.Mutex
-	subs map[string]*fanout.Sub
-}
-
-func (p *memPool) Add(token string, sub *fanout.Sub) (string, error) {
-	if !cable.ValidToken(token) {
-		return "", cable.ErrBadToken
-	}
-	id := cable.SubscriptionID(token)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.subs[id] = sub
-	return id, nil
-}
-
-func (p *memPool) Remove(id string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	_, ok := p.subs[id]
-	delete(p.subs, id)
-	return ok
-}
-
-func (p *memPool) Get(id string) (cable.Info[*fanout.Sub], bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	_, ok := p.subs[id]
-	return cable.Info[*fanout.Sub]{ID: id}, ok
-}
-
-func (p *memPool) Invalidate(string, string) bool { return false }
-
-func (p *memPool) Lookup(id string) (*fanout.Sub, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	s, ok := p.subs[id]
-	return s, ok
-}
-
-func (p *memPool) Len() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.subs)
-}
-
-func (p *memPool) Each(fn func(string, *fanout.Sub)) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for id, s := range p.subs {
-		fn(id, s)
-	}
-}
-
-func (p *memPool) len() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.subs)
-}
 
 // syncBuffer is a log destination safe for the registry's goroutines.
 type syncBuffer struct {
@@ -103,7 +42,7 @@ func (s *syncBuffer) take() string {
 type subsFileFixture struct {
 	static *staticSubscriptions
 	store  store.Store
-	pool   *memPool
+	pool   *registrytest.Pool
 	logs   *syncBuffer
 	path   string
 }
@@ -120,7 +59,7 @@ func newSubsFileFixture(t *testing.T) *subsFileFixture {
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	reg := registry.New(st, log)
 	t.Cleanup(reg.Close)
-	pool := &memPool{subs: map[string]*fanout.Sub{}}
+	pool := registrytest.NewPool()
 	reg.Attach(pool)
 	path := filepath.Join(dir, "subscriptions")
 	return &subsFileFixture{static: &staticSubscriptions{path: path, registry: reg, log: log},
@@ -165,8 +104,8 @@ func TestSubscriptionsFileReloadBatch(t *testing.T) {
 		!strings.Contains(logs, fmt.Sprintf("subscriptions=%d new=%d updated=0 unchanged=0 removed=0", n, n)) {
 		t.Fatalf("first load logged:\n%s", logs)
 	}
-	if c := f.count(t); c != n || f.pool.len() != n {
-		t.Fatalf("stored %d, pool %d; want %d", c, f.pool.len(), n)
+	if c := f.count(t); c != n || f.pool.Len() != n {
+		t.Fatalf("stored %d, pool %d; want %d", c, f.pool.Len(), n)
 	}
 	id0 := cable.SubscriptionID("file-token-00000")
 	before, err := f.store.GetSubscription(ctx, id0)
@@ -215,8 +154,8 @@ func TestSubscriptionsFileReloadBatch(t *testing.T) {
 	if logs := f.logs.take(); !strings.Contains(logs, fmt.Sprintf("subscriptions=2 new=0 updated=0 unchanged=2 removed=%d", n-1)) {
 		t.Fatalf("shrinking reload logged:\n%s", logs)
 	}
-	if c := f.count(t); c != 2 || f.pool.len() != 2 {
-		t.Fatalf("stored %d, pool %d; want 2", c, f.pool.len())
+	if c := f.count(t); c != 2 || f.pool.Len() != 2 {
+		t.Fatalf("stored %d, pool %d; want 2", c, f.pool.Len())
 	}
 }
 
@@ -236,7 +175,7 @@ func TestSubscriptionsFileReloadStoreDown(t *testing.T) {
 		t.Fatalf("reload with the store closed: %v", err)
 	}
 	t.Logf("reload error: %v", err)
-	if f.pool.len() != 2 {
-		t.Fatalf("pool %d, want 2 (nothing removed)", f.pool.len())
+	if f.pool.Len() != 2 {
+		t.Fatalf("pool %d, want 2 (nothing removed)", f.pool.Len())
 	}
 }

@@ -78,6 +78,13 @@
 //	    v
 //	release lock
 //
+// Registrations share the store's writes: POST /v1/subscriptions/batch
+// registers up to MaxBatchRegistrations tokens in one Registry.RegisterBatch
+// call (one result per item: a bad item fails alone), and concurrent POST
+// /v1/subscriptions are grouped the same way (regroup.go): one that finds no
+// registration under way runs at once, those arriving meanwhile go together
+// in the next batch.
+//
 // Metrics are registered on the Registerer passed in, prefix relay_api_, with
 // fixed label values (route templates, methods, status classes, outcomes).
 package api

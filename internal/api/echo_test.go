@@ -8,6 +8,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/relayhq/relay/internal/fixtures"
 )
 
 func TestEchoTracker(t *testing.T) {
@@ -82,12 +84,12 @@ func TestEventEchoID(t *testing.T) {
 		want       string
 		ok         bool
 	}{
-		{"fixture incoming echo", string(readFixture(t, "02_message.created.incoming_echo.json")), "", false}, // a frame, not an event body
+		{"fixture incoming echo", string(fixtures.Read(t, "cable/02_message.created.incoming_echo.json")), "", false}, // a frame, not an event body
 		{"string", `{"event":"message.created","data":{"id":1,"echo_id":"e-1"}}`, "e-1", true},
 		{"number", `{"event":"message.created","data":{"echo_id":12}}`, "12", true},
 		{"null", `{"event":"message.created","data":{"echo_id":null}}`, "", false},
 		{"other event", `{"event":"message.updated","data":{"echo_id":"e-1"}}`, "", false},
-		{"no echo", string(readFixture(t, "03_message.created.agent_reply.json")), "", false},
+		{"no echo", string(fixtures.Read(t, "cable/03_message.created.agent_reply.json")), "", false},
 		{"garbage", `{"event":"message.created","data":{"echo_id":`, "", false},
 	}
 	for _, tt := range tests {
@@ -104,7 +106,7 @@ func TestObserveEventFixture(t *testing.T) {
 	var frame struct {
 		Message jsonRaw `json:"message"`
 	}
-	unmarshal(t, readFixture(t, "02_message.created.incoming_echo.json"), &frame)
+	unmarshal(t, fixtures.Read(t, "cable/02_message.created.incoming_echo.json"), &frame)
 	tr := NewEchoTracker(0)
 	wait, cancel := tr.Expect("echo-123")
 	defer cancel()

@@ -7,10 +7,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -32,11 +32,16 @@ const apiToken = "test-api-token"
 
 // fakeRegistry is an in-memory Registry.
 type fakeRegistry struct {
-	mu    sync.Mutex
-	subs  map[string]Subscription
-	regs  []Registration // every Register call
-	err   error          // returned by every call when set
-	calls int
+	mu      sync.Mutex
+	subs    map[string]Subscription
+	regs    []Registration // every Register call
+	err     error          // returned by every call when set
+	calls   int
+	batches int   // RegisterBatch calls
+	sizes   []int // registrations per RegisterBatch call
+	// onBatch, when set, runs at the start of every RegisterBatch call,
+	// outside the lock.
+	onBatch func(ctx context.Context, regs []Registration)
 }
 
 func newFakeRegistry() *fakeRegistry { return &fakeRegistry{subs: map[string]Subscription{}} }
@@ -65,6 +70,42 @@ func (f *fakeRegistry) Register(_ context.Context, r Registration) (Subscription
 	}
 	f.subs[id] = sub
 	return sub, true, nil
+}
+
+// refusedToken starts the tokens fakeRegistry.RegisterBatch refuses alone,
+// as the subscription limit would.
+const refusedToken = "refused-"
+
+// RegisterBatch registers each token as Register, one call for all; those
+// starting with refusedToken fail alone with ErrLimit.
+func (f *fakeRegistry) RegisterBatch(ctx context.Context, regs []Registration) ([]BatchResult, error) {
+	f.mu.Lock()
+	f.batches++
+	f.sizes = append(f.sizes, len(regs))
+	err, hook := f.err, f.onBatch
+	f.mu.Unlock()
+	if hook != nil {
+		hook(ctx, regs)
+	}
+	if err != nil {
+		return nil, err
+	}
+	results := make([]BatchResult, len(regs))
+	for i, r := range regs {
+		if strings.HasPrefix(r.Token, refusedToken) {
+			results[i].Err = fmt.Errorf("registration %d: %w: the relay holds its maximum", i, ErrLimit)
+			continue
+		}
+		sub, created, err := f.Register(ctx, r)
+		if err != nil {
+			return results, err
+		}
+		results[i] = BatchResult{ID: sub.ID, Outcome: Unchanged, Subscription: sub}
+		if created {
+			results[i].Outcome = Created
+		}
+	}
+	return results, nil
 }
 
 func (f *fakeRegistry) Get(_ context.Context, id string) (Subscription, error) {
@@ -359,15 +400,6 @@ func decode[T any](t *testing.T, rec *httptest.ResponseRecorder) T {
 		t.Fatalf("decode %q: %v", rec.Body, err)
 	}
 	return v
-}
-
-func readFixture(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // upstream is a scripted Chatwoot: it records requests and answers with

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/relayhq/relay/internal/chatwoottest"
+	"github.com/relayhq/relay/internal/fixtures"
 	"github.com/relayhq/relay/internal/store"
 )
 
@@ -550,7 +551,7 @@ func TestWaitEchoTimeout(t *testing.T) {
 // Chatwoot's HTTP answer; the expectation exists before the POST.
 func TestWaitEchoBeforeResponse(t *testing.T) {
 	var tracker *EchoTracker
-	fixture := readFixture(t, "message_create.json")
+	fixture := fixtures.Read(t, "api/message_create.json")
 	u := &upstream{respond: func(w http.ResponseWriter, r *http.Request, body []byte) {
 		var b struct {
 			EchoID string `json:"echo_id"`

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/relayhq/relay/internal/chatwoottest"
+	"github.com/relayhq/relay/internal/fixtures"
 )
 
 func TestProxyPassThrough(t *testing.T) {
@@ -261,7 +262,7 @@ func TestContactCreateGarbage(t *testing.T) {
 }
 
 func TestContactCreateFixture(t *testing.T) {
-	fixture := readFixture(t, "contact_create.json")
+	fixture := fixtures.Read(t, "api/contact_create.json")
 	u := &upstream{respond: respondJSON(200, string(fixture))}
 	s, reg := newUpstreamServer(t, u, nil)
 	rec := serve(s, request("POST", "/public/api/v1/inboxes/inbox-abc/contacts", `{"name":"Jane Customer"}`))
@@ -425,7 +426,7 @@ func TestProxyErrorShape(t *testing.T) {
 	s, _ := newDownServer(t, nil)
 	path := messagesPath("inbox-abc", "src-1", 1)
 	var want map[string]any // Chatwoot's own 404
-	if err := json.Unmarshal(readFixture(t, "notfound.json"), &want); err != nil {
+	if err := json.Unmarshal(fixtures.Read(t, "api/notfound.json"), &want); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {

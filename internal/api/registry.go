@@ -64,6 +64,12 @@ type Registry interface {
 	// Register subscribes r.Token; it is idempotent per token and reports
 	// whether the subscription was created by this call.
 	Register(ctx context.Context, r Registration) (sub Subscription, created bool, err error)
+	// RegisterBatch registers many tokens as Register would one after the
+	// other, with grouped store writes. results[i] is the outcome of
+	// regs[i]; an invalid registration fails alone, in its result. The
+	// error is for the batch as a whole (the store failed): registrations
+	// from the failed write on are NotRegistered.
+	RegisterBatch(ctx context.Context, regs []Registration) (results []BatchResult, err error)
 	// Get returns the subscription, or store.ErrNotFound when unknown.
 	Get(ctx context.Context, id string) (Subscription, error)
 	// List returns a page of subscriptions, in the given state when state is
@@ -73,4 +79,41 @@ type Registry interface {
 	// Remove unsubscribes and forgets the subscription, or returns
 	// store.ErrNotFound when unknown.
 	Remove(ctx context.Context, id string) error
+}
+
+// Outcome says what RegisterBatch did with one registration.
+type Outcome int
+
+// Outcomes of a registration in a batch.
+const (
+	NotRegistered Outcome = iota // invalid (Err says why), or the batch stopped before it
+	Created                      // a new record was stored
+	Updated                      // the record gained facts and was written
+	Unchanged                    // the record already held everything: nothing written
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Created:
+		return "created"
+	case Updated:
+		return "updated"
+	case Unchanged:
+		return "unchanged"
+	}
+	return "not_registered"
+}
+
+// BatchResult is the outcome of one registration of RegisterBatch.
+type BatchResult struct {
+	ID      string // subscription id; "" when the token is invalid
+	Outcome Outcome
+	// Subscription is the registered subscription, as Register returns it
+	// (zero when not registered).
+	Subscription Subscription
+	// Err is why this registration failed: an invalid token (ErrInvalid),
+	// the subscription limit (ErrLimit) or a pool refusal. It names the
+	// registration's index in the batch, never its token; errors.Unwrap
+	// of it is the cause.
+	Err error
 }

@@ -24,6 +24,8 @@ type Server struct {
 	handler http.Handler
 	// inflight bounds the requests served at once (MaxConcurrent).
 	inflight limiter
+	// registrations groups concurrent POST /v1/subscriptions.
+	registrations *registerGroup
 }
 
 // New returns a Server; it reports every invalid option at once.
@@ -42,6 +44,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: o, auth: a, log: o.Logger.With("component", "api"), m: m,
 		inflight: make(limiter, o.MaxConcurrent)}
+	s.registrations = newRegisterGroup(o.Registry, o.RequestTimeout, s.log)
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.pattern, s.wrap(rt))
@@ -79,6 +82,7 @@ func (s *Server) routes() []route {
 		{"GET /metrics", true, s.metrics},
 		{"GET /openapi.json", true, s.openAPI},
 		{"POST /v1/subscriptions", false, s.createSubscription},
+		{"POST /v1/subscriptions/batch", false, s.createSubscriptions},
 		{"GET /v1/subscriptions", false, s.listSubscriptions},
 		{"GET /v1/subscriptions/{id}", false, s.getSubscription},
 		{"DELETE /v1/subscriptions/{id}", false, s.deleteSubscription},

@@ -72,7 +72,7 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.withTimeout(r.Context())
 	defer cancel()
-	sub, created, err := s.opts.Registry.Register(ctx, Registration{
+	sub, created, err := s.registrations.register(ctx, Registration{
 		Token: q.PubsubToken, InboxIdentifier: q.InboxIdentifier, SourceID: q.ContactIdentifier, Origin: OriginAPI,
 	})
 	if err != nil {

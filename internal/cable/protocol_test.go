@@ -3,19 +3,19 @@ package cable
 import (
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/relayhq/relay/internal/fixtures"
 )
 
 const fixtureToken = "os7FhRoFVZEMeCwQpWaJFUxv"
 
 func TestDecodeFixtures(t *testing.T) {
 	key := NewIdentifier(fixtureToken).Key
-	files, err := filepath.Glob("testdata/*.json")
-	if err != nil || len(files) < 16 {
-		t.Fatalf("fixtures: %v (%d files)", err, len(files))
+	files := fixtures.Names(t, "cable")
+	if len(files) < 16 {
+		t.Fatalf("%d fixtures", len(files))
 	}
 	want := map[string]FrameType{
 		"00_welcome.json":                     FrameWelcome,
@@ -27,17 +27,13 @@ func TestDecodeFixtures(t *testing.T) {
 		"03_message.created.agent_reply.json": FrameBroadcast,
 	}
 	for _, file := range files {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b = []byte(strings.TrimSpace(string(b)))
+		b := []byte(strings.TrimSpace(string(fixtures.Read(t, "cable/"+file))))
 		var f Frame
 		if err := Decode(b, &f); err != nil {
 			t.Errorf("%s: %v", file, err)
 			continue
 		}
-		name := filepath.Base(file)
+		name := file
 		if w, ok := want[name]; ok && f.Type != w {
 			t.Errorf("%s: type %v, want %v", name, f.Type, w)
 		}
@@ -196,10 +192,8 @@ func TestCanonicalKey(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	files, _ := filepath.Glob("testdata/*.json")
-	for _, file := range files {
-		b, _ := os.ReadFile(file)
-		f.Add(b)
+	for _, name := range fixtures.Names(f, "cable") {
+		f.Add(fixtures.Read(f, "cable/"+name))
 	}
 	f.Add([]byte(`{"type":"ping","message":-0.5E+3}`))
 	f.Add([]byte(`{"identifier":"\u0041","message":[{},[],""]}`))

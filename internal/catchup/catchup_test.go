@@ -16,6 +16,7 @@ import (
 
 	"github.com/relayhq/relay/internal/chatwoot"
 	"github.com/relayhq/relay/internal/fanout"
+	"github.com/relayhq/relay/internal/fixtures"
 	"github.com/relayhq/relay/internal/store"
 )
 
@@ -105,8 +106,8 @@ func TestGoldenFixtures(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, Options{}, "a")
 		e.synced("a", "1", 1, "open")
-		e.src.fixedConvs = readFixture(t, "conversations_index.json")
-		e.src.fixedMsgs = readFixture(t, "messages_index.json")
+		e.src.fixedConvs = fixtures.Read(t, "api/conversations_index.json")
+		e.src.fixedMsgs = fixtures.Read(t, "api/messages_index.json")
 
 		e.run(meta("a", time.Now()))
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -18,18 +17,10 @@ import (
 
 	"github.com/relayhq/relay/internal/chatwoot"
 	"github.com/relayhq/relay/internal/fanout"
+	"github.com/relayhq/relay/internal/fixtures"
 	"github.com/relayhq/relay/internal/store"
 	"github.com/relayhq/relay/internal/store/bolt"
 )
-
-func readFixture(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // templates are the REST shapes of the fixtures: a conversation, an
 // incoming and an outgoing message, decoded into generic maps.
@@ -42,11 +33,11 @@ type templates struct {
 func loadTemplates(t testing.TB) templates {
 	t.Helper()
 	var convs []map[string]any
-	if err := json.Unmarshal(readFixture(t, "conversations_index.json"), &convs); err != nil {
+	if err := json.Unmarshal(fixtures.Read(t, "api/conversations_index.json"), &convs); err != nil {
 		t.Fatal(err)
 	}
 	var msgs []map[string]any
-	if err := json.Unmarshal(readFixture(t, "messages_index.json"), &msgs); err != nil {
+	if err := json.Unmarshal(fixtures.Read(t, "api/messages_index.json"), &msgs); err != nil {
 		t.Fatal(err)
 	}
 	return templates{conv: convs[0], incoming: msgs[0], outgoing: msgs[1]}
@@ -456,7 +447,7 @@ func liveMessage(t testing.TB, conv, id int64) fanout.Route {
 	var frame struct {
 		Message map[string]any `json:"message"`
 	}
-	if err := json.Unmarshal(readFixture(t, "03_message.created.agent_reply.json"), &frame); err != nil {
+	if err := json.Unmarshal(fixtures.Read(t, "cable/03_message.created.agent_reply.json"), &frame); err != nil {
 		t.Fatal(err)
 	}
 	data := frame.Message["data"].(map[string]any)
@@ -488,7 +479,7 @@ func fixtureMessage(t testing.TB, name string) []byte {
 	var f struct {
 		Message json.RawMessage `json:"message"`
 	}
-	if err := json.Unmarshal(readFixture(t, name), &f); err != nil {
+	if err := json.Unmarshal(fixtures.Read(t, "cable/"+name), &f); err != nil {
 		t.Fatal(err)
 	}
 	return append([]byte(nil), f.Message...)

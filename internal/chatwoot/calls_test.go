@@ -9,6 +9,8 @@ import (
 	"mime/multipart"
 	"strings"
 	"testing"
+
+	"github.com/relayhq/relay/internal/fixtures"
 )
 
 const contactRecord = `{"id":7,"name":"Jane","email":"jane@example.com","phone_number":"+15550100","account_id":1,
@@ -29,7 +31,7 @@ func TestCalls(t *testing.T) {
 	}{
 		{
 			name:       "inbox show",
-			respond:    ok(fixture(t, "inbox_show.json")),
+			respond:    ok(fixtures.Read(t, "api/inbox_show.json")),
 			call:       func(c *Client) (any, error) { return c.GetInbox(bg, testInbox) },
 			wantMethod: "GET", wantURI: prefix,
 			check: func(t *testing.T, v any) {
@@ -45,7 +47,7 @@ func TestCalls(t *testing.T) {
 		},
 		{
 			name:    "contact create",
-			respond: ok(fixture(t, "contact_create.json")),
+			respond: ok(fixtures.Read(t, "api/contact_create.json")),
 			call: func(c *Client) (any, error) {
 				return c.CreateContact(bg, testInbox, ContactParams{SourceID: "s-1", Name: "Jane Customer", Email: "jane@example.com",
 					Identifier: "cust-7", IdentifierHash: "abc", CustomAttributes: map[string]any{"plan": "pro"}})
@@ -63,7 +65,7 @@ func TestCalls(t *testing.T) {
 		},
 		{
 			name:       "contact show",
-			respond:    ok(fixture(t, "contact_create.json")),
+			respond:    ok(fixtures.Read(t, "api/contact_create.json")),
 			call:       func(c *Client) (any, error) { return c.GetContact(bg, testCI, Identity{}) },
 			wantMethod: "GET", wantURI: contactPrefix,
 			check: func(t *testing.T, v any) {
@@ -74,7 +76,7 @@ func TestCalls(t *testing.T) {
 		},
 		{
 			name:    "contact show with identity",
-			respond: ok(fixture(t, "contact_create.json")),
+			respond: ok(fixtures.Read(t, "api/contact_create.json")),
 			call: func(c *Client) (any, error) {
 				return c.GetContact(bg, testCI, Identity{Identifier: "a b&c", IdentifierHash: "ff00"})
 			},
@@ -97,7 +99,7 @@ func TestCalls(t *testing.T) {
 		},
 		{
 			name:       "conversations index",
-			respond:    ok(fixture(t, "conversations_index.json")),
+			respond:    ok(fixtures.Read(t, "api/conversations_index.json")),
 			call:       func(c *Client) (any, error) { return c.ListConversations(bg, testCI) },
 			wantMethod: "GET", wantURI: contactPrefix + "/conversations",
 			check: func(t *testing.T, v any) {
@@ -112,7 +114,7 @@ func TestCalls(t *testing.T) {
 		},
 		{
 			name:    "conversation create",
-			respond: ok(fixture(t, "conversation_create.json")),
+			respond: ok(fixtures.Read(t, "api/conversation_create.json")),
 			call: func(c *Client) (any, error) {
 				return c.CreateConversation(bg, testCI, map[string]any{"order": "A-1"})
 			},
@@ -127,20 +129,20 @@ func TestCalls(t *testing.T) {
 		},
 		{
 			name:       "conversation create without attributes",
-			respond:    ok(fixture(t, "conversation_create.json")),
+			respond:    ok(fixtures.Read(t, "api/conversation_create.json")),
 			call:       func(c *Client) (any, error) { return c.CreateConversation(bg, testCI, nil) },
 			wantMethod: "POST", wantURI: contactPrefix + "/conversations",
 			wantBody: `{}`,
 		},
 		{
 			name:       "conversation show",
-			respond:    ok(fixture(t, "conversation_create.json")),
+			respond:    ok(fixtures.Read(t, "api/conversation_create.json")),
 			call:       func(c *Client) (any, error) { return c.GetConversation(bg, testCI, 42) },
 			wantMethod: "GET", wantURI: contactPrefix + "/conversations/42",
 		},
 		{
 			name:       "toggle status",
-			respond:    ok(fixture(t, "conversation_create.json")),
+			respond:    ok(fixtures.Read(t, "api/conversation_create.json")),
 			call:       func(c *Client) (any, error) { return c.ToggleStatus(bg, testCI, 42) },
 			wantMethod: "POST", wantURI: contactPrefix + "/conversations/42/toggle_status",
 		},
@@ -166,7 +168,7 @@ func TestCalls(t *testing.T) {
 		},
 		{
 			name:       "messages index",
-			respond:    ok(fixture(t, "messages_index.json")),
+			respond:    ok(fixtures.Read(t, "api/messages_index.json")),
 			call:       func(c *Client) (any, error) { return c.ListMessages(bg, testCI, 42, 0) },
 			wantMethod: "GET", wantURI: contactPrefix + "/conversations/42/messages",
 			check: func(t *testing.T, v any) {
@@ -179,13 +181,13 @@ func TestCalls(t *testing.T) {
 		},
 		{
 			name:       "messages index before",
-			respond:    ok(fixture(t, "messages_index.json")),
+			respond:    ok(fixtures.Read(t, "api/messages_index.json")),
 			call:       func(c *Client) (any, error) { return c.ListMessages(bg, testCI, 42, 17) },
 			wantMethod: "GET", wantURI: contactPrefix + "/conversations/42/messages?before=17",
 		},
 		{
 			name:    "message create",
-			respond: ok(fixture(t, "message_create.json")),
+			respond: ok(fixtures.Read(t, "api/message_create.json")),
 			call: func(c *Client) (any, error) {
 				return c.CreateMessage(bg, testCI, 42, MessageParams{Content: "Hello, I need help", EchoID: "e-1"})
 			},
@@ -199,7 +201,7 @@ func TestCalls(t *testing.T) {
 		},
 		{
 			name:    "message update",
-			respond: ok(fixture(t, "message_create.json")),
+			respond: ok(fixtures.Read(t, "api/message_create.json")),
 			call: func(c *Client) (any, error) {
 				return c.UpdateMessage(bg, testCI, 42, 7, []SubmittedValue{{Name: "email", Value: "a@b.c"},
 					{CSATSurveyResponse: &CSATSurveyResponse{Rating: 5}}})
@@ -238,7 +240,7 @@ func TestCalls(t *testing.T) {
 }
 
 func TestMessageRawKeepsExactBytes(t *testing.T) {
-	body := fixture(t, "conversations_index.json")
+	body := fixtures.Read(t, "api/conversations_index.json")
 	c, _, _ := newServerClient(t, Options{}, ok(body))
 	cs, err := c.ListConversations(bg, testCI)
 	if err != nil {
@@ -260,7 +262,7 @@ func TestMessageRawKeepsExactBytes(t *testing.T) {
 }
 
 func TestRawIsACopy(t *testing.T) {
-	buf := fixture(t, "messages_index.json")
+	buf := fixtures.Read(t, "api/messages_index.json")
 	var ms []Message
 	if err := json.Unmarshal(buf, &ms); err != nil {
 		t.Fatal(err)
@@ -275,7 +277,7 @@ func TestRawIsACopy(t *testing.T) {
 }
 
 func TestCreateMessageMultipart(t *testing.T) {
-	c, rec, _ := newServerClient(t, Options{}, ok(fixture(t, "message_create.json")))
+	c, rec, _ := newServerClient(t, Options{}, ok(fixtures.Read(t, "api/message_create.json")))
 	p := MessageParams{Content: "see attached", EchoID: "e-2", Attachments: []Attachment{
 		{Filename: "a.png", ContentType: "image/png", Body: strings.NewReader("PNGDATA")},
 		{Filename: "bad\r\nX-Injected: 1\".txt", Body: io.MultiReader(strings.NewReader("text body"))},
@@ -352,7 +354,7 @@ func TestArgumentsRejectedBeforeSending(t *testing.T) {
 }
 
 func TestBaseURLPathPrefixKept(t *testing.T) {
-	rec := &recorder{resps: []resp{ok(fixture(t, "inbox_show.json"))}}
+	rec := &recorder{resps: []resp{ok(fixtures.Read(t, "api/inbox_show.json"))}}
 	srv := newHTTPServer(t, rec)
 	c, _ := newTestClient(t, Options{BaseURL: srv + "/chat/"})
 	if _, err := c.GetInbox(bg, "inbox-1"); err != nil {
@@ -364,7 +366,7 @@ func TestBaseURLPathPrefixKept(t *testing.T) {
 }
 
 func TestResponseTooLarge(t *testing.T) {
-	c, _, _ := newServerClient(t, Options{MaxResponseBytes: 64}, ok(fixture(t, "inbox_show.json")))
+	c, _, _ := newServerClient(t, Options{MaxResponseBytes: 64}, ok(fixtures.Read(t, "api/inbox_show.json")))
 	_, err := c.GetInbox(bg, "inbox-1")
 	if !errors.Is(err, ErrDecode) {
 		t.Fatalf("err = %v, want ErrDecode", err)

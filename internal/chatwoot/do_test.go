@@ -10,10 +10,12 @@ import (
 	"testing/synctest"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/relayhq/relay/internal/fixtures"
 )
 
 func TestDoPassesResponseThrough(t *testing.T) {
-	c, rec, _ := newServerClient(t, Options{}, resp{404, fixture(t, "notfound.json"), http.Header{"X-Request-Id": {"r1"}}})
+	c, rec, _ := newServerClient(t, Options{}, resp{404, fixtures.Read(t, "api/notfound.json"), http.Header{"X-Request-Id": {"r1"}}})
 	h := http.Header{"X-Forwarded-For": {"10.0.0.1"}, "Host": {"evil.example"}, "Content-Type": {"application/json"}}
 	resp, err := c.Do(bg, "POST", "/inboxes/"+testInboxEsc+"/contacts?subscribe=false", strings.NewReader(`{"name":"x"}`), h)
 	if err != nil {
@@ -21,7 +23,7 @@ func TestDoPassesResponseThrough(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 404 || resp.Header.Get("X-Request-Id") != "r1" || !bytes.Equal(body, fixture(t, "notfound.json")) {
+	if resp.StatusCode != 404 || resp.Header.Get("X-Request-Id") != "r1" || !bytes.Equal(body, fixtures.Read(t, "api/notfound.json")) {
 		t.Errorf("response = %d %v %s", resp.StatusCode, resp.Header, body)
 	}
 	r := rec.requests()[0]

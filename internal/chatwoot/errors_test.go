@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/relayhq/relay/internal/fixtures"
 )
 
 func TestStatusErrors(t *testing.T) {
@@ -23,7 +25,7 @@ func TestStatusErrors(t *testing.T) {
 		wantStatus  int
 		wantMessage string
 	}{
-		{"404", resp{404, fixture(t, "notfound.json"), nil}, ErrNotFound, KindNotFound, 404, "Not Found"},
+		{"404", resp{404, fixtures.Read(t, "api/notfound.json"), nil}, ErrNotFound, KindNotFound, 404, "Not Found"},
 		{"422", status(422, `{"message":"Email is invalid, Phone number should be in e164 format","attributes":["email","phone_number"]}`),
 			ErrInvalid, KindInvalid, 422, "Email is invalid, Phone number should be in e164 format"},
 		{"422 error key", status(422, `{"error":"You cannot update the CSAT survey after 14 days"}`),
@@ -162,7 +164,7 @@ func TestCallerCancel(t *testing.T) {
 }
 
 func TestRedirects(t *testing.T) {
-	other := &recorder{resps: []resp{ok(fixture(t, "inbox_show.json"))}}
+	other := &recorder{resps: []resp{ok(fixtures.Read(t, "api/inbox_show.json"))}}
 	otherURL := newHTTPServer(t, other)
 
 	mux := http.NewServeMux()
@@ -176,7 +178,7 @@ func TestRedirects(t *testing.T) {
 		http.Redirect(w, r, r.URL.Path, http.StatusFound)
 	})
 	mux.HandleFunc("/public/api/v1/inboxes/here", func(w http.ResponseWriter, r *http.Request) {
-		w.Write(fixture(t, "inbox_show.json"))
+		w.Write(fixtures.Read(t, "api/inbox_show.json"))
 	})
 	c, _ := newTestClient(t, Options{BaseURL: newHTTPServer(t, mux)})
 

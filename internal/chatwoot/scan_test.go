@@ -3,9 +3,10 @@ package chatwoot
 import (
 	"bytes"
 	"encoding/json"
-	"os"
 	"reflect"
 	"testing"
+
+	"github.com/relayhq/relay/internal/fixtures"
 )
 
 // refMessage and refConversation decode through encoding/json alone: the
@@ -108,10 +109,7 @@ func checkSameAsEncodingJSON(t *testing.T, b []byte) {
 
 func TestDecodeMatchesEncodingJSON(t *testing.T) {
 	for _, name := range []string{"conversations_index.json", "messages_index.json", "conversation_create.json", "message_create.json"} {
-		b, err := os.ReadFile("testdata/" + name)
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := fixtures.Read(t, "api/"+name)
 		t.Run(name, func(t *testing.T) { checkSameAsEncodingJSON(t, b) })
 	}
 	for _, in := range decodeSeeds {
@@ -134,9 +132,7 @@ func FuzzDecodeMatchesEncodingJSON(f *testing.F) {
 		f.Add([]byte(in))
 	}
 	for _, name := range []string{"conversations_index.json", "messages_index.json"} {
-		if b, err := os.ReadFile("testdata/" + name); err == nil {
-			f.Add(b)
-		}
+		f.Add(fixtures.Read(f, "api/"+name))
 	}
 	f.Fuzz(checkSameAsEncodingJSON)
 }

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"testing/synctest"
+
+	"github.com/relayhq/relay/internal/fixtures"
 )
 
 const inboxPath = "/public/api/v1/inboxes/inbox-1"
@@ -22,7 +24,7 @@ func TestFixtureScenario(t *testing.T) {
 			t.Errorf("inbox show:\n got %s\nwant %s", inbox.body, want)
 		}
 		created := e.postJSON(inboxPath+"/contacts", map[string]any{"name": "Jane Customer", "email": "jane@example.com"})
-		expectShape(t, "contact create", created.body, readFixture(t, "api", "contact_create.json"))
+		expectShape(t, "contact create", created.body, fixtures.Read(t, "api/contact_create.json"))
 		ci := created.json(t)
 		token, source := ci["pubsub_token"].(string), ci["source_id"].(string)
 		contactPath := inboxPath + "/contacts/" + source
@@ -30,10 +32,10 @@ func TestFixtureScenario(t *testing.T) {
 		c := e.subscribe(token)
 		defer c.close()
 		conv := e.postJSON(contactPath+"/conversations", nil)
-		expectShape(t, "conversation create", conv.body, readFixture(t, "api", "conversation_create.json"))
+		expectShape(t, "conversation create", conv.body, fixtures.Read(t, "api/conversation_create.json"))
 		convPath := contactPath + "/conversations/1"
 		msg := e.postJSON(convPath+"/messages", map[string]any{"content": "Hello, I need help", "echo_id": "echo-123"})
-		expectShape(t, "message create", msg.body, readFixture(t, "api", "message_create.json"))
+		expectShape(t, "message create", msg.body, fixtures.Read(t, "api/message_create.json"))
 
 		reply, err := e.fake.AgentReply(1, 1, "Hi Jane, how can I help?")
 		if err != nil {
@@ -55,21 +57,21 @@ func TestFixtureScenario(t *testing.T) {
 		}
 		synctest.Wait()
 		frames := c.drain()
-		fixtures := []string{
+		names := []string{
 			"01_conversation.created.json", "02_message.created.incoming_echo.json",
 			"03_message.created.agent_reply.json", "04_conversation.updated.1.json",
 			"05_conversation.typing_on.json", "06_conversation.typing_off.json",
 			"07_conversation.typing_on.private.json", "08_message.updated.json",
 			"09_conversation.status_changed.json", "10_conversation.updated.2.json",
 		}
-		if len(frames) != len(fixtures) {
-			t.Fatalf("got %d frames, want %d: %q", len(frames), len(fixtures), frames)
+		if len(frames) != len(names) {
+			t.Fatalf("got %d frames, want %d: %q", len(frames), len(names), frames)
 		}
-		for i, name := range fixtures {
-			expectShape(t, name, []byte(frames[i]), readFixture(t, "cable", name))
+		for i, name := range names {
+			expectShape(t, name, []byte(frames[i]), fixtures.Read(t, "cable/"+name))
 		}
-		expectShape(t, "messages index", e.get(convPath+"/messages").body, readFixture(t, "api", "messages_index.json"))
-		expectShape(t, "conversations index", e.get(contactPath+"/conversations").body, readFixture(t, "api", "conversations_index.json"))
+		expectShape(t, "messages index", e.get(convPath+"/messages").body, fixtures.Read(t, "api/messages_index.json"))
+		expectShape(t, "conversations index", e.get(contactPath+"/conversations").body, fixtures.Read(t, "api/conversations_index.json"))
 		if nf := e.get(inboxPath + "/contacts/nope"); nf.status != 404 || !bytes.Equal(nf.body, compactFixture(t, "notfound.json")) {
 			t.Errorf("not found: %d %s", nf.status, nf.body)
 		}
@@ -78,7 +80,7 @@ func TestFixtureScenario(t *testing.T) {
 
 func compactFixture(t *testing.T, name string) []byte {
 	var buf bytes.Buffer
-	if err := json.Compact(&buf, readFixture(t, "api", name)); err != nil {
+	if err := json.Compact(&buf, fixtures.Read(t, "api/"+name)); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()

@@ -3,10 +3,10 @@ package chatwoottest
 import (
 	"bytes"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/relayhq/relay/internal/fixtures"
 )
 
 // Golden values of the recorded fixtures.
@@ -72,19 +72,10 @@ func fixtureMessage(t *testing.T, name string) []byte {
 	var frame struct {
 		Message json.RawMessage `json:"message"`
 	}
-	if err := json.Unmarshal(readFixture(t, "cable", name), &frame); err != nil {
+	if err := json.Unmarshal(fixtures.Read(t, "cable/"+name), &frame); err != nil {
 		t.Fatal(err)
 	}
 	return frame.Message
-}
-
-func readFixture(t *testing.T, dir, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", dir, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bytes.TrimSpace(b)
 }
 
 func TestPayloadBuildersMatchFixtures(t *testing.T) {

@@ -3,14 +3,14 @@ package fanout
 import (
 	"bytes"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/relayhq/relay/internal/fixtures"
 )
 
 // fixtureToken is the pubsub_token carried by the fixtures.
@@ -31,10 +31,7 @@ func redactedFixture(t testing.TB, name string) []byte {
 // fixture, exactly as it appears in the frame.
 func fixtureMessage(t testing.TB, name string) []byte {
 	t.Helper()
-	frame, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
+	frame := fixtures.Read(t, "cable/"+name)
 	var f struct {
 		Message json.RawMessage `json:"message"`
 	}

@@ -3,12 +3,13 @@ package fanout
 import (
 	"bytes"
 	"errors"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/relayhq/relay/internal/fixtures"
 )
 
 var testReceivedAt = time.Date(2026, 11, 21, 8, 13, 1, 962000123, time.UTC)
@@ -152,23 +153,16 @@ func checkHeaders(t *testing.T, it *item, r Route) {
 // checkControlFrames: every other fixture is a protocol frame, which has no
 // event to publish.
 func checkControlFrames(t *testing.T, covered map[string]bool) {
-	entries, err := os.ReadDir("testdata")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if covered[e.Name()] || !strings.HasSuffix(e.Name(), ".json") {
+	for _, name := range fixtures.Names(t, "cable") {
+		if covered[name] {
 			continue
 		}
-		frame, err := os.ReadFile("testdata/" + e.Name())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.HasPrefix(e.Name(), "00_") {
-			t.Errorf("%s: broadcast fixture without a table entry", e.Name())
+		frame := fixtures.Read(t, "cable/"+name)
+		if !strings.HasPrefix(name, "00_") {
+			t.Errorf("%s: broadcast fixture without a table entry", name)
 		}
 		if _, err := Resolve(Event{Message: frame}); !errors.Is(err, ErrNoEvent) {
-			t.Errorf("%s: Resolve err = %v, want ErrNoEvent", e.Name(), err)
+			t.Errorf("%s: Resolve err = %v, want ErrNoEvent", name, err)
 		}
 	}
 }

@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/relayhq/relay/internal/fixtures"
 )
 
 var slotPaths = map[slot][]string{
@@ -46,7 +46,7 @@ func TestSlotPathsComplete(t *testing.T) {
 }
 
 func TestScanFixtures(t *testing.T) {
-	for _, name := range fixtureNames(t) {
+	for _, name := range fixtures.Names(t, "cable") {
 		msg := fixtureMessage(t, name)
 		if msg == nil {
 			continue
@@ -69,22 +69,8 @@ func TestScanGarbage(t *testing.T) {
 	}
 }
 
-func fixtureNames(t testing.TB) []string {
-	entries, err := os.ReadDir("testdata")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		if filepath.Ext(e.Name()) == ".json" {
-			names = append(names, e.Name())
-		}
-	}
-	return names
-}
-
 func FuzzScan(f *testing.F) {
-	for _, name := range fixtureNames(f) {
+	for _, name := range fixtures.Names(f, "cable") {
 		if msg := fixtureMessage(f, name); msg != nil {
 			f.Add(msg)
 		}
@@ -278,7 +264,7 @@ func TestRedactSourceIDs(t *testing.T) {
 }
 
 func FuzzRedact(f *testing.F) {
-	for _, name := range fixtureNames(f) {
+	for _, name := range fixtures.Names(f, "cable") {
 		if msg := fixtureMessage(f, name); msg != nil {
 			f.Add(msg, uint8(0))
 		}

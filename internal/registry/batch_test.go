@@ -73,19 +73,6 @@ func newCountingRegistry(t *testing.T) (*Registry, *fakePool, *countingStore) {
 	return r, p, cs
 }
 
-func (p *fakePool) len() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.subs)
-}
-
-func (p *fakePool) has(id string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	_, ok := p.subs[id]
-	return ok
-}
-
 // TestRegisterUnchangedDoesNotWrite: registering what the record already
 // holds writes nothing (UpdatedAt stays) but subscribes again.
 func TestRegisterUnchangedDoesNotWrite(t *testing.T) {
@@ -119,7 +106,7 @@ func TestRegisterUnchangedDoesNotWrite(t *testing.T) {
 	if err != nil || !after.UpdatedAt.Equal(before.UpdatedAt) {
 		t.Fatalf("record rewritten: UpdatedAt %v -> %v (%v)", before.UpdatedAt, after.UpdatedAt, err)
 	}
-	if m := MetaOf(p.get(first.ID)); m == nil || m.SourceID != "src" {
+	if m := MetaOf(p.Record(first.ID)); m == nil || m.SourceID != "src" {
 		t.Fatalf("not resubscribed with the stored facts: %+v", m)
 	}
 	// A new fact is written.
@@ -193,8 +180,8 @@ func TestRegisterBatch(t *testing.T) {
 	if err != nil || rec.SourceID != "src-0" || rec.InboxIdentifier != "inbox" || rec.Origin != store.OriginFile {
 		t.Fatalf("stored %v, %v", rec, err)
 	}
-	if m := MetaOf(p.get(id0)); m == nil || !m.CatchUp() || p.len() != 2 {
-		t.Fatalf("pool: %d subscriptions, meta %+v", p.len(), m)
+	if m := MetaOf(p.Record(id0)); m == nil || !m.CatchUp() || p.Len() != 2 {
+		t.Fatalf("pool: %d subscriptions, meta %+v", p.Len(), m)
 	}
 	before := rec.UpdatedAt
 
@@ -215,7 +202,7 @@ func TestRegisterBatch(t *testing.T) {
 	if rec, _ := cs.GetSubscription(ctx, id0); !rec.UpdatedAt.Equal(before) {
 		t.Fatalf("record rewritten: UpdatedAt %v -> %v", before, rec.UpdatedAt)
 	}
-	if !p.has(id0) || !p.has(id1) {
+	if !p.Has(id0) || !p.Has(id1) {
 		t.Fatal("unchanged subscriptions not resubscribed")
 	}
 
@@ -245,8 +232,8 @@ func TestRegisterBatchChunks(t *testing.T) {
 	if puts, batches, records := cs.writes(); puts != 0 || batches != 3 || records != n {
 		t.Fatalf("writes: %d puts, %d batches of %d records; want 0, 3, %d", puts, batches, records, n)
 	}
-	if c, _ := cs.CountSubscriptions(ctx); c != n || p.len() != n {
-		t.Fatalf("stored %d, pool %d; want %d", c, p.len(), n)
+	if c, _ := cs.CountSubscriptions(ctx); c != n || p.Len() != n {
+		t.Fatalf("stored %d, pool %d; want %d", c, p.Len(), n)
 	}
 }
 
@@ -270,8 +257,8 @@ func TestRegisterBatchStoreFailure(t *testing.T) {
 			t.Fatalf("result %d = %+v", i, res)
 		}
 	}
-	if c, _ := cs.CountSubscriptions(ctx); c != BatchChunk || p.len() != BatchChunk {
-		t.Fatalf("stored %d, pool %d; want %d", c, p.len(), BatchChunk)
+	if c, _ := cs.CountSubscriptions(ctx); c != BatchChunk || p.Len() != BatchChunk {
+		t.Fatalf("stored %d, pool %d; want %d", c, p.Len(), BatchChunk)
 	}
 }
 

@@ -57,7 +57,7 @@ func TestEntryStateRules(t *testing.T) {
 	l := &ruleLog{}
 	r.Wire(l, l, nil)
 	sub, _, _ := r.Register(context.Background(), api.Registration{Token: "tok-rules", ContactID: "42", InboxIdentifier: "in", SourceID: "src"})
-	s := p.get(sub.ID)
+	s := p.Record(sub.ID)
 	e := r.Entry(sub.ID)
 	for _, tc := range []struct {
 		change cable.Change
@@ -115,7 +115,7 @@ func TestEntryVerify(t *testing.T) {
 		{full.ID, chatwoot.SessionValid, cable.VerdictValid},
 	} {
 		r.Wire(noEvents{}, noCatchUp{}, sessions(tc.session))
-		s := p.get(tc.id)
+		s := p.Record(tc.id)
 		if v, err := fanout.Verifier.Verify(ctx, tc.id, s); v != tc.want || err != nil {
 			t.Errorf("%s, session %v: %v, %v; want %v", tc.id, tc.session, v, err, tc.want)
 		}
@@ -136,8 +136,8 @@ func TestPrune(t *testing.T) {
 	}
 	for id, want := range map[string]bool{keep.ID: true, gone.ID: false, other.ID: true} {
 		_, err := st.GetSubscription(ctx, id)
-		if (err == nil) != want || p.has(id) != want {
-			t.Errorf("%s: stored %v, subscribed %v, want %v", id, err == nil, p.has(id), want)
+		if (err == nil) != want || p.Has(id) != want {
+			t.Errorf("%s: stored %v, subscribed %v, want %v", id, err == nil, p.Has(id), want)
 		}
 	}
 }

@@ -51,10 +51,7 @@ func TestLimit(t *testing.T) {
 	if !errors.Is(results[1].Err, api.ErrLimit) || !errors.Is(results[2].Err, api.ErrLimit) {
 		t.Errorf("batch errors: %v / %v, want ErrLimit", results[1].Err, results[2].Err)
 	}
-	p.mu.Lock()
-	n := len(p.subs)
-	p.mu.Unlock()
-	if n != 2 {
+	if n := p.Len(); n != 2 {
 		t.Errorf("pool holds %d subscriptions, want 2", n)
 	}
 	if got := testutil.ToFloat64(r.limit.refused); got != 2 {
@@ -92,9 +89,7 @@ func TestListParked(t *testing.T) {
 	ctx := context.Background()
 	parked, _, _ := r.Register(ctx, api.Registration{Token: "tok-parked"})
 	r.Register(ctx, api.Registration{Token: "tok-pending"})
-	p.mu.Lock()
-	p.state[parked.ID] = cable.StateParked
-	p.mu.Unlock()
+	p.SetState(parked.ID, cable.StateParked)
 	page, _, err := r.List(ctx, api.StateParked, "", 10)
 	if err != nil || len(page) != 1 || page[0].ID != parked.ID || page[0].State != "parked" {
 		t.Fatalf("state=parked: %+v %v", page, err)

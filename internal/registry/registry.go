@@ -189,37 +189,18 @@ func (r *Registry) merge(rec store.Subscription, reg api.Registration) store.Sub
 const BatchChunk = 1000
 
 // Outcome says what RegisterBatch did with one registration.
-type Outcome int
+type Outcome = api.Outcome
 
 // Outcomes of a registration in a batch.
 const (
-	NotRegistered Outcome = iota // invalid (Err says why), or the batch stopped before it
-	Created                      // a new record was stored
-	Updated                      // the record gained facts and was written
-	Unchanged                    // the record already held everything: nothing written
+	NotRegistered = api.NotRegistered
+	Created       = api.Created
+	Updated       = api.Updated
+	Unchanged     = api.Unchanged
 )
 
-func (o Outcome) String() string {
-	switch o {
-	case Created:
-		return "created"
-	case Updated:
-		return "updated"
-	case Unchanged:
-		return "unchanged"
-	}
-	return "not_registered"
-}
-
 // BatchResult is the outcome of one registration of RegisterBatch.
-type BatchResult struct {
-	ID      string // subscription id; "" when the token is invalid
-	Outcome Outcome
-	// Err is why this registration failed: an invalid token (api.ErrInvalid)
-	// or a pool refusal. It names the registration's index in the batch,
-	// never its token.
-	Err error
-}
+type BatchResult = api.BatchResult
 
 // BatchSummary counts the outcomes of a batch.
 type BatchSummary struct{ Created, Updated, Unchanged, Failed int }
@@ -345,12 +326,16 @@ func (r *Registry) registerChunk(ctx context.Context, regs []api.Registration, i
 		}
 	}
 	for _, i := range idx {
-		if err := recs[results[i].ID].err; err != nil {
-			if errors.Is(err, cable.ErrBadToken) {
-				err = fmt.Errorf("%w: %v", api.ErrInvalid, err)
-			}
-			results[i].Outcome, results[i].Err = NotRegistered, fmt.Errorf("registration %d: %w", i, err)
+		p := recs[results[i].ID]
+		if p.err == nil {
+			results[i].Subscription = r.view(p.rec)
+			continue
 		}
+		err := p.err
+		if errors.Is(err, cable.ErrBadToken) {
+			err = fmt.Errorf("%w: %v", api.ErrInvalid, err)
+		}
+		results[i].Outcome, results[i].Err = NotRegistered, fmt.Errorf("registration %d: %w", i, err)
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unsafe"
@@ -13,84 +12,15 @@ import (
 	"github.com/relayhq/relay/internal/api"
 	"github.com/relayhq/relay/internal/cable"
 	"github.com/relayhq/relay/internal/fanout"
+	"github.com/relayhq/relay/internal/registry/registrytest"
 	"github.com/relayhq/relay/internal/store"
 	"github.com/relayhq/relay/internal/store/bolt"
 )
 
-// fakePool records what the registry asks of the cable pool.
-type fakePool struct {
-	mu    sync.Mutex
-	subs  map[string]*fanout.Sub // id → record
-	state map[string]cable.State
-}
+// fakePool is the test stand-in for the cable pool.
+type fakePool = registrytest.Pool
 
-func newFakePool() *fakePool {
-	return &fakePool{subs: map[string]*fanout.Sub{}, state: map[string]cable.State{}}
-}
-
-func (p *fakePool) Add(token string, meta *fanout.Sub) (string, error) {
-	if !cable.ValidToken(token) {
-		return "", cable.ErrBadToken
-	}
-	id := cable.SubscriptionID(token)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.subs[id] = meta
-	return id, nil
-}
-
-func (p *fakePool) Remove(id string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	_, ok := p.subs[id]
-	delete(p.subs, id)
-	return ok
-}
-
-func (p *fakePool) Invalidate(id, _ string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if _, ok := p.subs[id]; !ok || p.state[id] == cable.StateInvalid {
-		return false
-	}
-	p.state[id] = cable.StateInvalid
-	return true
-}
-
-func (p *fakePool) Get(id string) (cable.Info[*fanout.Sub], bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if _, ok := p.subs[id]; !ok {
-		return cable.Info[*fanout.Sub]{}, false
-	}
-	return cable.Info[*fanout.Sub]{ID: id, State: p.state[id]}, true
-}
-
-func (p *fakePool) Lookup(id string) (*fanout.Sub, bool) {
-	s := p.get(id)
-	return s, s != nil
-}
-
-func (p *fakePool) Len() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.subs)
-}
-
-func (p *fakePool) Each(fn func(string, *fanout.Sub)) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for id, s := range p.subs {
-		fn(id, s)
-	}
-}
-
-// get returns the record the registry added for id, or nil.
-func (p *fakePool) get(id string) *fanout.Sub {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.subs[id]
-}
+func newFakePool() *fakePool { return registrytest.NewPool() }
 
 // learn does what the fan-out does with a live event of subscription id
 // naming the ids of h: a message event when at is set (activity), else a
@@ -142,7 +72,7 @@ func TestRegisterIsIdempotentAndMerges(t *testing.T) {
 	if rec.SourceID != "src" || rec.InboxIdentifier != "inbox" || rec.Token != "tok-1" {
 		t.Fatalf("stored %v", rec)
 	}
-	if m := MetaOf(p.get(sub.ID)); m == nil || m.SourceID != "src" || !m.CatchUp() {
+	if m := MetaOf(p.Record(sub.ID)); m == nil || m.SourceID != "src" || !m.CatchUp() {
 		t.Fatalf("pool meta %+v", m)
 	}
 }
@@ -168,7 +98,7 @@ func TestLearnFillsWithoutLosingRegistration(t *testing.T) {
 	sub, _, _ := r.Register(ctx, api.Registration{Token: "tok-2"})
 	learn(r, sub.ID, fanout.Hints{AccountID: "1", InboxID: "3", ContactID: fanout.Unknown}, time.Time{})
 	r.Register(ctx, api.Registration{Token: "tok-2", InboxIdentifier: "inbox", SourceID: "src"})
-	m, h := MetaOf(p.get(sub.ID)), p.get(sub.ID).Hints()
+	m, h := MetaOf(p.Record(sub.ID)), p.Record(sub.ID).Hints()
 	if h.AccountID != "1" || h.InboxID != "3" || h.ContactID != "" || m.SourceID != "src" {
 		t.Fatalf("meta %+v, hints %+v", m, h)
 	}
@@ -215,7 +145,7 @@ func TestLearnKeepsNoEventMemory(t *testing.T) {
 	sub, _, _ := r.Register(context.Background(), api.Registration{Token: "tok-own"})
 	event := strings.Repeat("x", 200) + "17|23|4242"
 	learn(r, sub.ID, fanout.Hints{AccountID: event[200:202], InboxID: event[203:205], ContactID: event[206:210]}, time.Time{})
-	m := p.get(sub.ID).Hints()
+	m := p.Record(sub.ID).Hints()
 	if m.AccountID != "17" || m.InboxID != "23" || m.ContactID != "4242" {
 		t.Fatalf("meta %+v", m)
 	}
@@ -236,11 +166,9 @@ func TestListFiltersByStateAndPages(t *testing.T) {
 		sub, _, _ := r.Register(ctx, api.Registration{Token: "tok-list-" + string(rune('a'+i))})
 		ids = append(ids, sub.ID)
 	}
-	p.mu.Lock()
 	for _, id := range ids[:4] {
-		p.state[id] = cable.StateConfirmed
+		p.SetState(id, cable.StateConfirmed)
 	}
-	p.mu.Unlock()
 	var got []string
 	cursor := ""
 	for {
@@ -276,13 +204,13 @@ func TestLoadAndRemove(t *testing.T) {
 	if n, err := r2.Load(ctx); err != nil || n != 1 {
 		t.Fatalf("Load = %d, %v", n, err)
 	}
-	if m := MetaOf(p2.get(sub.ID)); m == nil || m.SourceID != "s" || m.CreatedAt.IsZero() {
+	if m := MetaOf(p2.Record(sub.ID)); m == nil || m.SourceID != "s" || m.CreatedAt.IsZero() {
 		t.Fatalf("restored meta %+v", m)
 	}
 	if err := r2.Remove(ctx, sub.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := p2.subs[sub.ID]; ok {
+	if p2.Has(sub.ID) {
 		t.Fatal("still in the pool")
 	}
 	if err := r2.Remove(ctx, sub.ID); !errors.Is(err, store.ErrNotFound) {

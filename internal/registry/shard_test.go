@@ -56,13 +56,13 @@ func TestShardedRegistrySubscribesOnlyWhatItOwns(t *testing.T) {
 		t.Fatalf("%d stored, want every registration stored", n)
 	}
 	for _, tok := range mine {
-		if !p.has(cable.SubscriptionID(tok)) {
+		if !p.Has(cable.SubscriptionID(tok)) {
 			t.Error("an owned subscription was not subscribed")
 		}
 	}
 	for _, tok := range theirs {
 		id := cable.SubscriptionID(tok)
-		if p.has(id) || r.Entry(id) != nil {
+		if p.Has(id) || r.Entry(id) != nil {
 			t.Error("a subscription owned elsewhere was subscribed here")
 		}
 		if !slices.Contains(h.elsewhere, id+":false") {
@@ -100,8 +100,8 @@ func TestShardedRegistryHandsOverAndRefreshes(t *testing.T) {
 	if n := r.Unload(func(id string) bool { return id[0] < '8' }); n != 3 {
 		t.Fatalf("Unload dropped %d, want 3", n)
 	}
-	if p.len() != 0 || !entry.HandedOver() {
-		t.Fatalf("pool holds %d after the handover; handed over = %v", p.len(), entry.HandedOver())
+	if p.Len() != 0 || !entry.HandedOver() {
+		t.Fatalf("pool holds %d after the handover; handed over = %v", p.Len(), entry.HandedOver())
 	}
 	if n, _ := st.CountSubscriptions(t.Context()); n != 6 {
 		t.Fatalf("a handover deleted records: %d stored", n)
@@ -111,21 +111,21 @@ func TestShardedRegistryHandsOverAndRefreshes(t *testing.T) {
 	h.lost = false
 	h.mu.Unlock()
 	n, err := r.LoadOwned(t.Context(), func(id string) bool { return id != cable.SubscriptionID(mine[2]) })
-	if err != nil || n != 2 || p.len() != 2 {
-		t.Fatalf("LoadOwned = %d, %v; pool %d; want 2", n, err, p.len())
+	if err != nil || n != 2 || p.Len() != 2 {
+		t.Fatalf("LoadOwned = %d, %v; pool %d; want 2", n, err, p.Len())
 	}
 	// Refresh subscribes a record another replica stored, and drops one
 	// another replica removed.
-	if err := r.Refresh(t.Context(), cable.SubscriptionID(mine[2])); err != nil || p.len() != 3 {
-		t.Fatalf("Refresh of a stored owned record: %v; pool %d", err, p.len())
+	if err := r.Refresh(t.Context(), cable.SubscriptionID(mine[2])); err != nil || p.Len() != 3 {
+		t.Fatalf("Refresh of a stored owned record: %v; pool %d", err, p.Len())
 	}
 	if err := st.DeleteSubscription(t.Context(), cable.SubscriptionID(mine[1])); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Refresh(t.Context(), cable.SubscriptionID(mine[1])); err != nil || p.has(cable.SubscriptionID(mine[1])) {
+	if err := r.Refresh(t.Context(), cable.SubscriptionID(mine[1])); err != nil || p.Has(cable.SubscriptionID(mine[1])) {
 		t.Fatalf("Refresh of a removed record: %v; still subscribed", err)
 	}
-	if err := r.Refresh(t.Context(), cable.SubscriptionID(theirs[0])); err != nil || p.has(cable.SubscriptionID(theirs[0])) {
+	if err := r.Refresh(t.Context(), cable.SubscriptionID(theirs[0])); err != nil || p.Has(cable.SubscriptionID(theirs[0])) {
 		t.Fatalf("Refresh subscribed a record owned elsewhere: %v", err)
 	}
 }

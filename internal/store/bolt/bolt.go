@@ -56,7 +56,7 @@ var ErrVersion = errors.New("store/bolt: unsupported file version")
 // Store is the bbolt backend of store.Store.
 type Store struct {
 	db     *bbolt.DB
-	group  groupCommit // writes that may share a commit
+	group  *groupCommit // writes that may share a commit
 	now    func() time.Time
 	log    *slog.Logger
 	closed atomic.Bool
@@ -84,7 +84,7 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store/bolt: open %s: %w", path, err)
 	}
-	s := &Store{db: db, group: groupCommit{db: db}, now: opts.Now, log: opts.Logger, sweepDone: make(chan struct{})}
+	s := &Store{db: db, group: newGroupCommit(db), now: opts.Now, log: opts.Logger, sweepDone: make(chan struct{})}
 	s.startSweep(opts.SweepInterval)
 	return s, nil
 }

@@ -3,22 +3,26 @@ package bolt
 import (
 	"errors"
 	"fmt"
-	"sync"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/relayhq/relay/internal/group"
 )
 
 // groupCommit runs concurrent writes in shared transactions, without the
 // fixed delay of bbolt's Batch: a write that finds no commit under way
 // commits at once, alone; writes that arrive while a commit is under way
-// queue, and the next commit takes them all. A lone write pays nothing
-// extra; many writes at once share one fsync per commit.
+// queue, and the next commit takes them all (package group). A lone write
+// pays nothing extra; many writes at once share one fsync per commit.
 type groupCommit struct {
 	db *bbolt.DB
+	q  *group.Queue[*groupOp]
+}
 
-	mu      sync.Mutex
-	running bool       // a commit is under way
-	queue   []*groupOp // waiting for the next commit
+func newGroupCommit(db *bbolt.DB) *groupCommit {
+	g := &groupCommit{db: db}
+	g.q = group.New(0, g.commit)
+	return g
 }
 
 type groupOp struct {
@@ -34,38 +38,11 @@ var errSolo = errors.New("store/bolt: write failed in a group")
 
 // do runs fn in a write transaction, perhaps shared with others; fn may
 // run twice, so it must derive everything it sets from the transaction.
-// The caller that finds no commit under way leads: it commits what is
-// queued, its own write included, and leaves later batches to a goroutine,
-// so no caller waits for more than the commit that holds its write.
 func (g *groupCommit) do(fn func(*bbolt.Tx) error) error {
 	op := &groupOp{fn: fn, done: make(chan struct{})}
-	g.mu.Lock()
-	g.queue = append(g.queue, op)
-	lead := !g.running
-	g.running = true
-	g.mu.Unlock()
-	if lead {
-		g.lead()
-	}
+	g.q.Add(op)
 	<-op.done
 	return op.err
-}
-
-// lead commits one batch of queued writes, then hands what queued meanwhile
-// to a new leader.
-func (g *groupCommit) lead() {
-	g.mu.Lock()
-	ops := g.queue
-	g.queue = nil
-	g.mu.Unlock()
-	g.commit(ops)
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if len(g.queue) == 0 {
-		g.running = false
-		return
-	}
-	go g.lead()
 }
 
 // errPanicked: a write, or bbolt under it, panicked; every write of the

@@ -46,9 +46,7 @@ func TestGroupCommit(t *testing.T) {
 		})
 	}
 	for queued := 0; queued < n; runtime.Gosched() {
-		g.mu.Lock()
-		queued = len(g.queue)
-		g.mu.Unlock()
+		_, queued = g.q.State()
 	}
 	close(release)
 	wg.Wait()
@@ -90,9 +88,7 @@ func TestGroupCommit(t *testing.T) {
 		})
 	}
 	for queued := 0; queued < n; runtime.Gosched() {
-		g.mu.Lock()
-		queued = len(g.queue)
-		g.mu.Unlock()
+		_, queued = g.q.State()
 	}
 	close(release)
 	wg.Wait()
@@ -105,9 +101,7 @@ func TestGroupCommit(t *testing.T) {
 // waitRunning returns once a commit is under way.
 func waitRunning(g *groupCommit) {
 	for running := false; !running; runtime.Gosched() {
-		g.mu.Lock()
-		running = g.running
-		g.mu.Unlock()
+		running, _ = g.q.State()
 	}
 }
 
@@ -133,9 +127,7 @@ func TestGroupCommitLeaderReturnsAfterItsBatch(t *testing.T) {
 	follower := make(chan error, 1)
 	go func() { follower <- g.do(func(*bbolt.Tx) error { <-hold; return nil }) }()
 	for queued := 0; queued < 1; runtime.Gosched() {
-		g.mu.Lock()
-		queued = len(g.queue)
-		g.mu.Unlock()
+		_, queued = g.q.State()
 	}
 	close(release)
 	if err := <-leader; err != nil { // returns while the follower's commit is held
@@ -155,5 +147,5 @@ func openGroup(t *testing.T) (*bbolt.DB, *groupCommit) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return db, &groupCommit{db: db}
+	return db, newGroupCommit(db)
 }
