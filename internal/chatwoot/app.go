@@ -68,7 +68,23 @@ type AccountConversation struct {
 			ID int64 `json:"id"`
 		} `json:"sender"`
 	} `json:"meta"`
+	// Messages is the conversation's last message as the listing embeds
+	// it (private notes and activity messages included); empty when the
+	// conversation has none.
+	Messages []struct {
+		ID int64 `json:"id"`
+	} `json:"messages"`
 	Raw json.RawMessage
+}
+
+// LastMessageID is the id of the conversation's last message, 0 without
+// one.
+func (c AccountConversation) LastMessageID() int64 {
+	var id int64
+	for _, m := range c.Messages {
+		id = max(id, m.ID)
+	}
+	return id
 }
 
 // ContactID is the conversation's contact id as text, "" when unknown.

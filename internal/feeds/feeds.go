@@ -110,6 +110,8 @@ type Sub struct {
 	live     live   // live messages in NATS
 	catching bool   // a catch-up runs
 	again    bool   // another catch-up is wanted when it ends
+
+	walk *walk // the catch-up in progress; only its goroutine uses it
 }
 
 // ID is the public id of the feed of an access token: a stable hash, never

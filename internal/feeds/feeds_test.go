@@ -99,6 +99,7 @@ type source struct {
 	err     error
 	convs   []chatwoot.AccountConversation // most recently active first
 	msgs    map[int64][]int64              // by conversation
+	clock   int64                          // Chatwoot's clock, unix seconds
 }
 
 func (s *source) GetProfile(context.Context, chatwoot.AccessToken) (chatwoot.Profile, error) {
@@ -133,12 +134,19 @@ func (s *source) ListAccountMessages(_ context.Context, _ chatwoot.AccessToken, 
 	return out, nil
 }
 
+// add creates message id in conv: the conversation lists it as its last
+// message and moves to the top, a second later than the last change.
 func (s *source) add(conv, id int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.msgs[conv] = append(s.msgs[conv], id)
 	i := slices.IndexFunc(s.convs, func(c chatwoot.AccountConversation) bool { return c.ID == conv })
 	c := s.convs[i]
+	s.clock = max(s.clock+1, 1_700_000_000)
+	c.LastActivityAt = s.clock
+	c.Messages = []struct {
+		ID int64 `json:"id"`
+	}{{ID: id}}
 	s.convs = append([]chatwoot.AccountConversation{c}, slices.Delete(s.convs, i, i+1)...)
 }
 

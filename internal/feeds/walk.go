@@ -1,0 +1,156 @@
+package feeds
+
+import (
+	"context"
+
+	"github.com/relayhq/relay/internal/chatwoot"
+)
+
+// walk is a catch-up from one cursor: every message after it, read
+// conversation by conversation. It stays on its subscription across runs
+// (Sub.walk), so a walk split by the run bounds, or stopped by a Chatwoot
+// error, goes on where it stopped; a relay restarted in the middle of one
+// starts a new walk from the stored cursor, which has not moved.
+//
+// Chatwoot lists conversations by last_activity_at, which every message
+// sets to its created_at. The walk makes two kinds of pass:
+//
+//   - the first pass goes down the list until a conversation less active
+//     than stopBelow: once a conversation whose last message is at or
+//     under the cursor is found, nothing after the cursor can be much
+//     less active than it;
+//   - a conversation that gets a message while the walk goes down jumps
+//     to the top, over the walk. Repasses read again, from the top, the
+//     conversations active since the walk began, until one finds no
+//     conversation the walk had not read.
+//
+// A conversation met again (pushed down a page by one that jumped up) is
+// read again only when the listing shows a message the walk has not read.
+// The cursor then moves to newest, the newest message listed when the walk
+// began: a message created during the walk may be in a conversation read
+// before it, and comes live or in the next catch-up. Only the catch-up
+// goroutine of the subscription uses its walk.
+type walk struct {
+	from      int64 // the cursor the walk replays after
+	newest    int64 // highest last message id of the first page, when it was first read
+	since     int64 // last_activity_at of the most active conversation then (unix seconds)
+	began     bool  // the first page was read
+	page      int   // next page of the first pass; 0 once it ended
+	stopBelow int64 // the first pass ends at a conversation less active; 0: not known yet
+
+	read map[int64]int64 // by conversation: highest message id read
+	done map[int64]bool  // conversations read to their last message
+
+	upTo int64 // highest message id replayed
+	sent int   // messages replayed
+}
+
+func newWalk(cursor int64) *walk {
+	return &walk{from: cursor, page: 1, read: make(map[int64]int64), done: make(map[int64]bool)}
+}
+
+// after is the id after which the messages of a conversation are still to
+// read.
+func (w *walk) after(conv int64) int64 {
+	if id, ok := w.read[conv]; ok {
+		return id
+	}
+	return w.from
+}
+
+// begin notes where the account stood when the walk's first page was read.
+func (w *walk) begin(convs []chatwoot.AccountConversation) {
+	w.began = true
+	for _, c := range convs {
+		w.newest = max(w.newest, c.LastMessageID())
+		w.since = max(w.since, c.LastActivityAt)
+	}
+}
+
+// target is where the cursor may move once the walk ended: every message
+// up to it is in NATS.
+func (w *walk) target() int64 {
+	if w.newest > 0 {
+		return min(w.upTo, w.newest)
+	}
+	return w.upTo
+}
+
+// walk runs the walk within the run bounds; ended reports that it is over.
+func (r *replay) walk(ctx context.Context) (ended bool, err error) {
+	if r.w.page > 0 {
+		if ok, err := r.firstPass(ctx); !ok || err != nil {
+			return false, err
+		}
+	}
+	for range maxRepasses {
+		fresh, ok, err := r.repass(ctx)
+		if !ok || err != nil {
+			return false, err
+		}
+		if fresh == 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// firstPass goes down the conversations from the walk's page; ok is false
+// when the run bounds stopped it.
+func (r *replay) firstPass(ctx context.Context) (ok bool, err error) {
+	w := r.w
+	if w.page > 1 {
+		w.page-- // a conversation deleted since the last run moved the rest up
+	}
+	for ; ; w.page++ {
+		convs, ok, err := r.list(ctx, w.page)
+		if !ok || err != nil {
+			return false, err
+		}
+		if !w.began {
+			w.begin(convs)
+		}
+		for _, c := range convs {
+			if w.stopBelow > 0 && c.LastActivityAt < w.stopBelow {
+				w.page = 0
+				return true, nil
+			}
+			if ok, err := r.conversation(ctx, c); !ok || err != nil {
+				return false, err
+			}
+			if w.stopBelow == 0 && c.LastMessageID() > 0 && w.after(c.ID) <= w.from {
+				w.stopBelow = c.LastActivityAt - activitySlack
+			}
+		}
+		if len(convs) == 0 {
+			w.page = 0
+			return true, nil
+		}
+	}
+}
+
+// repass reads, from the top, the conversations active since the walk
+// began; fresh counts those the walk had not read to their end.
+func (r *replay) repass(ctx context.Context) (fresh int, ok bool, err error) {
+	w := r.w
+	for page := 1; ; page++ {
+		convs, ok, err := r.list(ctx, page)
+		if !ok || err != nil {
+			return fresh, false, err
+		}
+		for _, c := range convs {
+			if c.LastActivityAt < w.since-activitySlack {
+				return fresh, true, nil
+			}
+			if !w.done[c.ID] {
+				fresh++
+			}
+			if ok, err := r.conversation(ctx, c); !ok || err != nil {
+				return fresh, false, err
+			}
+		}
+		if len(convs) == 0 {
+			return fresh, true, nil
+		}
+	}
+}
