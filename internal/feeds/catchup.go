@@ -255,23 +255,24 @@ func (r *replay) list(ctx context.Context, page int) (convs []chatwoot.AccountCo
 
 // conversation replays the messages of c that the walk has not read, 100
 // a call; ok is false when the run has no call left (the walk keeps how
-// far it read).
-func (r *replay) conversation(ctx context.Context, c chatwoot.AccountConversation) (ok bool, err error) {
+// far it read). old counts the messages it replayed that were listed when
+// the walk began (up to walk.newest).
+func (r *replay) conversation(ctx context.Context, c chatwoot.AccountConversation) (old int, ok bool, err error) {
 	w := r.w
 	after := w.after(c.ID)
 	if w.done[c.ID] && c.LastMessageID() <= after {
-		return true, nil
+		return 0, true, nil
 	}
 	r.m.routes.learn(strconv.FormatInt(r.s.AccountID, 10), strconv.FormatInt(c.ID, 10), strconv.FormatInt(c.InboxID, 10), c.ContactID())
 	defer func() { w.read[c.ID] = after }()
 	for {
 		if r.calls >= runCalls {
-			return false, nil
+			return old, false, nil
 		}
 		r.calls++
 		msgs, err := r.m.opts.Source.ListAccountMessages(ctx, r.token, r.s.AccountID, c.ID, after)
 		if err != nil {
-			return false, err
+			return old, false, err
 		}
 		// Chatwoot orders by created_at: an id may come after a higher one.
 		last := after
@@ -279,12 +280,15 @@ func (r *replay) conversation(ctx context.Context, c chatwoot.AccountConversatio
 			if msg.ID > after {
 				r.publish(c, msg)
 				last = max(last, msg.ID)
+				if msg.ID <= w.newest {
+					old++
+				}
 			}
 		}
 		if last == after || len(msgs) < 100 {
 			after = last
 			w.done[c.ID] = true
-			return true, nil
+			return old, true, nil
 		}
 		after = last
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"testing/synctest"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/relayhq/relay/internal/chatwoot"
@@ -18,6 +19,9 @@ import (
 type paged struct{ *source }
 
 func (p paged) ListAccountConversations(_ context.Context, _ chatwoot.AccessToken, _ int64, page int) ([]chatwoot.AccountConversation, error) {
+	if p.onList != nil {
+		p.onList(page)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	lo := (page - 1) * 25
@@ -30,6 +34,10 @@ func (p paged) ListAccountConversations(_ context.Context, _ chatwoot.AccessToke
 func (p paged) ListAccountMessages(_ context.Context, _ chatwoot.AccessToken, _, conv, after int64) ([]chatwoot.AccountMessage, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.calls++
+	if p.failAt > 0 && p.calls >= p.failAt {
+		return nil, &chatwoot.APIError{Status: 502, Kind: chatwoot.KindStatus}
+	}
 	var out []chatwoot.AccountMessage
 	for _, id := range p.msgs[conv] {
 		if id > after && len(out) < 100 {
@@ -119,6 +127,155 @@ func TestCatchUpLongConversationSplits(t *testing.T) {
 		}
 		if c, _ := e.st.cursor(e.feedID, 1); c != 11+long {
 			t.Fatalf("cursor %d", c)
+		}
+	})
+}
+
+// addUnlisted creates message id in conv without the listing showing it
+// yet: Chatwoot sets last_activity_at after the message is committed.
+func (s *source) addUnlisted(conv, id int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.msgs[conv] = append(s.msgs[conv], id)
+}
+
+// once runs f the first time page is listed.
+func once(page int, f func()) func(int) {
+	done := false
+	return func(p int) {
+		if p == page && !done {
+			done = true
+			f()
+		}
+	}
+}
+
+// Chatwoot lists conversations by last activity: one that gets a message
+// while the walk is further down jumps to page 1, over the walk. Its
+// messages from the outage are replayed all the same.
+func TestCatchUpConversationJumpingOverTheWalk(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newPagedEnv(t)
+		for c := int64(3); c <= 62; c++ { // ids 11..70, three pages
+			e.addConversation(c, c+8)
+		}
+		e.src.onList = once(2, func() { e.src.add(3, 1000) }) // 11's conversation, on page 3
+		e.m.Confirmed(e.subID())
+		synctest.Wait()
+		if ids := e.replayedIDs(); !slices.Contains(ids, 11) || len(ids) < 60 {
+			t.Fatalf("replayed %v: message 11 of the conversation that jumped to page 1 is missing", ids)
+		}
+		if c, _ := e.st.cursor(e.feedID, 1); c != 70 {
+			t.Fatalf("cursor %d, want 70 (1000 was created during the walk)", c)
+		}
+	})
+}
+
+// Conversations created without a message (through the API) are more
+// active than an older one with a missed message: the walk goes past them.
+func TestCatchUpPassesConversationsWithoutMessages(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newPagedEnv(t)
+		e.src.add(2, 11)
+		for c := int64(20); c < 20+10; c++ {
+			e.src.create(c)
+		}
+		e.addConversation(3, 12)
+		e.m.Confirmed(e.subID())
+		synctest.Wait()
+		if ids := e.replayedIDs(); !slices.Equal(ids, []int64{11, 12}) {
+			t.Fatalf("replayed %v, want [11 12]", ids)
+		}
+	})
+}
+
+// The connection drops during a walk, while a message (500) is created in
+// a conversation the walk already read: its broadcast is lost. The cursor
+// must not pass it because the walk read a younger one (501) further down.
+func TestCatchUpCursorDoesNotPassMessagesCreatedDuringTheWalk(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newPagedEnv(t)
+		for c := int64(3); c <= 32; c++ { // ids 11..40, two pages
+			e.addConversation(c, c+8)
+		}
+		e.src.onList = once(2, func() {
+			e.m.Lost(e.subID())
+			e.src.addUnlisted(32, 500) // on page 1, read already
+			e.m.Confirmed(e.subID())
+			e.src.addUnlisted(3, 501) // on page 2
+		})
+		e.m.Confirmed(e.subID())
+		synctest.Wait()
+		if ids := e.replayedIDs(); !slices.Contains(ids, 500) {
+			t.Fatalf("replayed %v: 500 lost", ids)
+		}
+	})
+}
+
+// Chatwoot answers messages by created_at: two messages committed in the
+// other order come with the higher id first. Both are replayed.
+func TestCatchUpMessagesOutOfIDOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newPagedEnv(t)
+		e.src.add(2, 12)
+		e.src.add(2, 11)
+		e.m.Confirmed(e.subID())
+		synctest.Wait()
+		if ids := e.replayedIDs(); !slices.Equal(ids, []int64{11, 12}) {
+			t.Fatalf("replayed %v, want [11 12]", ids)
+		}
+	})
+}
+
+// A new feed starts at the account's newest message even when the most
+// active conversation has more than 100 (after=0 gives the oldest 100).
+func TestNewFeedStartsAtTheNewestMessage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t)
+		for id := int64(1); id <= 150; id++ {
+			e.src.add(1, id)
+		}
+		e.m.Confirmed(e.subID())
+		synctest.Wait()
+		if c, _ := e.st.cursor(e.feedID, 1); c != 150 {
+			t.Fatalf("new feed's cursor %d, want 150: the next catch-up replays history", c)
+		}
+	})
+}
+
+// A relay stopped in the middle of a walk (Chatwoot failing) has not moved
+// the cursor; the next relay replays everything.
+func TestRestartInTheMiddleOfAWalk(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newPagedEnv(t)
+		for c := int64(3); c <= 1012; c++ {
+			e.addConversation(c, c+8)
+		}
+		e.src.mu.Lock()
+		e.src.failAt = e.src.calls + runCalls + 5
+		e.src.mu.Unlock()
+		e.m.Confirmed(e.subID())
+		synctest.Wait() // split once, then failing and waiting to retry
+		if err := e.m.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if c, _ := e.st.cursor(e.feedID, 1); c != 10 {
+			t.Fatalf("cursor %d after a walk that did not end, want 10", c)
+		}
+		e.src.mu.Lock()
+		e.src.failAt = 0
+		e.src.mu.Unlock()
+		e.m = New(Options{Store: e.st, Source: paged{e.src}, Pool: e.pool, Sink: e.sink, Registerer: prometheus.NewRegistry()})
+		if _, err := e.m.Load(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		e.m.Confirmed(e.subID())
+		synctest.Wait()
+		if ids := e.replayedIDs(); len(ids) != 1010 {
+			t.Fatalf("%d of 1010 replayed after the restart", len(ids))
+		}
+		if c, _ := e.st.cursor(e.feedID, 1); c != 1020 {
+			t.Fatalf("cursor %d, want 1020", c)
 		}
 	})
 }

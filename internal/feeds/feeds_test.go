@@ -100,6 +100,9 @@ type source struct {
 	convs   []chatwoot.AccountConversation // most recently active first
 	msgs    map[int64][]int64              // by conversation
 	clock   int64                          // Chatwoot's clock, unix seconds
+	onList  func(page int)                 // called as paged lists a page
+	failAt  int                            // message calls before they fail (0: never)
+	calls   int                            // message calls
 }
 
 func (s *source) GetProfile(context.Context, chatwoot.AccessToken) (chatwoot.Profile, error) {
@@ -120,13 +123,13 @@ func (s *source) ListAccountConversations(_ context.Context, _ chatwoot.AccessTo
 func (s *source) ListAccountMessages(_ context.Context, _ chatwoot.AccessToken, account, conv, after int64) ([]chatwoot.AccountMessage, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []chatwoot.AccountMessage
-	ids := s.msgs[conv]
-	if after == 0 && len(ids) > 20 {
-		ids = ids[len(ids)-20:]
+	s.calls++
+	if s.failAt > 0 && s.calls >= s.failAt {
+		return nil, &chatwoot.APIError{Status: 502, Kind: chatwoot.KindStatus}
 	}
-	for _, id := range ids {
-		if id > after {
+	var out []chatwoot.AccountMessage
+	for _, id := range s.msgs[conv] { // after=0 too: Chatwoot's after is present
+		if id > after && len(out) < 100 {
 			raw := fmt.Sprintf(`{"id":%d,"account_id":%d,"conversation_id":%d,"message_type":1,"private":false}`, id, account, conv)
 			out = append(out, chatwoot.AccountMessage{ID: id, Raw: json.RawMessage(raw)})
 		}
@@ -148,6 +151,16 @@ func (s *source) add(conv, id int64) {
 		ID int64 `json:"id"`
 	}{{ID: id}}
 	s.convs = append([]chatwoot.AccountConversation{c}, slices.Delete(s.convs, i, i+1)...)
+}
+
+// create adds a conversation without messages at the top (one created
+// through the API).
+func (s *source) create(conv int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clock = max(s.clock+1, 1_700_000_000)
+	c := chatwoot.AccountConversation{ID: conv, InboxID: 2, LastActivityAt: s.clock}
+	s.convs = append([]chatwoot.AccountConversation{c}, s.convs...)
 }
 
 // pool records subscriptions.

@@ -21,8 +21,8 @@ import (
 //     less active than it;
 //   - a conversation that gets a message while the walk goes down jumps
 //     to the top, over the walk. Repasses read again, from the top, the
-//     conversations active since the walk began, until one finds no
-//     conversation the walk had not read.
+//     conversations active since the walk began, until one replays no
+//     message listed when the walk began.
 //
 // A conversation met again (pushed down a page by one that jumped up) is
 // read again only when the listing shows a message the walk has not read.
@@ -115,7 +115,7 @@ func (r *replay) firstPass(ctx context.Context) (ok bool, err error) {
 				w.page = 0
 				return true, nil
 			}
-			if ok, err := r.conversation(ctx, c); !ok || err != nil {
+			if _, ok, err := r.conversation(ctx, c); !ok || err != nil {
 				return false, err
 			}
 			if w.stopBelow == 0 && c.LastMessageID() > 0 && w.after(c.ID) <= w.from {
@@ -130,7 +130,9 @@ func (r *replay) firstPass(ctx context.Context) (ok bool, err error) {
 }
 
 // repass reads, from the top, the conversations active since the walk
-// began; fresh counts those the walk had not read to their end.
+// began; fresh counts the messages listed when the walk began that it
+// replayed: those of a conversation that jumped over the walk. Messages
+// created since (a busy account) do not make another repass.
 func (r *replay) repass(ctx context.Context) (fresh int, ok bool, err error) {
 	w := r.w
 	for page := 1; ; page++ {
@@ -142,10 +144,8 @@ func (r *replay) repass(ctx context.Context) (fresh int, ok bool, err error) {
 			if c.LastActivityAt < w.since-activitySlack {
 				return fresh, true, nil
 			}
-			if !w.done[c.ID] {
-				fresh++
-			}
-			if ok, err := r.conversation(ctx, c); !ok || err != nil {
+			n, ok, err := r.conversation(ctx, c)
+			if fresh += n; !ok || err != nil {
 				return fresh, false, err
 			}
 		}
