@@ -23,9 +23,6 @@ const (
 	// activitySlack is the clock skew allowed between the order of message
 	// ids and of their created_at (last_activity_at), in seconds.
 	activitySlack = 60
-	// maxRepasses bounds the passes over the conversations active since a
-	// walk began, per run (see walk).
-	maxRepasses = 3
 	// retryMin and retryMax bound the wait before a failed catch-up runs
 	// again.
 	retryMin, retryMax = time.Second, time.Minute

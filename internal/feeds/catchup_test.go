@@ -24,6 +24,9 @@ func (p paged) ListAccountConversations(_ context.Context, _ chatwoot.AccessToke
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.lists++; p.listMax > 0 && p.lists > p.listMax {
+		return nil, &chatwoot.APIError{Status: 502, Kind: chatwoot.KindStatus}
+	}
 	lo := (page - 1) * 25
 	if lo >= len(p.convs) {
 		return nil, nil
@@ -276,6 +279,31 @@ func TestRestartInTheMiddleOfAWalk(t *testing.T) {
 		}
 		if c, _ := e.st.cursor(e.feedID, 1); c != 1020 {
 			t.Fatalf("cursor %d, want 1020", c)
+		}
+	})
+}
+
+// More conversations jump over the walk than one run may read again: the
+// repass goes on across runs and ends.
+func TestCatchUpLargeRepassEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newPagedEnv(t)
+		for c := int64(3); c <= 1202; c++ { // ids 11..1210
+			e.addConversation(c, c+8)
+		}
+		e.src.listMax = 500 // a walk that never ends fails instead of spinning
+		e.src.onList = once(2, func() {
+			for c := int64(3); c <= 1152; c++ { // not read yet: 1150 jump over the walk
+				e.src.add(c, 10_000+c)
+			}
+		})
+		e.m.Confirmed(e.subID())
+		synctest.Wait()
+		if ids := e.replayedIDs(); !slices.Contains(ids, 11) || !slices.Contains(ids, 1160) {
+			t.Fatalf("%d replayed; 11 or 1160 missing", len(ids))
+		}
+		if c, _ := e.st.cursor(e.feedID, 1); c != 1210 {
+			t.Fatalf("cursor %d, want 1210", c)
 		}
 	})
 }

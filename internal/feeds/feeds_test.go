@@ -103,6 +103,8 @@ type source struct {
 	onList  func(page int)                 // called as paged lists a page
 	failAt  int                            // message calls before they fail (0: never)
 	calls   int                            // message calls
+	lists   int                            // conversations pages paged listed
+	listMax int                            // pages paged lists before it fails (0: never)
 }
 
 func (s *source) GetProfile(context.Context, chatwoot.AccessToken) (chatwoot.Profile, error) {

@@ -35,8 +35,11 @@ type walk struct {
 	newest    int64 // highest last message id of the first page, when it was first read
 	since     int64 // last_activity_at of the most active conversation then (unix seconds)
 	began     bool  // the first page was read
-	page      int   // next page of the first pass; 0 once it ended
 	stopBelow int64 // the first pass ends at a conversation less active; 0: not known yet
+
+	pass  int // 0: the first pass; then repasses
+	page  int // next page of the pass
+	fresh int // messages listed when the walk began that the repass replayed
 
 	read map[int64]int64 // by conversation: highest message id read
 	done map[int64]bool  // conversations read to their last message
@@ -67,6 +70,14 @@ func (w *walk) begin(convs []chatwoot.AccountConversation) {
 	}
 }
 
+// floor is the last_activity_at under which the pass ends; 0: none known.
+func (w *walk) floor() int64 {
+	if w.pass == 0 {
+		return w.stopBelow
+	}
+	return w.since - activitySlack
+}
+
 // target is where the cursor may move once the walk ended: every message
 // up to it is in NATS.
 func (w *walk) target() int64 {
@@ -76,28 +87,24 @@ func (w *walk) target() int64 {
 	return w.upTo
 }
 
-// walk runs the walk within the run bounds; ended reports that it is over.
+// walk runs the walk within the run bounds; ended reports that it is over:
+// a repass replayed no message listed when the walk began.
 func (r *replay) walk(ctx context.Context) (ended bool, err error) {
-	if r.w.page > 0 {
-		if ok, err := r.firstPass(ctx); !ok || err != nil {
+	w := r.w
+	for {
+		if ok, err := r.pass(ctx); !ok || err != nil {
 			return false, err
 		}
-	}
-	for range maxRepasses {
-		fresh, ok, err := r.repass(ctx)
-		if !ok || err != nil {
-			return false, err
-		}
-		if fresh == 0 {
+		if w.pass > 0 && w.fresh == 0 {
 			return true, nil
 		}
+		w.pass, w.page, w.fresh = w.pass+1, 1, 0
 	}
-	return false, nil
 }
 
-// firstPass goes down the conversations from the walk's page; ok is false
-// when the run bounds stopped it.
-func (r *replay) firstPass(ctx context.Context) (ok bool, err error) {
+// pass goes down the conversations from the pass's page to its floor; ok
+// is false when the run bounds stopped it.
+func (r *replay) pass(ctx context.Context) (ok bool, err error) {
 	w := r.w
 	if w.page > 1 {
 		w.page-- // a conversation deleted since the last run moved the rest up
@@ -111,46 +118,22 @@ func (r *replay) firstPass(ctx context.Context) (ok bool, err error) {
 			w.begin(convs)
 		}
 		for _, c := range convs {
-			if w.stopBelow > 0 && c.LastActivityAt < w.stopBelow {
-				w.page = 0
+			if f := w.floor(); f > 0 && c.LastActivityAt < f {
 				return true, nil
 			}
-			if _, ok, err := r.conversation(ctx, c); !ok || err != nil {
+			n, ok, err := r.conversation(ctx, c)
+			if w.pass > 0 {
+				w.fresh += n
+			}
+			if !ok || err != nil {
 				return false, err
 			}
-			if w.stopBelow == 0 && c.LastMessageID() > 0 && w.after(c.ID) <= w.from {
+			if w.pass == 0 && w.stopBelow == 0 && c.LastMessageID() > 0 && w.after(c.ID) <= w.from {
 				w.stopBelow = c.LastActivityAt - activitySlack
 			}
 		}
 		if len(convs) == 0 {
-			w.page = 0
 			return true, nil
-		}
-	}
-}
-
-// repass reads, from the top, the conversations active since the walk
-// began; fresh counts the messages listed when the walk began that it
-// replayed: those of a conversation that jumped over the walk. Messages
-// created since (a busy account) do not make another repass.
-func (r *replay) repass(ctx context.Context) (fresh int, ok bool, err error) {
-	w := r.w
-	for page := 1; ; page++ {
-		convs, ok, err := r.list(ctx, page)
-		if !ok || err != nil {
-			return fresh, false, err
-		}
-		for _, c := range convs {
-			if c.LastActivityAt < w.since-activitySlack {
-				return fresh, true, nil
-			}
-			n, ok, err := r.conversation(ctx, c)
-			if fresh += n; !ok || err != nil {
-				return fresh, false, err
-			}
-		}
-		if len(convs) == 0 {
-			return fresh, true, nil
 		}
 	}
 }
