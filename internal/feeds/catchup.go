@@ -214,7 +214,7 @@ func (m *Manager) catchUp(ctx context.Context, s *Sub) error {
 // recently active conversations: the account's newest message; 0
 // without any.
 func (m *Manager) newestMessage(ctx context.Context, token chatwoot.AccessToken, account int64) (int64, error) {
-	convs, err := m.opts.Source.ListAccountConversations(ctx, token, account, 1)
+	convs, _, err := m.opts.Source.ListAccountConversations(ctx, token, account, 1)
 	var newest int64
 	for _, c := range convs {
 		newest = max(newest, c.LastMessageID())
@@ -239,15 +239,15 @@ type replay struct {
 	errs []error // from Done
 }
 
-// list reads a conversations page; ok is false when the run has no page
-// left.
-func (r *replay) list(ctx context.Context, page int) (convs []chatwoot.AccountConversation, ok bool, err error) {
+// list reads a conversations page and how many conversations the listing
+// holds; ok is false when the run has no page left.
+func (r *replay) list(ctx context.Context, page int) (convs []chatwoot.AccountConversation, total int, ok bool, err error) {
 	if r.pages >= runPages {
-		return nil, false, nil
+		return nil, 0, false, nil
 	}
 	r.pages++
-	convs, err = r.m.opts.Source.ListAccountConversations(ctx, r.token, r.s.AccountID, page)
-	return convs, err == nil, err
+	convs, total, err = r.m.opts.Source.ListAccountConversations(ctx, r.token, r.s.AccountID, page)
+	return convs, total, err == nil, err
 }
 
 // conversation replays the messages of c that the walk has not read, 100

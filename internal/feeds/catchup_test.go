@@ -18,20 +18,20 @@ import (
 // call, oldest first.
 type paged struct{ *source }
 
-func (p paged) ListAccountConversations(_ context.Context, _ chatwoot.AccessToken, _ int64, page int) ([]chatwoot.AccountConversation, error) {
+func (p paged) ListAccountConversations(_ context.Context, _ chatwoot.AccessToken, _ int64, page int) ([]chatwoot.AccountConversation, int, error) {
 	if p.onList != nil {
 		p.onList(page)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.lists++; p.listMax > 0 && p.lists > p.listMax {
-		return nil, &chatwoot.APIError{Status: 502, Kind: chatwoot.KindStatus}
+		return nil, 0, &chatwoot.APIError{Status: 502, Kind: chatwoot.KindStatus}
 	}
 	lo := (page - 1) * 25
 	if lo >= len(p.convs) {
-		return nil, nil
+		return nil, len(p.convs), nil
 	}
-	return slices.Clone(p.convs[lo:min(lo+25, len(p.convs))]), nil
+	return slices.Clone(p.convs[lo:min(lo+25, len(p.convs))]), len(p.convs), nil
 }
 
 func (p paged) ListAccountMessages(_ context.Context, _ chatwoot.AccessToken, _, conv, after int64) ([]chatwoot.AccountMessage, error) {
@@ -304,6 +304,28 @@ func TestCatchUpLargeRepassEnds(t *testing.T) {
 		}
 		if c, _ := e.st.cursor(e.feedID, 1); c != 1210 {
 			t.Fatalf("cursor %d, want 1210", c)
+		}
+	})
+}
+
+// A conversation deleted above the walk moves the rest up a place: the
+// one that moves from page 2 to page 1 while the walk reads page 2 is not
+// skipped (Chatwoot's all_count drops).
+func TestCatchUpConversationDeletedDuringTheWalk(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newPagedEnv(t)
+		for c := int64(3); c <= 52; c++ { // ids 11..60, two pages and more
+			e.addConversation(c, c+8)
+		}
+		e.src.onList = once(2, func() {
+			e.src.mu.Lock()
+			e.src.convs = slices.Delete(e.src.convs, 0, 1) // conversation 52, message 60
+			e.src.mu.Unlock()
+		})
+		e.m.Confirmed(e.subID())
+		synctest.Wait()
+		if ids := e.replayedIDs(); !slices.Contains(ids, 35) || len(ids) != 50 {
+			t.Fatalf("replayed %v: 35, first of page 2, moved to page 1 and was skipped", ids)
 		}
 	})
 }

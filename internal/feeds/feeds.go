@@ -38,7 +38,7 @@ const MaxAccounts = 100
 // whose limiter is the relay's shared Chatwoot budget).
 type Source interface {
 	GetProfile(ctx context.Context, token chatwoot.AccessToken) (chatwoot.Profile, error)
-	ListAccountConversations(ctx context.Context, token chatwoot.AccessToken, account int64, page int) ([]chatwoot.AccountConversation, error)
+	ListAccountConversations(ctx context.Context, token chatwoot.AccessToken, account int64, page int) ([]chatwoot.AccountConversation, int, error)
 	ListAccountMessages(ctx context.Context, token chatwoot.AccessToken, account, conversation, after int64) ([]chatwoot.AccountMessage, error)
 }
 

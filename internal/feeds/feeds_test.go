@@ -113,13 +113,13 @@ func (s *source) GetProfile(context.Context, chatwoot.AccessToken) (chatwoot.Pro
 	return s.profile, s.err
 }
 
-func (s *source) ListAccountConversations(_ context.Context, _ chatwoot.AccessToken, _ int64, page int) ([]chatwoot.AccountConversation, error) {
+func (s *source) ListAccountConversations(_ context.Context, _ chatwoot.AccessToken, _ int64, page int) ([]chatwoot.AccountConversation, int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if page > 1 {
-		return nil, nil
+		return nil, len(s.convs), nil
 	}
-	return slices.Clone(s.convs), nil
+	return slices.Clone(s.convs), len(s.convs), nil
 }
 
 func (s *source) ListAccountMessages(_ context.Context, _ chatwoot.AccessToken, account, conv, after int64) ([]chatwoot.AccountMessage, error) {
@@ -140,14 +140,15 @@ func (s *source) ListAccountMessages(_ context.Context, _ chatwoot.AccessToken, 
 }
 
 // add creates message id in conv: the conversation lists it as its last
-// message and moves to the top, a second later than the last change.
+// message and moves to the top, two minutes after the last change (more
+// than activitySlack: repasses do not cover the whole account).
 func (s *source) add(conv, id int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.msgs[conv] = append(s.msgs[conv], id)
 	i := slices.IndexFunc(s.convs, func(c chatwoot.AccountConversation) bool { return c.ID == conv })
 	c := s.convs[i]
-	s.clock = max(s.clock+1, 1_700_000_000)
+	s.clock = max(s.clock+120, 1_700_000_000)
 	c.LastActivityAt = s.clock
 	c.Messages = []struct {
 		ID int64 `json:"id"`
@@ -160,7 +161,7 @@ func (s *source) add(conv, id int64) {
 func (s *source) create(conv int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.clock = max(s.clock+1, 1_700_000_000)
+	s.clock = max(s.clock+120, 1_700_000_000)
 	c := chatwoot.AccountConversation{ID: conv, InboxID: 2, LastActivityAt: s.clock}
 	s.convs = append([]chatwoot.AccountConversation{c}, s.convs...)
 }

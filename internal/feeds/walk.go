@@ -26,6 +26,8 @@ import (
 //
 // A conversation met again (pushed down a page by one that jumped up) is
 // read again only when the listing shows a message the walk has not read.
+// A conversation that leaves the listing moves the rest up: the pass goes
+// back as many pages as the listing's count dropped.
 // The cursor then moves to newest, the newest message listed when the walk
 // began: a message created during the walk may be in a conversation read
 // before it, and comes live or in the next catch-up. Only the catch-up
@@ -40,6 +42,8 @@ type walk struct {
 	pass  int // 0: the first pass; then repasses
 	page  int // next page of the pass
 	fresh int // messages listed when the walk began that the repass replayed
+	total int // conversations in the listing at the last page read (meta.all_count)
+	size  int // conversations a page shows
 
 	read map[int64]int64 // by conversation: highest message id read
 	done map[int64]bool  // conversations read to their last message
@@ -106,13 +110,14 @@ func (r *replay) walk(ctx context.Context) (ended bool, err error) {
 // is false when the run bounds stopped it.
 func (r *replay) pass(ctx context.Context) (ok bool, err error) {
 	w := r.w
-	if w.page > 1 {
-		w.page-- // a conversation deleted since the last run moved the rest up
-	}
-	for ; ; w.page++ {
-		convs, ok, err := r.list(ctx, w.page)
+	for {
+		convs, total, ok, err := r.list(ctx, w.page)
 		if !ok || err != nil {
 			return false, err
+		}
+		if back := w.shifted(total, len(convs)); back > 0 {
+			w.page = max(1, w.page-back)
+			continue
 		}
 		if !w.began {
 			w.begin(convs)
@@ -135,5 +140,22 @@ func (r *replay) pass(ctx context.Context) (ok bool, err error) {
 		if len(convs) == 0 {
 			return true, nil
 		}
+		w.page++
 	}
+}
+
+// shifted notes how many conversations the listing holds and how many a
+// page shows, and returns how many pages the pass must go back. A new
+// conversation goes to the top and a message moves its conversation up:
+// both push the rest down, which only shows some conversations twice. A
+// conversation that leaves the listing (deleted, or no longer in the
+// user's inboxes) moves the rest up, over the pass: the count drops.
+func (w *walk) shifted(total, size int) int {
+	prev := w.total
+	w.total, w.size = total, max(w.size, size)
+	if prev == 0 || total >= prev || w.page == 1 {
+		return 0
+	}
+	size = max(w.size, 1)
+	return (prev - total + size - 1) / size
 }
