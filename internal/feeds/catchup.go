@@ -81,8 +81,31 @@ func (m *Manager) Published(subID string, r fanout.Route) {
 	m.mu.Lock()
 	if s := m.subs[subID]; s != nil {
 		s.live.add(id, time.Now())
+		if s.catching {
+			s.touch(r)
+		}
 	}
 	m.mu.Unlock()
+}
+
+// maxTouched bounds the conversations a catch-up remembers from live
+// messages; past it the walk makes one more repass instead.
+const maxTouched = 10_000
+
+// touch notes the conversation of a live message while a catch-up runs.
+// Called with Manager.mu held.
+func (s *Sub) touch(r fanout.Route) {
+	conv, err := strconv.ParseInt(r.ConversationID, 10, 64)
+	if err != nil || len(s.touched) >= maxTouched {
+		return
+	}
+	c := chatwoot.AccountConversation{ID: conv}
+	c.InboxID, _ = strconv.ParseInt(r.InboxID, 10, 64)
+	c.Meta.Sender.ID, _ = strconv.ParseInt(r.ContactID, 10, 64)
+	if s.touched == nil {
+		s.touched = make(map[int64]chatwoot.AccountConversation)
+	}
+	s.touched[conv] = c
 }
 
 // dirty marks a subscription not caught up and starts (or
@@ -190,6 +213,9 @@ func (m *Manager) catchUp(ctx context.Context, s *Sub) error {
 	}
 	if s.walk == nil || s.walk.from != cursor {
 		s.walk = newWalk(cursor)
+		m.mu.Lock()
+		s.touched = nil
+		m.mu.Unlock()
 	}
 	r := replay{m: m, s: s, w: s.walk, token: token}
 	ended, err := r.walk(ctx)

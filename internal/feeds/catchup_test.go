@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/relayhq/relay/internal/chatwoot"
+	"github.com/relayhq/relay/internal/fanout"
 )
 
 // paged answers as Chatwoot does: 25 conversations a page, 100 messages a
@@ -326,6 +327,48 @@ func TestCatchUpConversationDeletedDuringTheWalk(t *testing.T) {
 		synctest.Wait()
 		if ids := e.replayedIDs(); !slices.Contains(ids, 35) || len(ids) != 50 {
 			t.Fatalf("replayed %v: 35, first of page 2, moved to page 1 and was skipped", ids)
+		}
+	})
+}
+
+// liveMessage has a live message.created of conv in NATS, as the fan-out
+// reports it.
+func (e *env) liveMessage(conv, id int64) {
+	e.src.add(conv, id)
+	e.m.Published(e.subID(), fanout.Route{Kind: fanout.KindMessage, MessageID: fmt.Sprint(id),
+		AccountID: "1", InboxID: "2", ConversationID: fmt.Sprint(conv), ContactID: fanout.Unknown})
+}
+
+// A conversation jumps over the first pass, conversations the walk read
+// already get messages and move above it, and it jumps again while the
+// repass goes down over them: the repass finds nothing it had not read.
+// Its live messages name it: it is read all the same.
+func TestCatchUpConversationJumpingTwice(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newPagedEnv(t)
+		for c := int64(3); c <= 62; c++ { // ids 11..70, three pages
+			e.addConversation(c, c+8)
+		}
+		firsts := 0 // listings of page 1: the first pass's, then the repass's
+		e.src.onList = func(page int) {
+			if page == 1 {
+				firsts++
+			}
+			switch {
+			case page == 2 && firsts == 1:
+				e.liveMessage(3, 1000) // message 11's conversation, on page 3
+			case page == 3 && firsts == 1:
+				for c := int64(62); c > 32; c-- {
+					e.liveMessage(c, 1000+c) // read already: above it now
+				}
+			case page == 2 && firsts == 2:
+				e.liveMessage(3, 2000) // over the repass
+			}
+		}
+		e.m.Confirmed(e.subID())
+		synctest.Wait()
+		if ids := e.replayedIDs(); !slices.Contains(ids, 11) {
+			t.Fatalf("replayed %v: message 11 of the conversation that jumped twice is missing", ids)
 		}
 	})
 }

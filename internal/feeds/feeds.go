@@ -112,6 +112,9 @@ type Sub struct {
 	again    bool   // another catch-up is wanted when it ends
 
 	walk *walk // the catch-up in progress; only its goroutine uses it
+	// touched holds, while a catch-up runs, the conversations live
+	// messages came from (guarded by Manager.mu): see walk.
+	touched map[int64]chatwoot.AccountConversation
 }
 
 // ID is the public id of the feed of an access token: a stable hash, never

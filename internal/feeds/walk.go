@@ -27,7 +27,10 @@ import (
 // A conversation met again (pushed down a page by one that jumped up) is
 // read again only when the listing shows a message the walk has not read.
 // A conversation that leaves the listing moves the rest up: the pass goes
-// back as many pages as the listing's count dropped.
+// back as many pages as the listing's count dropped. A conversation can
+// jump over the last repass too (conversations the walk read got messages
+// and sit above it): the walk ends by reading the conversations that live
+// messages came from since it began (Sub.touched) and it has not read.
 // The cursor then moves to newest, the newest message listed when the walk
 // began: a message created during the walk may be in a conversation read
 // before it, and comes live or in the next catch-up. Only the catch-up
@@ -100,7 +103,13 @@ func (r *replay) walk(ctx context.Context) (ended bool, err error) {
 			return false, err
 		}
 		if w.pass > 0 && w.fresh == 0 {
-			return true, nil
+			ok, again, err := r.readTouched(ctx)
+			if !ok || err != nil {
+				return false, err
+			}
+			if !again {
+				return true, nil
+			}
 		}
 		w.pass, w.page, w.fresh = w.pass+1, 1, 0
 	}
@@ -158,4 +167,41 @@ func (w *walk) shifted(total, size int) int {
 	}
 	size = max(w.size, 1)
 	return (prev - total + size - 1) / size
+}
+
+// readTouched reads the conversations that live messages came from during
+// the walk and that it has not read to their end: one may have jumped over
+// every pass. ok is false when the run bounds stopped it (the rest is kept
+// for the next run); again reports that there were more than maxTouched:
+// another repass is needed.
+func (r *replay) readTouched(ctx context.Context) (ok, again bool, err error) {
+	r.m.mu.Lock()
+	touched := r.s.touched
+	again = len(touched) >= maxTouched
+	r.s.touched = nil
+	r.m.mu.Unlock()
+	for id, c := range touched {
+		if !r.w.done[id] {
+			if _, ok, err := r.conversation(ctx, c); !ok || err != nil {
+				r.retouch(touched)
+				return false, false, err
+			}
+		}
+		delete(touched, id)
+	}
+	return true, again, nil
+}
+
+// retouch gives back to the subscription the conversations readTouched did
+// not read.
+func (r *replay) retouch(touched map[int64]chatwoot.AccountConversation) {
+	r.m.mu.Lock()
+	defer r.m.mu.Unlock()
+	if r.s.touched == nil {
+		r.s.touched = touched
+		return
+	}
+	for id, c := range touched {
+		r.s.touched[id] = c
+	}
 }
