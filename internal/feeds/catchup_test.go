@@ -1,10 +1,14 @@
 package feeds
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 
@@ -14,6 +18,24 @@ import (
 	"github.com/relayhq/relay/internal/chatwoot"
 	"github.com/relayhq/relay/internal/fanout"
 )
+
+// syncBuffer collects logs written from the catch-up goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
 
 // paged answers as Chatwoot does: 25 conversations a page, 100 messages a
 // call, oldest first.
@@ -93,11 +115,16 @@ func (e *env) replayedIDs() []int64 {
 func TestCatchUpPastTheRunBoundsLosesNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newPagedEnv(t)
+		var logs syncBuffer
+		e.m.log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		for c := int64(3); c <= 1012; c++ { // ids 11..1020
 			e.addConversation(c, c+8)
 		}
 		e.m.Confirmed(e.subID())
 		synctest.Wait()
+		if l := logs.String(); !strings.Contains(l, "feed catch-up split") || strings.Contains(l, "access-secret") || strings.Contains(l, "pubsub-A") {
+			t.Errorf("logs without the split, or with a token:\n%s", l)
+		}
 		ids := e.replayedIDs()
 		if len(ids) != 1010 || ids[0] != 11 || ids[len(ids)-1] != 1020 {
 			t.Fatalf("%d of the 1010 missed messages replayed", len(ids))
