@@ -68,7 +68,23 @@ type AccountConversation struct {
 			ID int64 `json:"id"`
 		} `json:"sender"`
 	} `json:"meta"`
+	// Messages is the conversation's last message as the listing embeds
+	// it (private notes and activity messages included); empty when the
+	// conversation has none.
+	Messages []struct {
+		ID int64 `json:"id"`
+	} `json:"messages"`
 	Raw json.RawMessage
+}
+
+// LastMessageID is the id of the conversation's last message, 0 without
+// one.
+func (c AccountConversation) LastMessageID() int64 {
+	var id int64
+	for _, m := range c.Messages {
+		id = max(id, m.ID)
+	}
+	return id
 }
 
 // ContactID is the conversation's contact id as text, "" when unknown.
@@ -117,22 +133,27 @@ func (c *Client) GetProfile(ctx context.Context, token AccessToken) (Profile, er
 }
 
 // ListAccountConversations returns one page (from 1) of an account's
-// conversations in every status, most recently active first:
+// conversations in every status, most recently active first, and how many
+// the listing holds (meta.all_count; 0 when Chatwoot does not say):
 // GET /api/v1/accounts/{account}/conversations.
-func (c *Client) ListAccountConversations(ctx context.Context, token AccessToken, account int64, page int) ([]AccountConversation, error) {
+func (c *Client) ListAccountConversations(ctx context.Context, token AccessToken, account int64, page int) ([]AccountConversation, int, error) {
 	var out struct {
 		Data struct {
+			Meta struct {
+				AllCount int `json:"all_count"`
+			} `json:"meta"`
 			Payload []AccountConversation `json:"payload"`
 		} `json:"data"`
 	}
 	rt, err := newRoute(http.MethodGet, RouteAccountConversations, idSegment(account))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	rt.app = true
 	rt.query = url.Values{"status": {"all"}, "assignee_type": {"all"}, "sort_by": {"last_activity_at_desc"},
 		"page": {strconv.Itoa(page)}}.Encode()
-	return out.Data.Payload, c.appCall(ctx, token, rt, object(&out))
+	err = c.appCall(ctx, token, rt, object(&out))
+	return out.Data.Payload, out.Data.Meta.AllCount, err
 }
 
 // ListAccountMessages returns up to 100 messages of a conversation with an

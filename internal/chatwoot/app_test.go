@@ -13,7 +13,7 @@ func TestApplicationAPICalls(t *testing.T) {
 	const token = "access-secret-1"
 	c, rec, _ := newServerClient(t, Options{},
 		ok([]byte(`{"id":7,"pubsub_token":"pubsub-secret","accounts":[{"id":3,"role":"agent"}]}`)),
-		ok([]byte(`{"data":{"meta":{},"payload":[{"id":12,"inbox_id":4,"last_activity_at":1700000000,"status":"open"}]}}`)),
+		ok([]byte(`{"data":{"meta":{"all_count":26},"payload":[{"id":12,"inbox_id":4,"last_activity_at":1700000000,"status":"open","messages":[{"id":99,"private":true}]}]}}`)),
 		ok([]byte(`{"meta":{},"payload":[{"id":101,"private":true},{"id":102}]}`)),
 	)
 	ctx := context.Background()
@@ -21,8 +21,8 @@ func TestApplicationAPICalls(t *testing.T) {
 	if err != nil || p.ID != 7 || p.PubsubToken != "pubsub-secret" || len(p.Accounts) != 1 || p.Accounts[0].ID != 3 {
 		t.Fatalf("profile: %+v %v", p, err)
 	}
-	convs, err := c.ListAccountConversations(ctx, token, 3, 2)
-	if err != nil || len(convs) != 1 || convs[0].ID != 12 || convs[0].InboxID != 4 || !strings.Contains(string(convs[0].Raw), `"status":"open"`) {
+	convs, total, err := c.ListAccountConversations(ctx, token, 3, 2)
+	if err != nil || len(convs) != 1 || total != 26 || convs[0].ID != 12 || convs[0].InboxID != 4 || convs[0].LastMessageID() != 99 || !strings.Contains(string(convs[0].Raw), `"status":"open"`) {
 		t.Fatalf("conversations: %+v %v", convs, err)
 	}
 	msgs, err := c.ListAccountMessages(ctx, token, 3, 12, 100)

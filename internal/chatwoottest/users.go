@@ -259,11 +259,25 @@ func (s *Server) appConversations(w http.ResponseWriter, r *http.Request, rt rou
 	page, _ := strconv.Atoi(p.get("page"))
 	payload := []*conversationPush{}
 	for i := max(page-1, 0) * appPageSize; i < len(list) && len(payload) < appPageSize; i++ {
-		payload = append(payload, list[i].data(nil).push(true))
+		payload = append(payload, list[i].appPush())
 	}
 	m.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"data": map[string]any{
 		"meta": map[string]int{"all_count": len(list)}, "payload": payload}})
+}
+
+// appPush is a conversation of the Application API listing: its last
+// message is the last of any kind, private notes and activity messages
+// included (the conversation partial's messages.last).
+func (cv *conversation) appPush() *conversationPush {
+	p := cv.data(nil).push(true)
+	p.Messages = []*messagePush{}
+	if n := len(cv.messages); n > 0 {
+		m := cv.messages[n-1].data(nil)
+		m.EchoID = ""
+		p.Messages = append(p.Messages, m.push())
+	}
+	return p
 }
 
 // sortByActivity orders by last_activity_at, newest first (ties: newest id).
@@ -279,9 +293,13 @@ func sortByActivity(list []*conversation) {
 // appMessages is GET .../conversations/{display_id}/messages: oldest first,
 // private notes and activity messages included; no cursor: the latest 20,
 // before=ID: the 20 before, after=ID: up to 100 after, both: up to 1,000.
+// after=0 is an after like any other (Rails' present?): the oldest 100.
 func (s *Server) appMessages(w http.ResponseWriter, r *http.Request, rt route, p params) {
 	before, _ := strconv.ParseInt(p.get("before"), 10, 64)
-	after, _ := strconv.ParseInt(p.get("after"), 10, 64)
+	after := int64(-1) // absent
+	if v := strings.TrimSpace(p.get("after")); v != "" {
+		after, _ = strconv.ParseInt(v, 10, 64)
+	}
 	display, _ := strconv.ParseInt(rt.conv, 10, 64)
 	m := s.model
 	m.mu.Lock()
@@ -305,17 +323,17 @@ func (s *Server) appMessages(w http.ResponseWriter, r *http.Request, rt route, p
 	respond(w, map[string]any{"meta": map[string]any{}, "payload": payload}, err)
 }
 
-// appPage is the agent MessageFinder, ascending.
+// appPage is the agent MessageFinder, ascending; after is -1 when absent.
 func appPage(all []*message, before, after int64) []*message {
 	limit := pageSize
 	switch {
-	case before > 0 && after > 0:
+	case before > 0 && after >= 0:
 		limit = 1000
-	case after > 0:
+	case after >= 0:
 		limit = 100
 	}
 	var out []*message
-	if after > 0 {
+	if after >= 0 {
 		for _, msg := range all {
 			if msg.id > after && (before <= 0 || msg.id < before) && len(out) < limit {
 				out = append(out, msg)

@@ -191,3 +191,49 @@ func TestEveryMessageBumpsLastActivity(t *testing.T) {
 		}
 	})
 }
+
+// Chatwoot's MessageFinder takes after=0 as given (Rails' present?): the
+// oldest 100 after id 0, not the latest 20. The listing embeds the last
+// message of any kind, a private note included.
+func TestApplicationAPIAfterZeroAndLastMessage(t *testing.T) {
+	restBubble(t, Options{}, func(t *testing.T, e *restEnv) {
+		contactSession(t, e, "s-1")
+		admin, _ := e.fake.AddUser(UserConfig{Role: RoleAdministrator})
+		for i := range 30 {
+			e.fake.AgentReply(1, 1, fmt.Sprint("reply ", i))
+		}
+		note, _ := e.fake.AgentNote(1, 1, "note")
+		get := func(path string, v any) {
+			req, _ := http.NewRequest(http.MethodGet, "http://chatwoot"+path, nil)
+			req.Header.Set("api_access_token", admin.AccessToken)
+			resp, err := e.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			json.NewDecoder(resp.Body).Decode(v)
+		}
+		var msgs struct {
+			Payload []struct {
+				ID int64 `json:"id"`
+			} `json:"payload"`
+		}
+		get("/api/v1/accounts/1/conversations/1/messages?after=0", &msgs)
+		if n := len(msgs.Payload); n < 31 || msgs.Payload[n-1].ID != note.ID {
+			t.Errorf("after=0: %d messages, want every one (oldest first, up to 100)", n)
+		}
+		var convs struct {
+			Data struct {
+				Payload []struct {
+					Messages []struct {
+						ID int64 `json:"id"`
+					} `json:"messages"`
+				} `json:"payload"`
+			} `json:"data"`
+		}
+		get("/api/v1/accounts/1/conversations?status=all", &convs)
+		if p := convs.Data.Payload; len(p) != 1 || len(p[0].Messages) != 1 || p[0].Messages[0].ID != note.ID {
+			t.Errorf("listing's last message %+v, want the note %d", p, note.ID)
+		}
+	})
+}

@@ -13,16 +13,16 @@ import (
 
 // Catch-up bounds.
 const (
-	// quietStop ends the walk down the conversations (most recently active
-	// first) after this many in a row had nothing after the cursor: every
-	// message moves its conversation to the top, so what follows is older.
-	// More than one absorbs conversations created without a message.
-	quietStop = 5
-	// maxPages bounds the walk: 25 conversations a page.
-	maxPages = 40
-	// maxCalls bounds the message pages (100 messages) read for one
-	// conversation in one catch-up; the next catch-up goes on from there.
-	maxCalls = 100
+	// runPages and runCalls bound the Application API calls of one run of
+	// a catch-up: conversations pages (25 conversations) and message pages
+	// (100 messages). A walk that needs more is split: the next run goes
+	// on where this one stopped, at once, paced by the shared Chatwoot
+	// budget. The bounds spread the load; they never drop a message.
+	runPages = 40
+	runCalls = 1000
+	// activitySlack is the clock skew allowed between the order of message
+	// ids and of their created_at (last_activity_at), in seconds.
+	activitySlack = 60
 	// retryMin and retryMax bound the wait before a failed catch-up runs
 	// again.
 	retryMin, retryMax = time.Second, time.Minute
@@ -81,8 +81,31 @@ func (m *Manager) Published(subID string, r fanout.Route) {
 	m.mu.Lock()
 	if s := m.subs[subID]; s != nil {
 		s.live.add(id, time.Now())
+		if s.catching {
+			s.touch(r)
+		}
 	}
 	m.mu.Unlock()
+}
+
+// maxTouched bounds the conversations a catch-up remembers from live
+// messages; past it the walk makes one more repass instead.
+const maxTouched = 10_000
+
+// touch notes the conversation of a live message while a catch-up runs.
+// Called with Manager.mu held.
+func (s *Sub) touch(r fanout.Route) {
+	conv, err := strconv.ParseInt(r.ConversationID, 10, 64)
+	if err != nil || len(s.touched) >= maxTouched {
+		return
+	}
+	c := chatwoot.AccountConversation{ID: conv}
+	c.InboxID, _ = strconv.ParseInt(r.InboxID, 10, 64)
+	c.Meta.Sender.ID, _ = strconv.ParseInt(r.ContactID, 10, 64)
+	if s.touched == nil {
+		s.touched = make(map[int64]chatwoot.AccountConversation)
+	}
+	s.touched[conv] = c
 }
 
 // dirty marks a subscription not caught up and starts (or
@@ -106,7 +129,8 @@ func (m *Manager) dirty(subID string) {
 }
 
 // runCatchup catches s up until it is clean, retrying failures with
-// backoff, while s is subscribed.
+// backoff and going on at once with a walk split by the run bounds, while
+// s is subscribed.
 func (m *Manager) runCatchup(s *Sub) {
 	defer m.wg.Done()
 	for attempt := 0; ; {
@@ -115,7 +139,10 @@ func (m *Manager) runCatchup(s *Sub) {
 		s.again = false
 		m.mu.Unlock()
 		err := m.catchUp(m.ctx, s)
+		split := errors.Is(err, errSplit)
 		switch {
+		case split:
+			m.m.splits.Inc()
 		case err == nil:
 			m.m.catchups.WithLabelValues("ok").Inc()
 		case m.ctx.Err() == nil:
@@ -125,7 +152,7 @@ func (m *Manager) runCatchup(s *Sub) {
 		if !m.finishRun(s, gen, err) {
 			return
 		}
-		if err != nil {
+		if err != nil && !split {
 			attempt++
 			if !sleep(m.ctx, min(retryMin<<min(attempt, 10), retryMax)) {
 				m.finishRun(s, gen, m.ctx.Err())
@@ -162,9 +189,14 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// catchUp replays what s missed since its account's cursor and moves the
-// cursor once NATS holds all of it. Without a cursor it sets one at the
-// account's newest message.
+// errSplit: a catch-up run reached its bounds before the walk ended; the
+// next run goes on with it.
+var errSplit = errors.New("feeds: catch-up split")
+
+// catchUp runs s's walk from its account's cursor (a new one, or the one a
+// previous run left) and moves the cursor once the walk ended and NATS
+// holds all it replayed. Without a cursor it sets one at the account's
+// newest message.
 func (m *Manager) catchUp(ctx context.Context, s *Sub) error {
 	rec, err := m.opts.Store.GetFeed(ctx, s.FeedID)
 	if err != nil {
@@ -179,100 +211,118 @@ func (m *Manager) catchUp(ctx context.Context, s *Sub) error {
 		}
 		return m.advance(ctx, s, newest)
 	}
-	r := replay{m: m, s: s, token: token, cursor: cursor, upTo: cursor}
-	if err := r.walk(ctx); err != nil {
-		return err
+	if s.walk == nil || s.walk.from != cursor {
+		s.walk = newWalk(cursor)
+		m.mu.Lock()
+		s.touched = nil
+		m.mu.Unlock()
 	}
-	if err := r.wait(ctx); err != nil {
-		return err
+	r := replay{m: m, s: s, w: s.walk, token: token}
+	ended, err := r.walk(ctx)
+	if werr := r.wait(ctx); werr != nil {
+		s.walk = nil // what it replayed may not all be in NATS: start again
+		return werr
 	}
-	m.log.Debug("feed caught up", "feed", s.FeedID, "account", s.AccountID, "replayed", r.sent)
-	return m.advance(ctx, s, r.upTo)
+	switch {
+	case err != nil:
+		return err
+	case !ended:
+		m.log.Info("feed catch-up split; the next run goes on where it stopped", "feed", s.FeedID, "account", s.AccountID,
+			"pages", r.pages, "calls", r.calls, "replayed", r.sent)
+		return errSplit
+	}
+	s.walk = nil
+	m.log.Debug("feed caught up", "feed", s.FeedID, "account", s.AccountID, "replayed", r.w.sent)
+	return m.advance(ctx, s, r.w.target())
 }
 
-// newestMessage is the highest message id of the most recently active
-// conversation: the account's newest message; 0 without any.
+// newestMessage is the highest id among the last messages of the most
+// recently active conversations: the account's newest message; 0
+// without any.
 func (m *Manager) newestMessage(ctx context.Context, token chatwoot.AccessToken, account int64) (int64, error) {
-	convs, err := m.opts.Source.ListAccountConversations(ctx, token, account, 1)
-	if err != nil || len(convs) == 0 {
-		return 0, err
-	}
-	msgs, err := m.opts.Source.ListAccountMessages(ctx, token, account, convs[0].ID, 0)
+	convs, _, err := m.opts.Source.ListAccountConversations(ctx, token, account, 1)
 	var newest int64
-	for _, msg := range msgs {
-		newest = max(newest, msg.ID)
+	for _, c := range convs {
+		newest = max(newest, c.LastMessageID())
 	}
 	return newest, err
 }
 
-// replay is one catch-up walk: conversations by last activity, messages
-// after the cursor, each handed to the fan-out as a replayed
+// replay is one run of a walk: it reads conversations and messages within
+// the run bounds and hands each message to the fan-out as a replayed
 // message.created.
 type replay struct {
-	m      *Manager
-	s      *Sub
-	token  chatwoot.AccessToken
-	cursor int64
-	upTo   int64 // highest message id replayed
-	sent   int
+	m     *Manager
+	s     *Sub
+	w     *walk
+	token chatwoot.AccessToken
+	pages int // conversations pages read in this run
+	calls int // message pages read in this run
+	sent  int // messages replayed in this run
 
 	wg   sync.WaitGroup
 	mu   sync.Mutex
 	errs []error // from Done
 }
 
-func (r *replay) walk(ctx context.Context) error {
-	quiet := 0
-	for page := 1; page <= maxPages; page++ {
-		convs, err := r.m.opts.Source.ListAccountConversations(ctx, r.token, r.s.AccountID, page)
-		if err != nil || len(convs) == 0 {
-			return err
-		}
-		for _, c := range convs {
-			r.m.routes.learn(strconv.FormatInt(r.s.AccountID, 10), strconv.FormatInt(c.ID, 10), strconv.FormatInt(c.InboxID, 10), c.ContactID())
-			n, err := r.conversation(ctx, c)
-			if err != nil {
-				return err
-			}
-			if quiet = quiet + 1; n > 0 {
-				quiet = 0
-			}
-			if quiet >= quietStop {
-				return nil
-			}
-		}
+// list reads a conversations page and how many conversations the listing
+// holds; ok is false when the run has no page left.
+func (r *replay) list(ctx context.Context, page int) (convs []chatwoot.AccountConversation, total int, ok bool, err error) {
+	if r.pages >= runPages {
+		return nil, 0, false, nil
 	}
-	return nil
+	r.pages++
+	convs, total, err = r.m.opts.Source.ListAccountConversations(ctx, r.token, r.s.AccountID, page)
+	return convs, total, err == nil, err
 }
 
-// conversation replays the messages of c after the cursor, 100 a call.
-func (r *replay) conversation(ctx context.Context, c chatwoot.AccountConversation) (int, error) {
-	n := 0
-	for after, calls := r.cursor, 0; calls < maxCalls; calls++ {
+// conversation replays the messages of c that the walk has not read, 100
+// a call; ok is false when the run has no call left (the walk keeps how
+// far it read). old counts the messages it replayed that were listed when
+// the walk began (up to walk.newest).
+func (r *replay) conversation(ctx context.Context, c chatwoot.AccountConversation) (old int, ok bool, err error) {
+	w := r.w
+	after := w.after(c.ID)
+	if w.done[c.ID] && c.LastMessageID() <= after {
+		return 0, true, nil
+	}
+	r.m.routes.learn(strconv.FormatInt(r.s.AccountID, 10), strconv.FormatInt(c.ID, 10), strconv.FormatInt(c.InboxID, 10), c.ContactID())
+	defer func() { w.read[c.ID] = after }()
+	for {
+		if r.calls >= runCalls {
+			return old, false, nil
+		}
+		r.calls++
 		msgs, err := r.m.opts.Source.ListAccountMessages(ctx, r.token, r.s.AccountID, c.ID, after)
 		if err != nil {
-			return n, err
+			return old, false, err
 		}
-		fresh := 0
+		// Chatwoot orders by created_at: an id may come after a higher one.
+		last := after
 		for _, msg := range msgs {
 			if msg.ID > after {
 				r.publish(c, msg)
-				after, fresh = msg.ID, fresh+1
+				last = max(last, msg.ID)
+				if msg.ID <= w.newest {
+					old++
+				}
 			}
 		}
-		n += fresh
-		if fresh == 0 || len(msgs) < 100 {
-			return n, nil
+		if last == after || len(msgs) < 100 {
+			after = last
+			w.done[c.ID] = true
+			return old, true, nil
 		}
+		after = last
 	}
-	return n, nil
 }
 
 func (r *replay) publish(c chatwoot.AccountConversation, msg chatwoot.AccountMessage) {
 	body := make([]byte, 0, len(msg.Raw)+40)
 	body = append(body, `{"event":"message.created","data":`...)
 	body = append(append(body, msg.Raw...), '}')
-	r.upTo = max(r.upTo, msg.ID)
+	r.w.upTo = max(r.w.upTo, msg.ID)
+	r.w.sent++
 	r.sent++
 	r.m.m.replayed.Inc()
 	r.wg.Add(1)

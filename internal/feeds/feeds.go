@@ -40,7 +40,7 @@ const MaxAccounts = 100
 // whose limiter is the relay's shared Chatwoot budget).
 type Source interface {
 	GetProfile(ctx context.Context, token chatwoot.AccessToken) (chatwoot.Profile, error)
-	ListAccountConversations(ctx context.Context, token chatwoot.AccessToken, account int64, page int) ([]chatwoot.AccountConversation, error)
+	ListAccountConversations(ctx context.Context, token chatwoot.AccessToken, account int64, page int) ([]chatwoot.AccountConversation, int, error)
 	ListAccountMessages(ctx context.Context, token chatwoot.AccessToken, account, conversation, after int64) ([]chatwoot.AccountMessage, error)
 }
 
@@ -122,6 +122,11 @@ type Sub struct {
 	live     live   // live messages in NATS
 	catching bool   // a catch-up runs
 	again    bool   // another catch-up is wanted when it ends
+
+	walk *walk // the catch-up in progress; only its goroutine uses it
+	// touched holds, while a catch-up runs, the conversations live
+	// messages came from (guarded by Manager.mu): see walk.
+	touched map[int64]chatwoot.AccountConversation
 }
 
 // ID is the public id of the feed of an access token: a stable hash, never

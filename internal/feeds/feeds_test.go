@@ -99,6 +99,12 @@ type source struct {
 	err     error
 	convs   []chatwoot.AccountConversation // most recently active first
 	msgs    map[int64][]int64              // by conversation
+	clock   int64                          // Chatwoot's clock, unix seconds
+	onList  func(page int)                 // called as paged lists a page
+	failAt  int                            // message calls before they fail (0: never)
+	calls   int                            // message calls
+	lists   int                            // conversations pages paged listed
+	listMax int                            // pages paged lists before it fails (0: never)
 }
 
 func (s *source) GetProfile(context.Context, chatwoot.AccessToken) (chatwoot.Profile, error) {
@@ -107,25 +113,25 @@ func (s *source) GetProfile(context.Context, chatwoot.AccessToken) (chatwoot.Pro
 	return s.profile, s.err
 }
 
-func (s *source) ListAccountConversations(_ context.Context, _ chatwoot.AccessToken, _ int64, page int) ([]chatwoot.AccountConversation, error) {
+func (s *source) ListAccountConversations(_ context.Context, _ chatwoot.AccessToken, _ int64, page int) ([]chatwoot.AccountConversation, int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if page > 1 {
-		return nil, nil
+		return nil, len(s.convs), nil
 	}
-	return slices.Clone(s.convs), nil
+	return slices.Clone(s.convs), len(s.convs), nil
 }
 
 func (s *source) ListAccountMessages(_ context.Context, _ chatwoot.AccessToken, account, conv, after int64) ([]chatwoot.AccountMessage, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []chatwoot.AccountMessage
-	ids := s.msgs[conv]
-	if after == 0 && len(ids) > 20 {
-		ids = ids[len(ids)-20:]
+	s.calls++
+	if s.failAt > 0 && s.calls >= s.failAt {
+		return nil, &chatwoot.APIError{Status: 502, Kind: chatwoot.KindStatus}
 	}
-	for _, id := range ids {
-		if id > after {
+	var out []chatwoot.AccountMessage
+	for _, id := range s.msgs[conv] { // after=0 too: Chatwoot's after is present
+		if id > after && len(out) < 100 {
 			raw := fmt.Sprintf(`{"id":%d,"account_id":%d,"conversation_id":%d,"message_type":1,"private":false}`, id, account, conv)
 			out = append(out, chatwoot.AccountMessage{ID: id, Raw: json.RawMessage(raw)})
 		}
@@ -133,13 +139,31 @@ func (s *source) ListAccountMessages(_ context.Context, _ chatwoot.AccessToken, 
 	return out, nil
 }
 
+// add creates message id in conv: the conversation lists it as its last
+// message and moves to the top, two minutes after the last change (more
+// than activitySlack: repasses do not cover the whole account).
 func (s *source) add(conv, id int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.msgs[conv] = append(s.msgs[conv], id)
 	i := slices.IndexFunc(s.convs, func(c chatwoot.AccountConversation) bool { return c.ID == conv })
 	c := s.convs[i]
+	s.clock = max(s.clock+120, 1_700_000_000)
+	c.LastActivityAt = s.clock
+	c.Messages = []struct {
+		ID int64 `json:"id"`
+	}{{ID: id}}
 	s.convs = append([]chatwoot.AccountConversation{c}, slices.Delete(s.convs, i, i+1)...)
+}
+
+// create adds a conversation without messages at the top (one created
+// through the API).
+func (s *source) create(conv int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clock = max(s.clock+120, 1_700_000_000)
+	c := chatwoot.AccountConversation{ID: conv, InboxID: 2, LastActivityAt: s.clock}
+	s.convs = append([]chatwoot.AccountConversation{c}, s.convs...)
 }
 
 // pool records subscriptions.

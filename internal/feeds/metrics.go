@@ -6,6 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	catchups *prometheus.CounterVec // by result: ok, error
 	replayed prometheus.Counter
+	splits   prometheus.Counter
 	profiles *prometheus.CounterVec // by result: ok, refused, error
 	subs     prometheus.GaugeFunc
 }
@@ -19,6 +20,10 @@ func newMetrics(reg prometheus.Registerer, m *Manager) *metrics {
 		replayed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "relay_feed_replayed_total",
 			Help: "Messages account feed catch-ups read through the Application API and handed to the fan-out (duplicates included).",
+		}),
+		splits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relay_feed_catchup_splits_total",
+			Help: "Account feed catch-up runs that reached their bounds (pages, calls) before the walk ended; the next run goes on where it stopped.",
 		}),
 		profiles: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relay_feed_profile_reads_total",
@@ -40,7 +45,7 @@ func newMetrics(reg prometheus.Registerer, m *Manager) *metrics {
 		mt.profiles.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(mt.catchups, mt.replayed, mt.profiles, mt.subs)
+		reg.MustRegister(mt.catchups, mt.replayed, mt.splits, mt.profiles, mt.subs)
 	}
 	return mt
 }
