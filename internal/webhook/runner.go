@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 // the conversations in turn and attempt their head events.
 type runner struct {
 	ep   Endpoint
+	url  *url.URL // ep.URL, parsed once
 	sig  *signer
 	e    *Engine
 	cons jetstream.Consumer
@@ -43,7 +45,8 @@ func newRunner(e *Engine, ep Endpoint, cons jetstream.Consumer) *runner {
 	if ep.RateLimit > 0 {
 		lim = rate.NewLimiter(rate.Limit(ep.RateLimit), max(1, int(ep.RateLimit)))
 	}
-	r := &runner{ep: ep, sig: sig, e: e, cons: cons, lim: lim, log: e.log.With("endpoint", ep.ID),
+	u, _ := url.Parse(ep.URL) // validated
+	r := &runner{ep: ep, url: u, sig: sig, e: e, cons: cons, lim: lim, log: e.log.With("endpoint", ep.ID),
 		ring: e.ring(ep.ID), q: newQueues(), n: or(ep.Concurrency, e.opts.Concurrency)}
 	r.br = newBreaker(e.opts.BreakerThreshold, e.opts.BreakerCooldown, e.m.circuitChange)
 	r.pin.Store("")
@@ -272,7 +275,7 @@ func (r *runner) attempt(ctx context.Context, m delivery, n int) (time.Duration,
 		return 0, stepStop
 	}
 	ev := newEvent(m)
-	res := post(ctx, r.e.client, &r.ep, r.sig, ev, r.e.opts.Timeout)
+	res := postTo(ctx, r.e.client, r.url, r.sig, ev, r.e.opts.Timeout)
 	if ctx.Err() != nil {
 		return 0, stepStop
 	}
