@@ -90,14 +90,17 @@ func (p AddressPolicy) control(_, address string, _ syscall.RawConn) error {
 
 // newClient returns the HTTP client of all deliveries: the address policy
 // on every dial, no proxy (a proxy would dial on our behalf, unchecked), no
-// redirects, no cookies, and keep-alive connections per receiver.
+// redirects, no cookies, and keep-alive connections per receiver: one per
+// worker delivering to it (up to maxConnsPerHost kept idle), and no bound
+// across receivers, so a hundred busy endpoints do not close and dial
+// connections all the time. Idle ones close after 90 s.
 func newClient(p AddressPolicy, maxConnsPerHost int) *http.Client {
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: p.control}
 	tr := &http.Transport{
 		Proxy:                 nil,
 		DialContext:           d.DialContext,
 		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          1024,
+		MaxIdleConns:          0, // no bound across receivers
 		MaxIdleConnsPerHost:   maxConnsPerHost,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,

@@ -151,7 +151,7 @@ func New(js jetstream.JetStream, opts Options) (*Engine, error) {
 	e := &Engine{js: js, pub: js, opts: opts, log: opts.Logger,
 		runners: map[string]*runner{}, rings: map[string]*ring{}}
 	e.m = newMetrics(opts.Registerer, e.backlog)
-	e.client = newClient(opts.Addresses, opts.Concurrency)
+	e.client = newClient(opts.Addresses, maxConcurrency)
 	if opts.transport != nil {
 		e.client.Transport = opts.transport
 	}
