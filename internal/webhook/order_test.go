@@ -135,3 +135,49 @@ func TestTakeoverKeepsOrder(t *testing.T) {
 	got := rc.waitFor("every event", func(g []delivered) bool { return distinct(g) == 7 })
 	checkOrder(t, got, 1, 6)
 }
+
+// Replica A holds conversation 1's events (its head waiting a minute for
+// a retry) when the pin goes to replica B. A sees the consumer pinned
+// elsewhere and lets its events go, so B delivers them after AckWait
+// instead of waiting for A's retry.
+func TestReplicaThatLostThePinReleasesItsEvents(t *testing.T) {
+	s, js := startJS(t)
+	var mu sync.Mutex
+	failed, once := make(chan struct{}), false
+	rc := newReceiver(t, func(n int, r *http.Request) int {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Header.Get(HeaderID) == "m:1:1-0:created" && !once {
+			once = true
+			close(failed)
+			return http.StatusInternalServerError
+		}
+		return http.StatusNoContent
+	})
+	ep := endpointFor(rc.srv.URL, rc.secret)
+	opts := fastOptions()
+	opts.Schedule = []time.Duration{time.Minute}
+	a := startEngine(t, connectJS(t, s.ClientURL()), opts)
+	if err := a.Apply(context.Background(), []Endpoint{ep}); err != nil {
+		t.Fatal(err)
+	}
+	publishOne(t, js, 9, 0)
+	rc.waitFor("the first event", func(g []delivered) bool { return len(g) == 1 })
+	opts.Registerer = prometheus.NewRegistry()
+	b := startEngine(t, connectJS(t, s.ClientURL()), opts)
+	if err := b.Apply(context.Background(), []Endpoint{ep}); err != nil {
+		t.Fatal(err)
+	}
+	publishEvents(t, js, 1, 3, 0)
+	<-failed
+	st, err := js.Stream(context.Background(), "CHATWOOT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.UnpinConsumer(context.Background(), ConsumerName(ep.ID), priorityGroup); err != nil {
+		t.Fatal(err)
+	}
+	publishOne(t, js, 8, 0) // taken by B, the waiting puller
+	got := rc.waitFor("every event", func(g []delivered) bool { return distinct(g) == 5 })
+	checkOrder(t, got, 1, 3)
+}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/time/rate"
 )
@@ -96,13 +97,18 @@ func (r *runner) fetch(ctx context.Context) {
 		if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
 			return
 		}
+		if err != nil && !errors.Is(err, nats.ErrTimeout) {
+			r.log.Debug("webhook: pull", "err", err)
+		}
 		if m != nil && r.internal(m.Subject()) {
 			_ = m.Ack()
 			continue
 		}
-		if pin := pinOf(m); pin != "" && !b.up && pin != r.pin.Load().(string) {
-			b = barrier{up: true}
+		if pin := pinOf(m); pin != "" && pin != r.pin.Load().(string) {
 			r.pin.Store(pin)
+			if !b.up {
+				b = barrier{up: true}
+			}
 		}
 		r.take(ctx, &b, m)
 	}
@@ -190,31 +196,39 @@ func pullExpiry(pinnedTTL time.Duration) time.Duration {
 }
 
 // keepAlive tells JetStream every interval that the held events are still
-// being worked on, and restarts the runner when another replica took the
-// pin (this one was cut off longer than PinnedTTL): its events are
-// redelivered there.
+// being worked on. When the consumer was pinned to another client at two
+// looks in a row while this runner holds events (it was cut off longer
+// than PinnedTTL), it restarts the runner: the events go back to JetStream,
+// which redelivers them where the pin is now.
 func (r *runner) keepAlive(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	elsewhere := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if r.pinLost(ctx) {
+		held := r.q.all()
+		lost := len(held) > 0 && r.pinElsewhere(ctx)
+		if lost && elsewhere {
 			r.log.Warn("webhook: another replica took this endpoint over; releasing its events")
 			go r.e.restart(r)
 			return
 		}
-		for _, m := range r.q.all() {
+		elsewhere = lost
+		for _, m := range held {
 			_ = m.InProgress()
 		}
 	}
 }
 
-// pinLost reports whether the consumer is pinned to another client.
-func (r *runner) pinLost(ctx context.Context) bool {
+// pinElsewhere reports whether the consumer is pinned to a client other
+// than the one this runner last got messages as. (A new pin of this very
+// runner, without a message yet, looks the same; two looks in a row and
+// events held make that unlikely, and a restart then costs only a wait.)
+func (r *runner) pinElsewhere(ctx context.Context) bool {
 	if r.cons == nil {
 		return false
 	}
