@@ -100,15 +100,18 @@ func (r *runner) fetch(ctx context.Context) {
 		if err != nil && !errors.Is(err, nats.ErrTimeout) {
 			r.log.Debug("webhook: pull", "err", err)
 		}
-		if m != nil && r.internal(m.Subject()) {
-			_ = m.Ack()
-			continue
-		}
 		if pin := pinOf(m); pin != "" && pin != r.pin.Load().(string) {
 			r.pin.Store(pin)
 			if !b.up {
 				b = barrier{up: true}
 			}
+		}
+		if m != nil && b.up {
+			b.pulled(m)
+		}
+		if m != nil && r.internal(m.Subject()) {
+			_ = m.Ack()
+			continue
 		}
 		r.take(ctx, &b, m)
 	}
@@ -126,9 +129,6 @@ func (r *runner) take(ctx context.Context, b *barrier, m jetstream.Msg) {
 	}
 	if m != nil {
 		r.q.park(m)
-		if md, err := m.Metadata(); err == nil {
-			b.read = md.Sequence.Consumer
-		}
 	}
 	if time.Since(b.checked) < barrierPoll {
 		return
@@ -170,9 +170,16 @@ func (r *runner) heldElsewhere(ctx context.Context, read uint64) int {
 // newer events must not be delivered before them.
 type barrier struct {
 	up      bool
-	read    uint64    // consumer sequence of the last parked message
+	read    uint64    // consumer sequence of the last message pulled
 	checked time.Time // last look at the consumer
 	logged  bool
+}
+
+// pulled notes m's consumer sequence: every delivery up to it was read.
+func (b *barrier) pulled(m jetstream.Msg) {
+	if md, err := m.Metadata(); err == nil {
+		b.read = md.Sequence.Consumer
+	}
 }
 
 // barrierPoll is how often a raised barrier looks at the consumer.
