@@ -65,16 +65,24 @@ func (r result) errorText() string {
 
 // post makes one signed attempt of ev to ep.
 func post(ctx context.Context, c *http.Client, ep *Endpoint, s *signer, ev event, timeout time.Duration) result {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(ev.body))
+	u, err := url.Parse(ep.URL)
 	if err != nil {
 		return result{err: "bad request", class: "network"}
 	}
+	return postTo(ctx, c, u, s, ev, timeout)
+}
+
+// postTo makes one signed attempt of ev to u. It goes straight to the
+// client's transport: a delivery follows no redirect and keeps no
+// cookie, so http.Client would only copy the headers for nothing.
+func postTo(ctx context.Context, c *http.Client, u *url.URL, s *signer, ev event, timeout time.Duration) result {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req := newRequest(ctx, u, ev.body)
 	setHeaders(req.Header, ev)
 	start := time.Now()
 	s.apply(req.Header, ev.id, start, ev.body)
-	resp, err := c.Do(req)
+	resp, err := c.Transport.RoundTrip(req)
 	if err != nil {
 		return failed(err, time.Since(start))
 	}
@@ -86,6 +94,27 @@ func post(ctx context.Context, c *http.Client, ep *Endpoint, s *signer, ev event
 		retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 		latency:    time.Since(start),
 	}
+}
+
+// newRequest is a POST of body to u (parsed once per endpoint).
+func newRequest(ctx context.Context, u *url.URL, body []byte) *http.Request {
+	if len(body) == 0 {
+		body = nil
+	}
+	req := &http.Request{
+		Method: http.MethodPost, URL: u, Host: u.Host,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header:        make(http.Header, 16),
+		Body:          io.NopCloser(bytes.NewReader(body)),
+		ContentLength: int64(len(body)),
+		GetBody: func() (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(body)), nil
+		},
+	}
+	if body == nil {
+		req.Body, req.GetBody = http.NoBody, nil
+	}
+	return req.WithContext(ctx)
 }
 
 // setHeaders copies the event's routing headers (Chatwoot-*, Relay-*)

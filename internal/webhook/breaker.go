@@ -16,7 +16,7 @@ const (
 // breaker pauses an endpoint after threshold consecutive failed attempts:
 // open for cooldown, then one probe attempt (half-open) whose success
 // closes the circuit and whose failure opens it again. Attempts of every
-// conversation lane pass through it.
+// conversation pass through it.
 type breaker struct {
 	threshold int
 	cooldown  time.Duration

@@ -26,16 +26,16 @@ type AddressPolicy struct {
 	AllowPrivate bool
 }
 
-// Addresses that are never dialled: cloud metadata endpoints sit here.
-var awsV6Metadata = netip.MustParseAddr("fd00:ec2::254")
-
 var (
 	cgnat = netip.MustParsePrefix("100.64.0.0/10")
 	// Always refused: "this network" (0/8), Alibaba Cloud's metadata
 	// address (inside 100.64/10), and the IPv6 forms that embed an IPv4
 	// address a gateway may reach: NAT64 (64:ff9b::/96, 64:ff9b:1::/48),
-	// 6to4 (2002::/16) and IPv4-compatible (::/96) addresses.
+	// 6to4 (2002::/16) and IPv4-compatible (::/96) addresses, and AWS's
+	// IPv6 service network (fd00:ec2::/64: metadata ::254, DNS ::253,
+	// time ::123), which AllowPrivate's fc00::/7 would otherwise admit.
 	neverDialled = []netip.Prefix{
+		netip.MustParsePrefix("fd00:ec2::/64"),
 		netip.MustParsePrefix("0.0.0.0/8"),
 		netip.MustParsePrefix("100.100.100.200/32"),
 		netip.MustParsePrefix("64:ff9b::/96"),
@@ -61,7 +61,7 @@ func neverDial(addr netip.Addr) bool {
 func (p AddressPolicy) check(addr netip.Addr) error {
 	addr = addr.Unmap()
 	switch {
-	case addr == awsV6Metadata, neverDial(addr),
+	case neverDial(addr),
 		addr.IsLinkLocalUnicast(), addr.IsLinkLocalMulticast(),
 		addr.IsUnspecified(), addr.IsMulticast(), addr.IsInterfaceLocalMulticast(),
 		addr == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
@@ -90,14 +90,17 @@ func (p AddressPolicy) control(_, address string, _ syscall.RawConn) error {
 
 // newClient returns the HTTP client of all deliveries: the address policy
 // on every dial, no proxy (a proxy would dial on our behalf, unchecked), no
-// redirects, no cookies, and keep-alive connections per receiver.
+// redirects, no cookies, and keep-alive connections per receiver: one per
+// worker delivering to it (up to maxConnsPerHost kept idle), and no bound
+// across receivers, so a hundred busy endpoints do not close and dial
+// connections all the time. Idle ones close after 90 s.
 func newClient(p AddressPolicy, maxConnsPerHost int) *http.Client {
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: p.control}
 	tr := &http.Transport{
 		Proxy:                 nil,
 		DialContext:           d.DialContext,
 		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          1024,
+		MaxIdleConns:          0, // no bound across receivers
 		MaxIdleConnsPerHost:   maxConnsPerHost,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,

@@ -8,7 +8,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -122,5 +125,46 @@ func TestFailedHidesURL(t *testing.T) {
 	res := post(context.Background(), newClient(AddressPolicy{AllowLoopback: true}, 1), ep, s, event{id: "x"}, time.Second)
 	if res.ok() || res.err == "" || strings.Contains(res.err, "receiver-credential") {
 		t.Fatalf("error %q", res.err)
+	}
+}
+
+// An endpoint with more workers than the engine's default keeps a
+// connection per worker: a second burst dials nothing new.
+func TestClientKeepsAConnectionPerWorker(t *testing.T) {
+	var dials atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			dials.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	e, err := New(nil, Options{Stream: "CHATWOOT", Prefix: "chatwoot", Concurrency: 2, Addresses: AddressPolicy{AllowLoopback: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.client.CloseIdleConnections()
+	u, _ := url.Parse(srv.URL)
+	s, _ := newSigner([]Secret{NewSecret()}, false)
+	const workers = 16
+	for range 2 {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range workers {
+			wg.Go(func() {
+				<-start
+				if res := postTo(context.Background(), e.client, u, s, event{id: "x", body: []byte("{}")}, 5*time.Second); !res.ok() {
+					t.Error(res.errorText())
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+	}
+	if n := dials.Load(); n > workers {
+		t.Fatalf("%d connections for %d workers", n, workers)
 	}
 }

@@ -7,25 +7,36 @@
 //	JetStream stream (<prefix>.>)
 //	  │  one durable pull consumer per endpoint ("relay-webhook-<id>"),
 //	  │  FilterSubjects = the endpoint's patterns, starting when the
-//	  │  endpoint was created, explicit acks,
-//	  │  pinned priority group: one replica delivers an endpoint at a time,
-//	  │  another takes over after PinnedTTL without pulls
+//	  │  endpoint was created, explicit acks, MaxAckPending bounds the
+//	  │  events an endpoint holds (Concurrency×LaneDepth + Batch),
+//	  │  pinned priority group: one replica delivers an endpoint at a time
+//	  │  (pull requests renewed within PinnedTTL keep the pin)
 //	  v
-//	runner.fetch ── lane = hash(account, conversation) % Concurrency
-//	  │               (conversation unknown: account + contact)
+//	runner.fetch (never waits for a delivery) ── barrier: after taking
+//	  │     the pin, new events are parked until no other replica holds
+//	  │     unacknowledged events (they come back as redeliveries), then
+//	  │     queued in stream order
 //	  v
-//	lane (bounded, in stream order) ── head: breaker.wait → rate limit →
-//	  │     signed POST (Timeout) → 2xx: Ack │ 410: endpoint disabled,
-//	  │     event left unacknowledged │ else wait Schedule[n] ± jitter
-//	  │     (at least Retry-After) and retry the head │ after the last
-//	  │     attempt: dead letter on <prefix>.relay.webhook.dead.<id>, Ack
-//	  └── keepAlive: InProgress for every queued event, so JetStream
-//	      redelivers nothing a lane still holds
+//	queues: one FIFO per conversation (account + conversation, or
+//	  │     account + contact when unknown), conversations in turn
+//	  v
+//	Concurrency workers ── head of the next conversation: breaker.wait →
+//	  │     rate limit → signed POST (Timeout) → 2xx: Ack │ 410: endpoint
+//	  │     disabled, event left unacknowledged │ else the conversation
+//	  │     leaves its turn for Schedule[n] ± jitter (at least Retry-After)
+//	  │     and its head is retried │ after the last attempt: dead letter
+//	  │     on <prefix>.relay.webhook.dead.<id>, Ack
+//	  └── keepAlive: InProgress for every held event (queued, waiting,
+//	      parked), so JetStream redelivers nothing this runner holds; a
+//	      runner whose pin went to another replica restarts, releasing
+//	      its events
 //
-// Retries are scheduled by the lane, not by JetStream's BackOff: a
+// A conversation waiting for a retry holds no worker: the others go on.
+// Retries are scheduled by the runner, not by JetStream's BackOff: a
 // redelivery would overtake the later events of the same conversation.
 // If the process dies, every unacknowledged event is redelivered after
-// AckWait, in stream order, and its retry schedule starts again.
+// AckWait, in stream order, to the replica holding the pin, whose barrier
+// delivers them before newer events; the retry schedule starts again.
 // Delivery is at least once: a receiver deduplicates on webhook-id.
 //
 // Request: POST, body = the event exactly as published on NATS, the
@@ -35,8 +46,10 @@
 // of id.timestamp.body>" per secret (two during a rotation).
 //
 // Safety: every dial checks the resolved address (Options.Addresses):
-// link-local (169.254.0.0/16, fe80::/10, the fd00:ec2::254 metadata
-// address), unspecified and multicast addresses are always refused;
+// link-local (169.254.0.0/16, fe80::/10), AWS's service network
+// (fd00:ec2::/64, metadata at ::254), Alibaba Cloud's metadata address,
+// 0.0.0.0/8, IPv6 forms embedding an IPv4 address (NAT64, 6to4,
+// IPv4-compatible), unspecified and multicast addresses are always refused;
 // loopback and private ranges unless allowed. No proxy, no redirects,
 // answers read up to 64 KiB and discarded; https unless the endpoint
 // allows http. Secrets print as REDACTED; errors never carry the URL.

@@ -41,6 +41,9 @@ type Endpoint struct {
 	Disabled bool `json:"disabled,omitempty"`
 }
 
+// maxConcurrency bounds an endpoint's workers, and so its connections.
+const maxConcurrency = 1024
+
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // subjectToken is one token of a subject pattern.
@@ -60,8 +63,8 @@ func (e Endpoint) Validate(prefix string) error {
 	if _, err := newSigner(e.Secrets, e.ChatwootSignature); err != nil {
 		errs = append(errs, err)
 	}
-	if e.Concurrency < 0 || e.Concurrency > 1024 {
-		errs = append(errs, errors.New("concurrency: 0 to 1024"))
+	if e.Concurrency < 0 || e.Concurrency > maxConcurrency {
+		errs = append(errs, fmt.Errorf("concurrency: 0 to %d", maxConcurrency))
 	}
 	if e.RateLimit < 0 {
 		errs = append(errs, errors.New("rate_limit: not negative"))

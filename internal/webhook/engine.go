@@ -53,10 +53,12 @@ type Options struct {
 	MaxRetryAfter time.Duration
 	// Timeout bounds one attempt; 0 means 15 s.
 	Timeout time.Duration
-	// Concurrency is the default number of conversation lanes per
-	// endpoint; 0 means 16.
+	// Concurrency is the default number of conversations delivered in
+	// parallel per endpoint (workers); 0 means 16.
 	Concurrency int
-	// LaneDepth bounds the events queued per lane; 0 means 64.
+	// LaneDepth is each worker's share of the events an endpoint holds
+	// unacknowledged (MaxAckPending = Concurrency×LaneDepth + Batch);
+	// 0 means 64.
 	LaneDepth int
 	// Batch is the pull batch size; 0 means 256.
 	Batch int
@@ -149,7 +151,7 @@ func New(js jetstream.JetStream, opts Options) (*Engine, error) {
 	e := &Engine{js: js, pub: js, opts: opts, log: opts.Logger,
 		runners: map[string]*runner{}, rings: map[string]*ring{}}
 	e.m = newMetrics(opts.Registerer, e.backlog)
-	e.client = newClient(opts.Addresses, opts.Concurrency)
+	e.client = newClient(opts.Addresses, maxConcurrency)
 	if opts.transport != nil {
 		e.client.Transport = opts.transport
 	}
@@ -317,6 +319,30 @@ func (e *Engine) disable(id string) {
 	if e.opts.OnGone != nil {
 		e.opts.OnGone(id)
 	}
+}
+
+// restart replaces r, which lost its pin to another replica, by a fresh
+// runner on the same consumer: r's events are released (redelivered
+// where the pin is now) and the new runner raises its barrier if the pin
+// comes back. The pin is left alone: another replica holds it.
+func (e *Engine) restart(r *runner) {
+	e.mu.Lock()
+	if e.closed || e.runners[r.ep.ID] != r {
+		e.mu.Unlock()
+		return
+	}
+	delete(e.runners, r.ep.ID)
+	e.mu.Unlock()
+	r.stop()
+	n := newRunner(e, r.ep, r.cons)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed || e.runners[r.ep.ID] != nil {
+		return
+	}
+	e.runners[r.ep.ID] = n
+	n.start()
+	go e.pollBacklog(n)
 }
 
 // Deliveries returns the recent attempts of an endpoint made by this

@@ -97,3 +97,24 @@ func testRunner(t *testing.T, opts Options, rt http.RoundTripper) (*runner, *fak
 	ep := Endpoint{ID: "crm", URL: "https://crm.example/hook", Subjects: []string{"chatwoot.>"}, Secrets: []Secret{NewSecret()}}
 	return newRunner(e, ep, nil), p
 }
+
+// deliver runs m through r's queues and one worker, inside a synctest
+// bubble, and reports whether m was settled (acknowledged or
+// dead-lettered) before the worker stopped.
+func deliver(r *runner, m delivery) bool {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stopped := make(chan struct{})
+	r.q.add(m)
+	go func() { r.work(ctx); close(stopped) }()
+	for r.q.count() > 0 {
+		select {
+		case <-stopped:
+			return false
+		case <-time.After(time.Second):
+		}
+	}
+	r.q.close()
+	<-stopped
+	return true
+}

@@ -19,7 +19,7 @@ func TestRetryScheduleThenDeadLetter(t *testing.T) {
 		r, pub := testRunner(t, Options{Jitter: -1, BreakerThreshold: 100}, rt)
 		m := newFakeMsg(7, "chatwoot.1.2.3.4.message.created", "m:1:99:created")
 		start := time.Now()
-		if !r.deliver(context.Background(), m) {
+		if !deliver(r, m) {
 			t.Fatal("deliver gave up")
 		}
 		at := rt.times()
@@ -62,7 +62,7 @@ func TestRetryHonoursRetryAfter(t *testing.T) {
 		rt := &script{statuses: []int{429, 204}, headers: []http.Header{{"Retry-After": {"120"}}}}
 		r, _ := testRunner(t, Options{Jitter: -1}, rt)
 		m := newFakeMsg(1, "chatwoot.1.2.3.4.message.created", "id")
-		if !r.deliver(context.Background(), m) || !m.acked.Load() {
+		if !deliver(r, m) || !m.acked.Load() {
 			t.Fatal("not delivered")
 		}
 		at := rt.times()
@@ -78,7 +78,7 @@ func TestRetryJitterWithinBounds(t *testing.T) {
 		rt := &script{statuses: []int{503, 503, 503, 200}}
 		sched := []time.Duration{time.Minute, time.Minute, time.Minute}
 		r, _ := testRunner(t, Options{Schedule: sched, Jitter: 0.5}, rt)
-		if !r.deliver(context.Background(), newFakeMsg(1, "chatwoot.1.2.3.4.message.created", "id")) {
+		if !deliver(r, newFakeMsg(1, "chatwoot.1.2.3.4.message.created", "id")) {
 			t.Fatal("not delivered")
 		}
 		at := rt.times()
@@ -145,21 +145,22 @@ func TestBreakerPausesAndProbes(t *testing.T) {
 	})
 }
 
-// A lane keeps every event it holds alive while its head waits for a
-// retry, so JetStream redelivers none of them behind its back.
-func TestLaneKeepsQueuedEventsAlive(t *testing.T) {
+// The runner keeps every event it holds alive while a head waits for a
+// retry, so JetStream redelivers none of them behind its back; a settled
+// event is no longer touched.
+func TestHeldEventsKeptAlive(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
-		l := newLane(4)
+		r, _ := testRunner(t, Options{}, &script{statuses: []int{204}})
 		a, b := newFakeMsg(1, "s", "a"), newFakeMsg(2, "s", "b")
-		_ = l.push(ctx, a)
-		_ = l.push(ctx, b)
-		go l.keepAlive(ctx, 10*time.Second)
+		r.q.add(a)
+		r.q.add(b)
+		go r.keepAlive(ctx, 10*time.Second)
 		time.Sleep(35 * time.Second)
 		if a.inProgress.Load() != 3 || b.inProgress.Load() != 3 {
 			t.Fatalf("in-progress %d %d, want 3 each", a.inProgress.Load(), b.inProgress.Load())
 		}
-		l.pop()
+		r.q.settled(r.q.next())
 		time.Sleep(10 * time.Second)
 		if a.inProgress.Load() != 3 || b.inProgress.Load() != 4 {
 			t.Fatalf("a settled event is still kept alive")

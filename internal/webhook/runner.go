@@ -4,66 +4,66 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/time/rate"
 )
 
 // runner delivers one endpoint's events in this process. Its fetch loop
-// pulls from the endpoint's durable consumer and hands each message to the
-// lane of its conversation; each lane delivers in order, retrying its head.
+// pulls from the endpoint's durable consumer into the queues, one per
+// conversation, and never waits for a delivery; Concurrency workers take
+// the conversations in turn and attempt their head events.
 type runner struct {
-	ep    Endpoint
-	sig   *signer
-	e     *Engine
-	cons  jetstream.Consumer
-	lim   *rate.Limiter
-	br    *breaker
-	lanes []*lane
-	log   *slog.Logger
-	ring  *ring
+	ep   Endpoint
+	url  *url.URL // ep.URL, parsed once
+	sig  *signer
+	e    *Engine
+	cons jetstream.Consumer
+	lim  *rate.Limiter
+	br   *breaker
+	q    *queues
+	n    int // workers
+	log  *slog.Logger
+	ring *ring
 
 	ctx     context.Context
 	cancel  context.CancelFunc
 	done    sync.WaitGroup
 	backlog atomic.Int64 // consumer pending + unacknowledged, refreshed by pollBacklog
+	pin     atomic.Value // string: the pin id of the last message pulled
 }
 
 // newRunner prepares ep (already validated) on consumer cons.
 func newRunner(e *Engine, ep Endpoint, cons jetstream.Consumer) *runner {
 	sig, _ := newSigner(ep.Secrets, ep.ChatwootSignature)
-	n := ep.Concurrency
-	if n == 0 {
-		n = e.opts.Concurrency
-	}
 	lim := rate.NewLimiter(rate.Inf, 1)
 	if ep.RateLimit > 0 {
 		lim = rate.NewLimiter(rate.Limit(ep.RateLimit), max(1, int(ep.RateLimit)))
 	}
-	r := &runner{ep: ep, sig: sig, e: e, cons: cons, lim: lim, log: e.log.With("endpoint", ep.ID),
-		ring: e.ring(ep.ID)}
+	u, _ := url.Parse(ep.URL) // validated
+	r := &runner{ep: ep, url: u, sig: sig, e: e, cons: cons, lim: lim, log: e.log.With("endpoint", ep.ID),
+		ring: e.ring(ep.ID), q: newQueues(), n: or(ep.Concurrency, e.opts.Concurrency)}
 	r.br = newBreaker(e.opts.BreakerThreshold, e.opts.BreakerCooldown, e.m.circuitChange)
-	for range n {
-		r.lanes = append(r.lanes, newLane(e.opts.LaneDepth))
-	}
+	r.pin.Store("")
 	return r
 }
 
-// start runs the fetch loop and the lanes until stop.
+// start runs the fetch loop, the workers and the keep-alive until stop.
 func (r *runner) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.ctx, r.cancel = ctx, cancel
 	r.e.m.circuitChange("", circuitClosed)
-	for _, l := range r.lanes {
-		r.done.Add(2)
-		go func() { defer r.done.Done(); r.serveLane(ctx, l) }()
-		go func() { defer r.done.Done(); l.keepAlive(ctx, r.e.opts.AckWait/3) }()
+	r.done.Add(r.n + 2)
+	for range r.n {
+		go func() { defer r.done.Done(); r.work(ctx) }()
 	}
-	r.done.Add(1)
+	go func() { defer r.done.Done(); r.keepAlive(ctx, r.e.opts.AckWait/3) }()
 	go func() { defer r.done.Done(); r.fetch(ctx) }()
 }
 
@@ -71,55 +71,187 @@ func (r *runner) start() {
 // JetStream after AckWait (to this or another replica).
 func (r *runner) stop() {
 	r.cancel()
+	r.q.close()
 	r.done.Wait()
 	r.e.m.circuitChange(r.br.current(), "")
 }
 
-// fetch pulls messages and dispatches them to lanes until ctx ends.
+// fetch pulls messages into the queues until ctx ends. It pulls again
+// well within PinnedTTL, so the pin stays here while this runner lives.
 func (r *runner) fetch(ctx context.Context) {
-	if r.awaitOrphans(ctx) != nil {
-		return
-	}
 	it, err := r.cons.Messages(jetstream.PullPriorityGroup(priorityGroup),
-		jetstream.PullMaxMessages(r.e.opts.Batch))
+		jetstream.PullMaxMessages(r.e.opts.Batch), jetstream.PullExpiry(pullExpiry(r.e.opts.PinnedTTL)))
 	if err != nil {
 		r.log.Error("webhook: pull", "err", err)
 		return
 	}
 	go func() { <-ctx.Done(); it.Stop() }()
+	var b barrier
 	for {
-		m, err := it.Next()
+		var m jetstream.Msg
+		if b.up {
+			m, err = it.Next(jetstream.NextMaxWait(barrierPoll))
+		} else {
+			m, err = it.Next()
+		}
 		if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
 			return
 		}
-		if err != nil {
+		if err != nil && !errors.Is(err, nats.ErrTimeout) {
 			r.log.Debug("webhook: pull", "err", err)
-			continue
 		}
-		if r.internal(m.Subject()) {
+		if pin := pinOf(m); pin != "" && pin != r.pin.Load().(string) {
+			r.pin.Store(pin)
+			if !b.up {
+				b = barrier{up: true}
+			}
+		}
+		if m != nil && b.up {
+			b.pulled(m)
+		}
+		if m != nil && r.internal(m.Subject()) {
 			_ = m.Ack()
 			continue
 		}
-		l := r.lanes[laneIndex(laneKey(m.Subject()), len(r.lanes))]
-		if l.push(ctx, m) != nil {
+		r.take(ctx, &b, m)
+	}
+}
+
+// take queues m (nil after a pull timeout or error), or parks it while
+// the barrier is up, lowering the barrier once no other replica holds an
+// event of this endpoint.
+func (r *runner) take(ctx context.Context, b *barrier, m jetstream.Msg) {
+	if !b.up {
+		if m != nil {
+			r.q.add(m)
+		}
+		return
+	}
+	if m != nil {
+		r.q.park(m)
+	}
+	if time.Since(b.checked) < barrierPoll {
+		return
+	}
+	b.checked = time.Now()
+	others := r.heldElsewhere(ctx, b.read)
+	if others != 0 {
+		if !b.logged && others > 0 {
+			b.logged = true
+			r.log.Info("webhook: waiting for events held elsewhere to be redelivered here first", "events", others)
+		}
+		return
+	}
+	b.up = false
+	r.q.release()
+}
+
+// heldElsewhere counts the events of this endpoint delivered but
+// unacknowledged outside this runner: held by another replica, or by a
+// previous run here, until JetStream redelivers them (after AckWait). read
+// is the consumer sequence of the last message pulled; the ones delivered
+// after it are on their way here, unacknowledged. It is -1 when unknown.
+// Workers only settle events, so counting the held ones after the look
+// can only overstate the others, never release the barrier too early.
+func (r *runner) heldElsewhere(ctx context.Context, read uint64) int {
+	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	info, err := r.cons.Info(ictx)
+	cancel()
+	if err != nil {
+		return -1
+	}
+	coming := int(info.Delivered.Consumer - min(read, info.Delivered.Consumer))
+	return max(0, info.NumAckPending-r.q.count()-coming)
+}
+
+// barrier holds new events back after this runner got the endpoint's pin
+// (at start, or taking over from another replica): the previous holder's
+// unacknowledged events come back as redeliveries, and a conversation's
+// newer events must not be delivered before them.
+type barrier struct {
+	up      bool
+	read    uint64    // consumer sequence of the last message pulled
+	checked time.Time // last look at the consumer
+	logged  bool
+}
+
+// pulled notes m's consumer sequence: every delivery up to it was read.
+func (b *barrier) pulled(m jetstream.Msg) {
+	if md, err := m.Metadata(); err == nil {
+		b.read = md.Sequence.Consumer
+	}
+}
+
+// barrierPoll is how often a raised barrier looks at the consumer.
+const barrierPoll = 200 * time.Millisecond
+
+// pinHeader carries the pin id on every message of a pinned consumer.
+const pinHeader = "Nats-Pin-Id"
+
+// pinOf is the pin id m was delivered under, "" for none.
+func pinOf(m jetstream.Msg) string {
+	if m == nil {
+		return ""
+	}
+	return m.Headers().Get(pinHeader)
+}
+
+// pullExpiry renews pull requests within PinnedTTL: the server keeps the
+// pin of a replica that asks again in time.
+func pullExpiry(pinnedTTL time.Duration) time.Duration {
+	return max(time.Second, min(30*time.Second, pinnedTTL/2))
+}
+
+// keepAlive tells JetStream every interval that the held events are still
+// being worked on. When the consumer was pinned to another client at two
+// looks in a row while this runner holds events (it was cut off longer
+// than PinnedTTL), it restarts the runner: the events go back to JetStream,
+// which redelivers them where the pin is now.
+func (r *runner) keepAlive(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	elsewhere := false
+	for {
+		select {
+		case <-ctx.Done():
 			return
+		case <-t.C:
+		}
+		held := r.q.all()
+		lost := len(held) > 0 && r.pinElsewhere(ctx)
+		if lost && elsewhere {
+			r.log.Warn("webhook: another replica took this endpoint over; releasing its events")
+			go r.e.restart(r)
+			return
+		}
+		elsewhere = lost
+		for _, m := range held {
+			_ = m.InProgress()
 		}
 	}
 }
 
-// awaitOrphans waits one AckWait when the consumer has messages delivered
-// but not acknowledged: a killed or stopped runner held them. Pulling at
-// once would deliver newer events of their conversations first; once their
-// AckWait has run out, JetStream hands the redeliveries out before any new
-// message, so the conversation's order holds across the restart.
-func (r *runner) awaitOrphans(ctx context.Context) error {
-	info, err := r.cons.Info(ctx)
-	if err != nil || info.NumAckPending == 0 {
-		return ctx.Err()
+// pinElsewhere reports whether the consumer is pinned to a client other
+// than the one this runner last got messages as. (A new pin of this very
+// runner, without a message yet, looks the same; two looks in a row and
+// events held make that unlikely, and a restart then costs only a wait.)
+func (r *runner) pinElsewhere(ctx context.Context) bool {
+	if r.cons == nil {
+		return false
 	}
-	r.log.Info("webhook: waiting for unacknowledged events of a previous run to be redelivered first",
-		"events", info.NumAckPending, "wait", r.e.opts.AckWait)
-	return sleep(ctx, r.e.opts.AckWait)
+	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	info, err := r.cons.Info(ictx)
+	cancel()
+	if err != nil {
+		return false
+	}
+	mine := r.pin.Load().(string)
+	for _, g := range info.PriorityGroups {
+		if g.Group == priorityGroup && g.PinnedClientID != "" && mine != "" && g.PinnedClientID != mine {
+			return true
+		}
+	}
+	return false
 }
 
 // internal reports the relay's own webhook subjects (dead letters), never
@@ -128,49 +260,62 @@ func (r *runner) internal(subject string) bool {
 	return strings.HasPrefix(subject, r.e.opts.Prefix+".relay.webhook.")
 }
 
-// serveLane delivers the lane's messages one by one.
-func (r *runner) serveLane(ctx context.Context, l *lane) {
+// work attempts the head events of the conversations in turn until the
+// queues close or an attempt must stop the runner.
+func (r *runner) work(ctx context.Context) {
 	for {
-		m, err := l.head(ctx)
-		if err != nil {
+		c := r.q.next()
+		if c == nil {
 			return
 		}
-		if !r.deliver(ctx, m) {
+		m, n := r.q.head(c)
+		wait, st := r.attempt(ctx, m, n)
+		switch st {
+		case stepStop:
 			return
+		case stepSettled:
+			r.q.settled(c)
+		case stepRetry:
+			r.q.later(c, wait)
 		}
-		l.pop()
 	}
 }
 
-// deliver attempts m until success, dead letter or gone. It returns false
-// when the runner must stop with m unsettled (context ended, 410).
-func (r *runner) deliver(ctx context.Context, m delivery) bool {
-	ev := newEvent(m)
-	for n := 0; ; n++ {
-		if r.br.wait(ctx) != nil || r.lim.Wait(ctx) != nil {
-			return false
-		}
-		res := post(ctx, r.e.client, &r.ep, r.sig, ev, r.e.opts.Timeout)
-		if ctx.Err() != nil {
-			return false
-		}
-		r.br.record(res.ok())
-		r.observe(ev, n, res)
-		switch {
-		case res.ok():
-			_ = m.Ack()
-			return true
-		case res.status == 410:
-			r.gone()
-			return false
-		case n >= len(r.e.opts.Schedule):
-			return r.deadLetter(ctx, m, ev, n+1, res)
-		}
-		d := retryDelay(r.e.opts.Schedule, n, r.e.opts.Jitter, res.retryAfter, r.e.opts.MaxRetryAfter)
-		if sleep(ctx, d) != nil {
-			return false
-		}
+// step is what an attempt leaves to do with its event.
+type step int
+
+const (
+	stepSettled step = iota // acknowledged or dead-lettered
+	stepRetry               // attempt again after the wait
+	stepStop                // the runner stops, the event unsettled (context ended, 410)
+)
+
+// attempt makes attempt number n+1 of m.
+func (r *runner) attempt(ctx context.Context, m delivery, n int) (time.Duration, step) {
+	if r.br.wait(ctx) != nil || r.lim.Wait(ctx) != nil {
+		return 0, stepStop
 	}
+	ev := newEvent(m)
+	res := postTo(ctx, r.e.client, r.url, r.sig, ev, r.e.opts.Timeout)
+	if ctx.Err() != nil {
+		return 0, stepStop
+	}
+	r.br.record(res.ok())
+	r.observe(ev, n, res)
+	switch {
+	case res.ok():
+		_ = m.Ack()
+		return 0, stepSettled
+	case res.status == 410:
+		r.gone()
+		return 0, stepStop
+	case n >= len(r.e.opts.Schedule):
+		if r.deadLetter(ctx, m, ev, n+1, res) {
+			return 0, stepSettled
+		}
+		return 0, stepStop
+	}
+	return retryDelay(r.e.opts.Schedule, n, r.e.opts.Jitter, res.retryAfter, r.e.opts.MaxRetryAfter), stepRetry
 }
 
 // observe records an attempt in metrics and the recent-attempts ring.
