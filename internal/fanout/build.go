@@ -48,9 +48,12 @@ type item struct {
 	hv   [numHeaders]string // backing store for msg.Header values
 	key  string             // in-process dedup key admitted for this event
 	kind Kind
-	size int64
-	enq  time.Time
-	ack  Ack
+	// borrowed: msg.Data is the caller's buffer (Event.Borrowed) until
+	// enqueue copies it.
+	borrowed bool
+	size     int64
+	enq      time.Time
+	ack      Ack
 	// attempts counts failed publications the server answered with an error.
 	attempts int
 	// sub, subID and route are kept for Options.Published and the
