@@ -472,12 +472,12 @@ func (c *conn[M]) broadcast(f *Frame) {
 	now := time.Now()
 	s.events.Add(1)
 	s.lastEvent.Store(now.UnixNano())
-	msg := make([]byte, len(f.Message))
-	copy(msg, f.Message)
 	if c.p.cfg.Direct {
-		c.p.cfg.Handler(Delivery[M]{ID: s.id, Meta: s.getMeta(), Message: msg, ReceivedAt: now})
+		c.p.cfg.Handler(Delivery[M]{ID: s.id, Meta: s.getMeta(), Message: f.Message, Borrowed: true, ReceivedAt: now})
 		return
 	}
+	msg := make([]byte, len(f.Message))
+	copy(msg, f.Message)
 	if !c.deliveries.push(Delivery[M]{ID: s.id, Meta: s.getMeta(), Message: msg, ReceivedAt: now}) {
 		s.dropped.Add(1)
 		c.p.m.drops.WithLabelValues(dropQueueFull).Inc()

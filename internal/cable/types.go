@@ -84,8 +84,12 @@ type StateChange[M any] struct {
 type Delivery[M any] struct {
 	ID   string
 	Meta M
-	// Message is the raw JSON of the frame's "message" object. The handler owns it.
-	Message    []byte
+	// Message is the raw JSON of the frame's "message" object. The handler
+	// owns it, unless Borrowed.
+	Message []byte
+	// Borrowed: Message is the reader's buffer (Config.Direct), valid only
+	// until Handler returns. A handler that keeps it copies it.
+	Borrowed   bool
 	ReceivedAt time.Time
 }
 

@@ -1,6 +1,7 @@
 package fanout
 
 import (
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -48,9 +49,12 @@ type item struct {
 	hv   [numHeaders]string // backing store for msg.Header values
 	key  string             // in-process dedup key admitted for this event
 	kind Kind
-	size int64
-	enq  time.Time
-	ack  Ack
+	// borrowed: msg.Data is the caller's buffer (Event.Borrowed) until
+	// enqueue copies it.
+	borrowed bool
+	size     int64
+	enq      time.Time
+	ack      Ack
 	// attempts counts failed publications the server answered with an error.
 	attempts int
 	// sub, subID and route are kept for Options.Published and the
@@ -75,6 +79,27 @@ type waiter struct {
 	live  bool
 }
 
+// items recycles the items Handle published itself (core NATS): taken and
+// given back on the same goroutine, so the per-P cache serves them, with
+// their header map.
+var items = sync.Pool{New: func() any { return new(item) }}
+
+func newItem(k Kind) *item {
+	it := items.Get().(*item)
+	it.kind = k
+	return it
+}
+
+// recycle gives an item nothing refers to any more back to items, keeping
+// its header map (emptied) for the next event.
+func recycle(it *item) {
+	h := it.msg.Header
+	clear(h)
+	*it = item{}
+	it.msg.Header = h
+	items.Put(it)
+}
+
 // finish reports the event's fate to its Event.Done.
 func (it *item) finish(outcome error) {
 	if it.done != nil {
@@ -91,7 +116,10 @@ func (it *item) setHeaders() {
 			n++
 		}
 	}
-	h := make(nats.Header, n)
+	h := it.msg.Header
+	if h == nil {
+		h = make(nats.Header, n)
+	}
 	for i, v := range it.hv {
 		if v != "" {
 			h[headerNames[i]] = it.hv[i : i+1 : i+1]
@@ -146,7 +174,7 @@ func (b *builder) build(ev *Event) (*item, Route, error) {
 	if blank := allSecrets &^ b.forward; blank != 0 {
 		body = redact(body, blank)
 	}
-	it := &item{kind: r.kind}
+	it := newItem(r.kind)
 	it.msg.Subject = l.subject.of(s)
 	it.msg.Data = body
 	it.fillHeaders(s, &l, ev, &r)

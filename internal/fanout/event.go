@@ -24,7 +24,11 @@ type Event struct {
 	Hints Hints
 	// Message is the raw message object. Fanout keeps it and may edit it in
 	// place (token redaction): the caller gives up ownership.
-	Message    []byte
+	Message []byte
+	// Borrowed: Message is the caller's buffer, valid only during Handle.
+	// The fan-out copies it when it keeps the event past the call (when
+	// it cannot publish it at once).
+	Borrowed   bool
 	ReceivedAt time.Time
 	// Replayed marks events produced by catch-up through the REST API.
 	Replayed bool

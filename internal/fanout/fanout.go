@@ -1,6 +1,7 @@
 package fanout
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -279,6 +280,7 @@ func (f *Fanout) Handle(ev Event) {
 		f.pending[key] = it
 	}
 	f.pendMu.Unlock()
+	it.borrowed = ev.Borrowed
 	if f.opts.Published != nil || ev.Sub != nil {
 		it.sub, it.subID, it.route = ev.Sub, ev.SubID, r
 	}
@@ -376,6 +378,9 @@ func (f *Fanout) enqueue(it *item, subID string, live bool) error {
 	it.enq = time.Now()
 	if f.publishNow(it) {
 		return nil
+	}
+	if it.borrowed {
+		it.msg.Data, it.borrowed = bytes.Clone(it.msg.Data), false
 	}
 	res := f.q.push(it)
 	if res == pushFull && live && f.holdBack() {

@@ -821,3 +821,21 @@ func TestHoldBack(t *testing.T) {
 		_ = closeNow(f)
 	})
 }
+
+// A borrowed message the fan-out keeps past Handle is copied: the caller
+// may reuse its buffer at once.
+func TestBorrowedMessageCopiedWhenKept(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newFakePub(true)
+		p.manual = true
+		f := newTestFanout(t, p, Options{})
+		buf := msgCreated(1)
+		f.Handle(Event{SubID: "s", Message: buf, Borrowed: true})
+		copy(buf, bytes.Repeat([]byte("x"), len(buf))) // the reader's next frame
+		synctest.Wait()
+		p.resolve(1, nil)
+		synctest.Wait()
+		wantIDs(t, storedIDs(t, p), 1, 1)
+		_ = closeNow(f)
+	})
+}

@@ -224,6 +224,7 @@ func (f *Fanout) publishNow(it *item) bool {
 	}
 	f.m.publishedNow.Inc()
 	f.completed(it)
+	recycle(it) // published and settled: nothing refers to it
 	return true
 }
 
