@@ -2,8 +2,10 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/relayhq/relay/internal/catchup"
 	"github.com/relayhq/relay/internal/chatwoot"
 	"github.com/relayhq/relay/internal/fanout"
+	"github.com/relayhq/relay/internal/store"
 )
 
 // ruleLog records what an entry's rules publish and ask of catch-up.
@@ -139,5 +142,58 @@ func TestPrune(t *testing.T) {
 		if (err == nil) != want || p.Has(id) != want {
 			t.Errorf("%s: stored %v, subscribed %v, want %v", id, err == nil, p.Has(id), want)
 		}
+	}
+}
+
+// heldGets is a store whose GetSubscription can be held, to interleave a
+// learned-ids write with a removal.
+type heldGets struct {
+	store.Store
+	hold    atomic.Bool
+	inGet   chan struct{}
+	release chan struct{}
+}
+
+func (h *heldGets) GetSubscription(ctx context.Context, id string) (store.Subscription, error) {
+	rec, err := h.Store.GetSubscription(ctx, id)
+	if h.hold.CompareAndSwap(true, false) {
+		close(h.inGet) // read, not yet written back
+		<-h.release
+	}
+	return rec, err
+}
+
+// A removal while the learned ids of the subscription are being written
+// stays a removal: the write does not put the record back.
+func TestRemoveDuringLearnedWrite(t *testing.T) {
+	_, _, st := newTestRegistry(t)
+	hg := &heldGets{Store: st, inGet: make(chan struct{}), release: make(chan struct{})}
+	r := New(hg, nil)
+	r.Attach(newFakePool())
+	ctx := context.Background()
+	sub, _, err := r.Register(ctx, api.Registration{Token: "tok-race"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hg.hold.Store(true)
+	learn(r, sub.ID, fanout.Hints{AccountID: "1"}, time.Time{})
+	<-hg.inGet // the learned-ids write has read the record
+	removed := make(chan error, 1)
+	go func() { removed <- r.Remove(ctx, sub.ID) }()
+	select {
+	case err := <-removed: // without the fix the removal does not wait
+		close(hg.release)
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(100 * time.Millisecond):
+		close(hg.release)
+		if err := <-removed; err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Close() // the learned-ids write is done
+	if _, err := st.GetSubscription(ctx, sub.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("after the removal the record reads %v", err)
 	}
 }

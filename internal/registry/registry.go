@@ -426,7 +426,11 @@ func (r *Registry) List(ctx context.Context, state, cursor string, limit int) ([
 
 // Remove unsubscribes and forgets a subscription.
 func (r *Registry) Remove(ctx context.Context, id string) error {
-	if err := r.store.DeleteSubscription(ctx, id); err != nil {
+	// writeMu: a learned-ids write in flight would put the record back.
+	r.writeMu.Lock()
+	err := r.store.DeleteSubscription(ctx, id)
+	r.writeMu.Unlock()
+	if err != nil {
 		return err
 	}
 	if r.owned(id, true) {
