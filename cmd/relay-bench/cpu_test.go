@@ -58,6 +58,7 @@ func TestQuickCPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkCPU(t, res.CPU, relay)
+	checkPNG(t, filepath.Join(out, "relay-bench.png"))
 }
 
 func checkCPU(t *testing.T, r *CPUResult, before string) {
