@@ -145,16 +145,18 @@ func (b *bench) cpuRound(ctx context.Context, res *CPUResult, modes []*cpuMode, 
 		b.between(ctx, m.mode)
 		mc := res.get(m.name, rate)
 		mc.Runs = append(mc.Runs, run)
-		b.progress("cpu round %d %6d/s %-22s %6.2f µs CPU/event  %5.2f switches/event  %d/%d delivered",
-			round, rate, m.name, run.CPUPerEvent, run.SwitchesPerEvent, run.Delivered, run.Offered)
+		b.progress("cpu round %d %6d/s %-22s %6.2f µs CPU/event  %5.2f switches/event  %d/%d delivered (offered at %.0f/s) %v",
+			round, rate, m.name, run.CPUPerEvent, run.SwitchesPerEvent, run.Delivered, run.Offered, run.OfferedRate, run.Drops)
 	}
 	return nil
 }
 
 // cpuRun paces rate events/s through one mode for CPURun and reads the
-// mode's process before and after: the process alone, not this one.
+// mode's process before and after: the process alone, not this one. A
+// relay's drop counters are scraped outside that window.
 func (b *bench) cpuRun(ctx context.Context, m *cpuMode, rate, round int) (CPURun, error) {
 	pid := m.pid()
+	m0 := m.relayMetrics()
 	before, err := readSched(pid)
 	if err != nil {
 		return CPURun{}, err
@@ -169,7 +171,18 @@ func (b *bench) cpuRun(ctx context.Context, m *cpuMode, rate, round int) (CPURun
 	if err != nil {
 		return CPURun{}, err
 	}
-	return newCPURun(round, st, got, before, after), nil
+	run := newCPURun(round, st, got, before, after)
+	run.Drops = dropsBetween(m0, m.relayMetrics())
+	return run, nil
+}
+
+// relayMetrics scrapes a relay's metrics; nil for floors or on error.
+func (m *cpuMode) relayMetrics() metricSet {
+	if m.relay == nil {
+		return nil
+	}
+	ms, _ := m.relay.metrics()
+	return ms
 }
 
 // procSched is a process's CPU time and context switches so far.

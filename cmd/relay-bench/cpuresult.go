@@ -49,6 +49,8 @@ type CPURun struct {
 	Voluntary        int64   `json:"voluntary_switches"`
 	Involuntary      int64   `json:"involuntary_switches"`
 	SwitchesPerEvent float64 `json:"switches_per_event"` // both kinds, per delivered event
+	// Drops is the growth of a relay's drop counters, by reason.
+	Drops map[string]int64 `json:"relay_drops,omitempty"`
 }
 
 // Spread is a median with the range it was taken over.

@@ -4,7 +4,7 @@
 // limit of the same machine (simple pass-through clients run in the same
 // process, interleaved with the relay's rounds).
 //
-//	go run ./cmd/relay-bench [-scenario all|throughput|latency|scale|storm|soak] [-quick] [-out DIR]
+//	go run ./cmd/relay-bench [-scenario all|throughput|latency|scale|storm|soak|cpu] [-quick] [-out DIR]
 //
 // The soak (-scenario soak, never part of all) runs the relay in JetStream
 // mode for -duration under steady agent replies, drops every websocket and
@@ -131,11 +131,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("relay-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.scenario, "scenario", scenarioAll, "all (throughput, latency, scale, storm), one of them, or soak")
+	fs.StringVar(&o.scenario, "scenario", scenarioAll, "all (throughput, latency, scale, storm), one of them, soak or cpu")
 	fs.BoolVar(&o.quick, "quick", false, "small sizes and short rounds (a smoke test, not a measurement)")
 	fs.StringVar(&o.out, "out", "bench-results", "directory for the results file and the plot")
 	fs.StringVar(&o.relayBin, "relay", "", "relay binary to run (default: go build ./cmd/relay)")
-	fs.IntVar(&o.rounds, "rounds", 0, "interleaved rounds for throughput and latency (0 = default)")
+	fs.IntVar(&o.rounds, "rounds", 0, "interleaved rounds for throughput, latency and cpu (0 = default)")
 	fs.IntVar(&o.events, "events", 0, "events per throughput run (0 = default)")
 	fs.IntVar(&o.subs, "subscriptions", 0, "subscriptions held in the scale and storm scenarios (0 = default)")
 	fs.BoolVar(&o.verbose, "v", false, "copy the relays' warnings and errors to stderr")
