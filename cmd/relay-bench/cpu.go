@@ -171,7 +171,7 @@ func (b *bench) cpuRun(ctx context.Context, m *cpuMode, rate, round int) (CPURun
 	if err != nil {
 		return CPURun{}, err
 	}
-	run := newCPURun(round, st, got, before, after)
+	run := newCPURun(round, rate, st, got, before, after)
 	run.Drops = dropsBetween(m0, m.relayMetrics())
 	return run, nil
 }

@@ -78,7 +78,7 @@ func checkCPU(t *testing.T, r *CPUResult, before string) {
 		pids[m.PID] = true
 		// A few hundred events fit every buffer: nothing may be lost.
 		run := m.Runs[0]
-		if run.Offered != 400 || run.Delivered != 400 || run.DeliveredRatio != 1 || m.Delivered.Median != 1 {
+		if run.Offered != 400 || run.Delivered != 400 || run.DeliveredRatio != 1 || m.Delivered.Median != 1 || run.Drops != nil {
 			t.Errorf("%s: %+v", m.Mode, run)
 		}
 		// Every process woke up for its events and spent CPU time since it started.
@@ -87,7 +87,7 @@ func checkCPU(t *testing.T, r *CPUResult, before string) {
 		}
 	}
 	for _, q := range r.Ratios {
-		if q.Rate != 1000 || len(q.PerRound) > 1 {
+		if q.Rate != 1000 || len(q.PerRound) > 1 || q.CompleteRounds > 1 {
 			t.Errorf("ratio %+v", q)
 		}
 	}
@@ -98,7 +98,7 @@ func TestCPURatiosAndTargets(t *testing.T) {
 	runs := func(us ...float64) []CPURun {
 		var out []CPURun
 		for i, v := range us {
-			out = append(out, CPURun{Round: i + 1, CPUPerEvent: v, SwitchesPerEvent: v / 10, DeliveredRatio: 1})
+			out = append(out, CPURun{Round: i + 1, CPUPerEvent: v, SwitchesPerEvent: v / 10, DeliveredRatio: 1, Complete: v != 30})
 		}
 		return out
 	}
@@ -115,7 +115,8 @@ func TestCPURatiosAndTargets(t *testing.T) {
 		t.Errorf("relay-core at 10k: %+v", m)
 	}
 	core10 := r.ratio(modeRelayCore, modeFloorB, 10_000)
-	if core10 == nil || !slices.Equal(core10.PerRound, []float64{1.2, 1.5, 1.1}) || core10.Spread != (Spread{Median: 1.2, Min: 1.1, Max: 1.5}) {
+	if core10 == nil || !slices.Equal(core10.PerRound, []float64{1.2, 1.5, 1.1}) || core10.Spread != (Spread{Median: 1.2, Min: 1.1, Max: 1.5}) ||
+		core10.CompleteRounds != 2 {
 		t.Errorf("relay-core / floor-b at 10k: %+v", core10)
 	}
 	if js := r.ratio(modeRelayJS, modeFloorBJS, 40_000); js == nil || !slices.Equal(js.PerRound, []float64{1.6, 1.7}) {
@@ -194,5 +195,32 @@ func TestAddSwitches(t *testing.T) {
 	got, err := readSched(os.Getpid())
 	if err != nil || got.voluntary+got.involuntary <= 0 {
 		t.Fatalf("this process: %+v, %v", got, err)
+	}
+}
+
+// TestCPURunComplete: a run is complete only when nothing was lost and the
+// pushers kept the rate.
+func TestCPURunComplete(t *testing.T) {
+	sec := int64(time.Second)
+	a, z := procSched{cpu: 1, voluntary: 10}, procSched{cpu: 1.5, voluntary: 110, involuntary: 10}
+	for _, tt := range []struct {
+		pushed, got, nanos int64
+		want               bool
+	}{
+		{10_000, 10_000, sec, true},
+		{10_000, 9_999, sec, false},             // one lost
+		{10_000, 10_000, 2 * sec, false},        // pushers at half the rate
+		{10_000, 10_000, sec * 105 / 100, true}, // within 5 %
+	} {
+		r := newCPURun(1, 10_000, pushStats{pushed: tt.pushed, end: tt.nanos}, tt.got, a, z)
+		if r.Complete != tt.want {
+			t.Errorf("%+v: complete %v", tt, r.Complete)
+		}
+		if r.Voluntary != 100 || r.Involuntary != 10 || r.CPUSeconds != 0.5 {
+			t.Errorf("%+v: %+v", tt, r)
+		}
+	}
+	if r := newCPURun(1, 10_000, pushStats{pushed: 10_000, end: sec}, 10_000, a, z); r.CPUPerEvent != 50 || r.SwitchesPerEvent != 0.011 {
+		t.Errorf("per event: %+v", r)
 	}
 }

@@ -49,6 +49,10 @@ type CPURun struct {
 	Voluntary        int64   `json:"voluntary_switches"`
 	Involuntary      int64   `json:"involuntary_switches"`
 	SwitchesPerEvent float64 `json:"switches_per_event"` // both kinds, per delivered event
+	// Complete: everything offered was delivered and the pushers reached
+	// 95 % of the rate. A run that is not says the machine (or the mode)
+	// could not keep up; its CPU per event is not comparable.
+	Complete bool `json:"complete"`
 	// Drops is the growth of a relay's drop counters, by reason.
 	Drops map[string]int64 `json:"relay_drops,omitempty"`
 }
@@ -61,15 +65,17 @@ type Spread struct {
 }
 
 // CPURatio is Of's CPU per event over To's at one rate, round by round.
+// CompleteRounds counts the rounds in which both runs were complete.
 type CPURatio struct {
-	Of       string    `json:"of"`
-	To       string    `json:"to"`
-	Rate     int       `json:"rate"`
-	PerRound []float64 `json:"per_round"`
+	Of             string    `json:"of"`
+	To             string    `json:"to"`
+	Rate           int       `json:"rate"`
+	PerRound       []float64 `json:"per_round"`
+	CompleteRounds int       `json:"complete_rounds"`
 	Spread
 }
 
-func newCPURun(round int, st pushStats, got int64, a, z procSched) CPURun {
+func newCPURun(round, rate int, st pushStats, got int64, a, z procSched) CPURun {
 	r := CPURun{Round: round, Offered: st.pushed - st.unrouted, Delivered: got,
 		CPUSeconds: round3(z.cpu - a.cpu), Voluntary: z.voluntary - a.voluntary, Involuntary: z.involuntary - a.involuntary}
 	if secs := time.Duration(st.end - st.start).Seconds(); secs > 0 {
@@ -78,6 +84,7 @@ func newCPURun(round int, st pushStats, got int64, a, z procSched) CPURun {
 	if r.Offered > 0 {
 		r.DeliveredRatio = round3(float64(got) / float64(r.Offered))
 	}
+	r.Complete = got == r.Offered && r.OfferedRate >= 0.95*float64(rate)
 	if got > 0 {
 		r.CPUPerEvent = round3((z.cpu - a.cpu) / float64(got) * 1e6)
 		r.SwitchesPerEvent = round3(float64(r.Voluntary+r.Involuntary) / float64(got))
@@ -181,6 +188,9 @@ func cpuRatio(of, to *ModeCPU) CPURatio {
 		if d := to.Runs[i].CPUPerEvent; d > 0 {
 			q.PerRound = append(q.PerRound, round3(of.Runs[i].CPUPerEvent/d))
 		}
+		if of.Runs[i].Complete && to.Runs[i].Complete {
+			q.CompleteRounds++
+		}
 	}
 	q.Spread = spread(q.PerRound)
 	return q
@@ -201,7 +211,7 @@ func (r *CPUResult) summary() string {
 		s = append(s, fmt.Sprintf("%s@%d %.2f µs/event", m.Mode, m.Rate, m.CPUPerEvent.Median))
 	}
 	for _, q := range r.Ratios {
-		s = append(s, fmt.Sprintf("%s/%s@%d %.2f", q.Of, q.To, q.Rate, q.Median))
+		s = append(s, fmt.Sprintf("%s/%s@%d %.2f (%d complete rounds)", q.Of, q.To, q.Rate, q.Median, q.CompleteRounds))
 	}
 	return fmt.Sprintf("%s (%d subscriptions, %d B events, %.0fs runs, median of %d rounds)",
 		strings.Join(s, ", "), r.Subscriptions, r.MessageBytes, r.RunSeconds, r.Rounds)
