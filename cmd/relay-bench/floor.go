@@ -18,9 +18,11 @@ import (
 	"github.com/relayhq/relay/internal/fanout"
 )
 
-// A floor is the least work that does the relay's job, run in this process
-// against the same fake so the relay's numbers can be read as a fraction
-// of what the machine can do:
+// A floor is the least work that does the relay's job, run against the same
+// fake so the relay's numbers can be read as a fraction of what the machine
+// can do. The throughput and latency scenarios run floors in this process;
+// the cpu scenario runs each in a process of its own (floorchild.go), so its
+// CPU time is read from /proc like the relay's:
 //
 //	floorA: read frames, publish each unchanged on one subject (no decoding);
 //	floorB: find the identifier, publish the message object on the relay's
@@ -36,13 +38,14 @@ const (
 	floorBJS
 )
 
-// floorStream is the stream floorBJS publishes into.
+// floorStream is the stream the in-process floorBJS publishes into.
 const floorStream = "FLOORBJS"
 
 // floor is one running floor client.
 type floor struct {
 	kind   floorKind
 	prefix string // subject prefix (floorA: the whole subject)
+	stream string // the stream floorBJS fills
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	conns  []*websocket.Conn
@@ -69,19 +72,33 @@ var (
 	frameMid  = []byte(`","message":`)
 )
 
-// startFloor connects, subscribes the set's tokens over PerConn-sized
-// websockets, waits for every confirm and starts reading.
+// floorSetup is where a floor connects and how.
+type floorSetup struct {
+	fake    string // host:port of the fake Chatwoot
+	natsURL string
+	stream  string // the stream floorBJS creates and fills
+	perConn int    // subscriptions per websocket
+}
+
+// startFloor starts a floor in this process.
 func (b *bench) startFloor(ctx context.Context, kind floorKind, prefix string, set *tokenSet) (*floor, error) {
-	f := &floor{kind: kind, prefix: prefix, routes: make(map[string]*floorRoute, len(set.tokens))}
-	if err := f.connectNATS(ctx, b.nats.ClientURL()); err != nil {
+	return startFloorAt(ctx, floorSetup{fake: b.fakeHP, natsURL: b.nats.ClientURL(), stream: floorStream, perConn: b.p.PerConn},
+		kind, prefix, set)
+}
+
+// startFloorAt connects, subscribes the set's tokens over perConn-sized
+// websockets, waits for every confirm and starts reading.
+func startFloorAt(ctx context.Context, s floorSetup, kind floorKind, prefix string, set *tokenSet) (*floor, error) {
+	f := &floor{kind: kind, prefix: prefix, stream: s.stream, routes: make(map[string]*floorRoute, len(set.tokens))}
+	if err := f.connectNATS(ctx, s.natsURL); err != nil {
 		return nil, err
 	}
 	for i, tok := range set.tokens {
 		id := cable.NewIdentifier(tok)
 		f.routes[id.Key] = f.route(prefix, i, tok)
 	}
-	for lo := 0; lo < len(set.tokens); lo += b.p.PerConn {
-		ws, err := b.floorConn(ctx, set.tokens[lo:min(lo+b.p.PerConn, len(set.tokens))])
+	for lo := 0; lo < len(set.tokens); lo += s.perConn {
+		ws, err := floorConn(ctx, s.fake, set.tokens[lo:min(lo+s.perConn, len(set.tokens))])
 		if err != nil {
 			f.stop()
 			return nil, err
@@ -107,7 +124,7 @@ func (f *floor) connectNATS(ctx context.Context, url string) error {
 		return err
 	}
 	_, err = f.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: floorStream, Subjects: []string{f.prefix + ".>"}, Storage: jetstream.FileStorage,
+		Name: f.stream, Subjects: []string{f.prefix + ".>"}, Storage: jetstream.FileStorage,
 		MaxAge: fanout.DefaultStreamMaxAge, MaxBytes: fanout.DefaultStreamMaxBytes, Duplicates: fanout.DefaultDuplicates,
 		Discard: jetstream.DiscardOld,
 	})
@@ -133,10 +150,10 @@ func (f *floor) route(prefix string, i int, tok string) *floorRoute {
 	return r
 }
 
-// floorConn opens one websocket and confirms tokens on it.
-func (b *bench) floorConn(ctx context.Context, tokens []string) (*websocket.Conn, error) {
+// floorConn opens one websocket to the fake and confirms tokens on it.
+func floorConn(ctx context.Context, fake string, tokens []string) (*websocket.Conn, error) {
 	d := websocket.Dialer{Subprotocols: []string{cable.Protocol}, HandshakeTimeout: 10 * time.Second}
-	ws, _, err := d.DialContext(ctx, "ws://"+b.fakeHP+"/cable", nil)
+	ws, _, err := d.DialContext(ctx, "ws://"+fake+"/cable", nil)
 	if err != nil {
 		return nil, fmt.Errorf("floor dial: %w", err)
 	}

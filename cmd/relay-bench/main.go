@@ -4,13 +4,19 @@
 // limit of the same machine (simple pass-through clients run in the same
 // process, interleaved with the relay's rounds).
 //
-//	go run ./cmd/relay-bench [-scenario all|throughput|latency|scale|storm|soak] [-quick] [-out DIR]
+//	go run ./cmd/relay-bench [-scenario all|throughput|latency|scale|storm|soak|cpu] [-quick] [-out DIR]
 //
 // The soak (-scenario soak, never part of all) runs the relay in JetStream
 // mode for -duration under steady agent replies, drops every websocket and
 // restarts NATS at fixed intervals, tracks the relay's RSS, goroutines and
 // open files, and checks at the end that the stream holds every reply
 // exactly once.
+//
+// The cpu scenario (-scenario cpu, never part of all) paces the same events
+// at fixed rates (-cpu-rates) through the relay and through floors b and
+// b-jetstream run as processes of their own, and compares the CPU time
+// each process spends per delivered event; -relay-before adds a second
+// relay binary to the same rounds.
 //
 // Every scenario prints a one-line summary and its JSON result; all
 // results go to DIR/relay-bench-results.json and a plot to DIR/relay-bench.png.
@@ -35,6 +41,9 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if args, ok := childArgs(os.Args[1:]); ok {
+		os.Exit(floorChild(ctx, args, os.Stdout, os.Stderr))
+	}
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "relay-bench:", err)
@@ -51,6 +60,7 @@ const (
 	scenarioScale      = "scale"
 	scenarioStorm      = "storm"
 	scenarioSoak       = "soak"
+	scenarioCPU        = "cpu"
 )
 
 // scenarios run with -scenario all; the soak (half an hour by default)
@@ -71,6 +81,7 @@ type options struct {
 	replot   string
 	relayEnv envList // extra KEY=VALUE for every relay, e.g. RELAY_PPROF_ADDR
 	soak     soakFlags
+	cpu      cpuFlags
 }
 
 // soakFlags are the soak's flags; zero keeps the default.
@@ -120,11 +131,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("relay-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.scenario, "scenario", scenarioAll, "all (throughput, latency, scale, storm), one of them, or soak")
+	fs.StringVar(&o.scenario, "scenario", scenarioAll, "all (throughput, latency, scale, storm), one of them, soak or cpu")
 	fs.BoolVar(&o.quick, "quick", false, "small sizes and short rounds (a smoke test, not a measurement)")
 	fs.StringVar(&o.out, "out", "bench-results", "directory for the results file and the plot")
 	fs.StringVar(&o.relayBin, "relay", "", "relay binary to run (default: go build ./cmd/relay)")
-	fs.IntVar(&o.rounds, "rounds", 0, "interleaved rounds for throughput and latency (0 = default)")
+	fs.IntVar(&o.rounds, "rounds", 0, "interleaved rounds for throughput, latency and cpu (0 = default)")
 	fs.IntVar(&o.events, "events", 0, "events per throughput run (0 = default)")
 	fs.IntVar(&o.subs, "subscriptions", 0, "subscriptions held in the scale and storm scenarios (0 = default)")
 	fs.BoolVar(&o.verbose, "v", false, "copy the relays' warnings and errors to stderr")
@@ -132,13 +143,17 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Var(&o.relayEnv, "relay-env", "KEY=VALUE added to every relay's environment (repeatable), e.g. RELAY_PPROF_ADDR=127.0.0.1:6060 with -scenario scale")
 	fs.StringVar(&o.replot, "replot", "", "draw the plot of an existing results file into -out and exit")
 	o.soak.register(fs)
+	o.cpu.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
-	if o.scenario != scenarioAll && o.scenario != scenarioSoak && !slices.Contains(scenarios, o.scenario) {
-		return o, fmt.Errorf("unknown scenario %q (want %s, %s or %s)", o.scenario, scenarioAll, strings.Join(scenarios, ", "), scenarioSoak)
+	if o.scenario != scenarioAll && o.scenario != scenarioSoak && o.scenario != scenarioCPU && !slices.Contains(scenarios, o.scenario) {
+		return o, fmt.Errorf("unknown scenario %q (want %s, %s, %s or %s)", o.scenario, scenarioAll, strings.Join(scenarios, ", "), scenarioSoak, scenarioCPU)
 	}
 	if err := o.soak.validate(); err != nil {
+		return o, err
+	}
+	if err := o.cpu.validate(); err != nil {
 		return o, err
 	}
 	if o.rounds < 0 || o.events < 0 || o.subs < 0 {
@@ -159,6 +174,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	p := defaultParams(o.quick)
 	p.override(o.rounds, o.events, o.subs)
 	p.overrideSoak(o.soak)
+	p.overrideCPU(o.cpu)
 	b, err := newBench(ctx, p, o, stderr)
 	if err != nil {
 		return err
@@ -185,7 +201,7 @@ func selected(s string) []string {
 // stores the result.
 func (b *bench) runScenario(ctx context.Context, name string, res *Results, stdout io.Writer) error {
 	b.progress("scenario %s", name)
-	if name == scenarioScale || name == scenarioStorm || name == scenarioSoak {
+	if name == scenarioScale || name == scenarioStorm || name == scenarioSoak || name == scenarioCPU {
 		b.releaseModes() // measure on a quiet machine
 	}
 	var r summarizer
@@ -206,6 +222,9 @@ func (b *bench) runScenario(ctx context.Context, name string, res *Results, stdo
 	case scenarioSoak:
 		res.Soak, err = b.soak(ctx)
 		r = res.Soak
+	case scenarioCPU:
+		res.CPU, err = b.cpu(ctx)
+		r = res.CPU
 	}
 	if err != nil {
 		return err

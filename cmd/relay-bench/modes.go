@@ -102,13 +102,18 @@ func (b *bench) newMode(name, prefix, subject string) (*mode, error) {
 }
 
 func (b *bench) relayStarter(jetStream bool) func(context.Context, *mode, string) error {
+	return b.relayStarterBin("", jetStream)
+}
+
+// relayStarterBin starts the relay binary bin ("" = the bench's).
+func (b *bench) relayStarterBin(bin string, jetStream bool) func(context.Context, *mode, string) error {
 	return func(ctx context.Context, m *mode, prefix string) error {
 		file := filepath.Join(b.tmp, prefix+".tokens")
 		if err := writeTokens(file, m.set.tokens); err != nil {
 			return err
 		}
 		var err error
-		m.relay, err = b.startRelay(ctx, relayConfig{name: prefix, jetStream: jetStream, subsFile: file,
+		m.relay, err = b.startRelay(ctx, relayConfig{name: prefix, bin: bin, jetStream: jetStream, subsFile: file,
 			subscribeRate: float64(b.p.FastSubscribe), burst: 1000})
 		if err != nil {
 			return err

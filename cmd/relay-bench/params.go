@@ -30,6 +30,10 @@ type Params struct {
 
 	// Soak.
 	Soak SoakParams `json:"soak"`
+
+	// CPU: paced runs at each rate (events/s), CPURun long each.
+	CPURates []int `json:"cpu_rates"`
+	CPURun   Dur   `json:"cpu_run"`
 }
 
 // SoakParams size the soak: a long run under steady load with the
@@ -74,6 +78,7 @@ func defaultParams(quick bool) Params {
 		Soak: SoakParams{Duration: Dur(30 * time.Minute), Contacts: 200, Rate: 2000,
 			DropEvery: Dur(time.Minute), NATSEvery: Dur(10 * time.Minute), NATSDown: Dur(5 * time.Second),
 			SampleEvery: Dur(10 * time.Second), WarmUp: Dur(2 * time.Minute)},
+		CPURates: []int{10_000, 40_000}, CPURun: Dur(10 * time.Second),
 	}
 	if quick {
 		p.Events, p.Rounds = 20_000, 1
@@ -81,6 +86,7 @@ func defaultParams(quick bool) Params {
 		p.Pause = Dur(100 * time.Millisecond)
 		p.ScaleSubscriptions, p.IdleWindow, p.WaitGC = 10_000, Dur(2*time.Second), 0
 		p.ConfirmTimeout = Dur(2 * time.Minute)
+		p.CPURun = Dur(time.Second)
 	}
 	return p
 }

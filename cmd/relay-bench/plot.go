@@ -52,6 +52,9 @@ func writePlot(path string, res *Results) error {
 	if res.Soak != nil && res.Throughput == nil && res.Latency == nil {
 		drawSoak(img, res.Soak)
 	}
+	if res.CPU != nil && res.Throughput == nil && res.Latency == nil {
+		drawCPU(img, res.CPU)
+	}
 	drawFooter(img, 620, res)
 	f, err := os.Create(path)
 	if err != nil {

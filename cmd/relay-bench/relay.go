@@ -35,6 +35,7 @@ type relayProc struct {
 // relayConfig is what differs between the relays a scenario starts.
 type relayConfig struct {
 	name          string // also the subject prefix and data directory name
+	bin           string // "" = the bench's relay binary
 	jetStream     bool
 	subsFile      string
 	subscribeRate float64
@@ -77,7 +78,11 @@ func (b *bench) relayEnv(rc relayConfig) []string {
 
 // startRelay runs the relay binary and waits until its API answers /readyz.
 func (b *bench) startRelay(ctx context.Context, rc relayConfig) (*relayProc, error) {
-	cmd := exec.Command(b.relayBin)
+	bin := rc.bin
+	if bin == "" {
+		bin = b.relayBin
+	}
+	cmd := exec.Command(bin)
 	cmd.Env = b.relayEnv(rc)
 	dieWithParent(cmd)
 	stderr, err := cmd.StderrPipe()
