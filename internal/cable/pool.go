@@ -305,7 +305,11 @@ func (p *Pool) emit(evs []StateChange) {
 
 // place puts s on the first connection with room, opening one if needed.
 // Caller holds mu.
-func (p *Pool) place(s *sub) {
+func (p *Pool) place(s *sub) { p.placeAfter(s, 0) }
+
+// placeAfter is place with the subscribe held back for at least hold.
+// Caller holds mu.
+func (p *Pool) placeAfter(s *sub, hold time.Duration) {
 	var c *conn
 	for _, cand := range p.conns {
 		if len(cand.routes) < p.cfg.PerConn {
@@ -318,7 +322,7 @@ func (p *Pool) place(s *sub) {
 	}
 	c.setRoute(s.ident.Key, s)
 	s.conn = c
-	if wait := c.resubscribeWait(s.ident.Key); wait > 0 {
+	if wait := max(c.resubscribeWait(s.ident.Key), hold); wait > 0 {
 		// Rails runs commands of one socket on a worker pool: an unsubscribe
 		// and a subscribe of the same identifier sent back to back can run
 		// in either order, and the subscribe be lost (protocol §1.5).
@@ -399,7 +403,10 @@ func (p *Pool) unassign(s *sub) {
 // on the others with a tenth of a connection to spare (so a count hovering
 // at a boundary does not move subscriptions back and forth). Moved
 // subscriptions are confirmed again on their new connection; the relay's
-// catch-up covers the moment between. Caller holds mu.
+// catch-up covers the moment between. Those the server may hold on the
+// closed socket wait unsubscribeGap first: Chatwoot handles the close and
+// the new subscribe on different sockets independently, and a token must
+// not be held by two sockets. Caller holds mu.
 func (p *Pool) rebalance() []StateChange {
 	n := len(p.conns)
 	if n < 2 {
@@ -419,6 +426,10 @@ func (p *Pool) rebalance() []StateChange {
 	moved := len(victim.routes)
 	var evs []StateChange
 	for _, s := range victim.routes {
+		var hold time.Duration
+		if s.sentGen != 0 || s.state == StateConfirmed {
+			hold = unsubscribeGap
+		}
 		if s.state == StateConfirmed {
 			evs = append(evs, p.change(s, ChangeLost, "rebalance"))
 		}
@@ -426,7 +437,7 @@ func (p *Pool) rebalance() []StateChange {
 		p.stopTimer(s)
 		s.queued = false
 		p.setState(s, StatePending)
-		p.place(s)
+		p.placeAfter(s, hold)
 	}
 	p.log.Info("cable connection drained", "conn", victim.n, "moved", moved)
 	return evs
