@@ -4,13 +4,20 @@
 // limit of the same machine (simple pass-through clients run in the same
 // process, interleaved with the relay's rounds).
 //
-//	go run ./cmd/relay-bench [-scenario all|throughput|latency|scale|storm|soak] [-quick] [-out DIR]
+//	go run ./cmd/relay-bench [-scenario all|throughput|latency|scale|storm|soak|cluster] [-quick] [-out DIR]
 //
 // The soak (-scenario soak, never part of all) runs the relay in JetStream
 // mode for -duration under steady agent replies, drops every websocket and
 // restarts NATS at fixed intervals, tracks the relay's RSS, goroutines and
 // open files, and checks at the end that the stream holds every reply
 // exactly once.
+//
+// The cluster scenario (-scenario cluster, never part of all) runs
+// -replicas relays on one redis-server (from PATH) holding -subscriptions
+// between them (default 1,000,000 on 5), seeded straight into the store:
+// the time to every subscription confirmed at the deployment-wide
+// -cluster-rate, each replica's memory per subscription, and the
+// rebalance when one replica leaves with SIGTERM.
 //
 // Every scenario prints a one-line summary and its JSON result; all
 // results go to DIR/relay-bench-results.json and a plot to DIR/relay-bench.png.
@@ -51,10 +58,12 @@ const (
 	scenarioScale      = "scale"
 	scenarioStorm      = "storm"
 	scenarioSoak       = "soak"
+	scenarioCluster    = "cluster"
 )
 
 // scenarios run with -scenario all; the soak (half an hour by default)
-// runs only when named.
+// and the cluster (a redis-server and a million subscriptions by default)
+// run only when named.
 var scenarios = []string{scenarioThroughput, scenarioLatency, scenarioScale, scenarioStorm}
 
 // options are the command-line flags.
@@ -71,6 +80,8 @@ type options struct {
 	replot   string
 	relayEnv envList // extra KEY=VALUE for every relay, e.g. RELAY_PPROF_ADDR
 	soak     soakFlags
+	replicas int     // cluster: relay replicas
+	rate     float64 // cluster: deployment-wide subscribe rate
 }
 
 // soakFlags are the soak's flags; zero keeps the default.
@@ -120,13 +131,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("relay-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.scenario, "scenario", scenarioAll, "all (throughput, latency, scale, storm), one of them, or soak")
+	fs.StringVar(&o.scenario, "scenario", scenarioAll, "all (throughput, latency, scale, storm), one of them, soak or cluster")
 	fs.BoolVar(&o.quick, "quick", false, "small sizes and short rounds (a smoke test, not a measurement)")
 	fs.StringVar(&o.out, "out", "bench-results", "directory for the results file and the plot")
 	fs.StringVar(&o.relayBin, "relay", "", "relay binary to run (default: go build ./cmd/relay)")
 	fs.IntVar(&o.rounds, "rounds", 0, "interleaved rounds for throughput and latency (0 = default)")
 	fs.IntVar(&o.events, "events", 0, "events per throughput run (0 = default)")
-	fs.IntVar(&o.subs, "subscriptions", 0, "subscriptions held in the scale and storm scenarios (0 = default)")
+	fs.IntVar(&o.subs, "subscriptions", 0, "subscriptions held in the scale, storm and cluster scenarios (0 = default)")
+	fs.IntVar(&o.replicas, "replicas", 0, "cluster: relay replicas sharing one Redis, at least 2 (0 = default 5)")
+	fs.Float64Var(&o.rate, "cluster-rate", 0, "cluster: the deployment's RELAY_CABLE_SUBSCRIBE_RATE (0 = default 10000)")
 	fs.BoolVar(&o.verbose, "v", false, "copy the relays' warnings and errors to stderr")
 	fs.BoolVar(&o.relayLog, "relay-log", false, "copy the relays' whole stderr (log, GODEBUG output) to stderr")
 	fs.Var(&o.relayEnv, "relay-env", "KEY=VALUE added to every relay's environment (repeatable), e.g. RELAY_PPROF_ADDR=127.0.0.1:6060 with -scenario scale")
@@ -135,14 +148,17 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
-	if o.scenario != scenarioAll && o.scenario != scenarioSoak && !slices.Contains(scenarios, o.scenario) {
-		return o, fmt.Errorf("unknown scenario %q (want %s, %s or %s)", o.scenario, scenarioAll, strings.Join(scenarios, ", "), scenarioSoak)
+	if o.scenario != scenarioAll && o.scenario != scenarioSoak && o.scenario != scenarioCluster && !slices.Contains(scenarios, o.scenario) {
+		return o, fmt.Errorf("unknown scenario %q (want %s, %s, %s or %s)", o.scenario, scenarioAll, strings.Join(scenarios, ", "), scenarioSoak, scenarioCluster)
 	}
 	if err := o.soak.validate(); err != nil {
 		return o, err
 	}
 	if o.rounds < 0 || o.events < 0 || o.subs < 0 {
 		return o, errors.New("-rounds, -events and -subscriptions must not be negative")
+	}
+	if o.replicas < 0 || o.replicas == 1 || o.rate < 0 {
+		return o, errors.New("-replicas must be at least 2 (a rebalance needs a replica to leave) and -cluster-rate not negative")
 	}
 	return o, nil
 }
@@ -159,6 +175,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	p := defaultParams(o.quick)
 	p.override(o.rounds, o.events, o.subs)
 	p.overrideSoak(o.soak)
+	p.overrideCluster(o.replicas, o.rate)
 	b, err := newBench(ctx, p, o, stderr)
 	if err != nil {
 		return err
@@ -185,7 +202,7 @@ func selected(s string) []string {
 // stores the result.
 func (b *bench) runScenario(ctx context.Context, name string, res *Results, stdout io.Writer) error {
 	b.progress("scenario %s", name)
-	if name == scenarioScale || name == scenarioStorm || name == scenarioSoak {
+	if name == scenarioScale || name == scenarioStorm || name == scenarioSoak || name == scenarioCluster {
 		b.releaseModes() // measure on a quiet machine
 	}
 	var r summarizer
@@ -206,6 +223,9 @@ func (b *bench) runScenario(ctx context.Context, name string, res *Results, stdo
 	case scenarioSoak:
 		res.Soak, err = b.soak(ctx)
 		r = res.Soak
+	case scenarioCluster:
+		res.Cluster, err = b.cluster(ctx)
+		r = res.Cluster
 	}
 	if err != nil {
 		return err

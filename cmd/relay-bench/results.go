@@ -22,6 +22,7 @@ type Results struct {
 	Scale      *ScaleResult      `json:"scale,omitempty"`
 	Storm      *StormResult      `json:"storm,omitempty"`
 	Soak       *SoakResult       `json:"soak,omitempty"`
+	Cluster    *ClusterResult    `json:"cluster,omitempty"`
 }
 
 // Target is one goal, met or not.
