@@ -195,8 +195,13 @@ func (cr *clusterRun) startAll(ctx context.Context, replicas int) error {
 // waitSettled polls until the live replicas confirm every subscription
 // between them and hold every bucket.
 func (cr *clusterRun) waitSettled(ctx context.Context, live []*relayProc) error {
+	next := time.Now().Add(progressEvery)
 	err := waitFor(ctx, cr.b.p.ConfirmTimeout.D(), 250*time.Millisecond, func() (bool, error) {
 		c, err := confirmedSum(live)
+		if time.Now().After(next) {
+			cr.b.progress("cluster: %d of %d confirmed", c, cr.n)
+			next = time.Now().Add(progressEvery)
+		}
 		if err != nil || c != cr.n {
 			return false, err
 		}
@@ -208,6 +213,9 @@ func (cr *clusterRun) waitSettled(ctx context.Context, live []*relayProc) error 
 	}
 	return err
 }
+
+// progressEvery is how often a long wait reports progress.
+const progressEvery = 30 * time.Second
 
 // confirmedSum adds the replicas' confirmed subscriptions; an exited one
 // is an error.

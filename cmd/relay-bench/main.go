@@ -80,8 +80,9 @@ type options struct {
 	replot   string
 	relayEnv envList // extra KEY=VALUE for every relay, e.g. RELAY_PPROF_ADDR
 	soak     soakFlags
-	replicas int     // cluster: relay replicas
-	rate     float64 // cluster: deployment-wide subscribe rate
+	replicas int           // cluster: relay replicas
+	rate     float64       // cluster: deployment-wide subscribe rate
+	confirm  time.Duration // how long confirms may take (scale, storm, cluster)
 }
 
 // soakFlags are the soak's flags; zero keeps the default.
@@ -140,6 +141,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.subs, "subscriptions", 0, "subscriptions held in the scale, storm and cluster scenarios (0 = default)")
 	fs.IntVar(&o.replicas, "replicas", 0, "cluster: relay replicas sharing one Redis, at least 2 (0 = default 5)")
 	fs.Float64Var(&o.rate, "cluster-rate", 0, "cluster: the deployment's RELAY_CABLE_SUBSCRIBE_RATE (0 = default 10000)")
+	fs.DurationVar(&o.confirm, "confirm-timeout", 0, "how long confirming every subscription may take in scale, storm and cluster (0 = default 10m, 2m with -quick)")
 	fs.BoolVar(&o.verbose, "v", false, "copy the relays' warnings and errors to stderr")
 	fs.BoolVar(&o.relayLog, "relay-log", false, "copy the relays' whole stderr (log, GODEBUG output) to stderr")
 	fs.Var(&o.relayEnv, "relay-env", "KEY=VALUE added to every relay's environment (repeatable), e.g. RELAY_PPROF_ADDR=127.0.0.1:6060 with -scenario scale")
@@ -157,8 +159,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.rounds < 0 || o.events < 0 || o.subs < 0 {
 		return o, errors.New("-rounds, -events and -subscriptions must not be negative")
 	}
-	if o.replicas < 0 || o.replicas == 1 || o.rate < 0 {
-		return o, errors.New("-replicas must be at least 2 (a rebalance needs a replica to leave) and -cluster-rate not negative")
+	if o.replicas < 0 || o.replicas == 1 || o.rate < 0 || o.confirm < 0 {
+		return o, errors.New("-replicas must be at least 2 (a rebalance needs a replica to leave) and -cluster-rate and -confirm-timeout not negative")
 	}
 	return o, nil
 }
@@ -176,6 +178,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	p.override(o.rounds, o.events, o.subs)
 	p.overrideSoak(o.soak)
 	p.overrideCluster(o.replicas, o.rate)
+	setDur(&p.ConfirmTimeout, o.confirm)
 	b, err := newBench(ctx, p, o, stderr)
 	if err != nil {
 		return err

@@ -248,14 +248,15 @@ func checkCluster(t *testing.T, r *ClusterResult) {
 
 func TestClusterFlags(t *testing.T) {
 	var stderr bytes.Buffer
-	o, err := parseFlags([]string{"-scenario", "cluster", "-replicas", "4", "-cluster-rate", "500", "-subscriptions", "30000"}, &stderr)
+	o, err := parseFlags([]string{"-scenario", "cluster", "-replicas", "4", "-cluster-rate", "500", "-subscriptions", "30000", "-confirm-timeout", "40m"}, &stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := defaultParams(false)
 	p.override(o.rounds, o.events, o.subs)
 	p.overrideCluster(o.replicas, o.rate)
-	if p.ClusterReplicas != 4 || p.ClusterRate != 500 || p.ClusterSubscriptions != 30000 {
+	setDur(&p.ConfirmTimeout, o.confirm)
+	if p.ClusterReplicas != 4 || p.ClusterRate != 500 || p.ClusterSubscriptions != 30000 || p.ConfirmTimeout.D() != 40*time.Minute {
 		t.Fatalf("cluster params %+v", p)
 	}
 	if q := defaultParams(true); q.ClusterSubscriptions != 20_000 || q.ClusterReplicas != 3 {
@@ -264,7 +265,7 @@ func TestClusterFlags(t *testing.T) {
 	if full := defaultParams(false); full.ClusterSubscriptions != 1_000_000 || full.ClusterReplicas != 5 {
 		t.Fatalf("full cluster params %+v", full)
 	}
-	for _, bad := range [][]string{{"-replicas", "1"}, {"-replicas", "-2"}, {"-cluster-rate", "-1"}} {
+	for _, bad := range [][]string{{"-replicas", "1"}, {"-replicas", "-2"}, {"-cluster-rate", "-1"}, {"-confirm-timeout", "-1s"}} {
 		if _, err := parseFlags(bad, &stderr); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
