@@ -272,9 +272,14 @@ func (cr *clusterRun) footprint(ctx context.Context, res *ClusterResult) error {
 		wg.Go(func() { cr.b.awaitGC(ctx, rp) })
 	}
 	wg.Wait()
-	st, err := clusterStatus(cr.replicas[0])
+	var st cluster.Status
+	err := waitFor(ctx, time.Minute, time.Second, func() (bool, error) {
+		var err error
+		st, err = clusterStatus(cr.replicas[0]) // reads every lease: slow on a busy machine
+		return err == nil, nil
+	})
 	if err != nil {
-		return err
+		return fmt.Errorf("GET /v1/cluster: %w", err)
 	}
 	held := map[string]int{}
 	for _, m := range st.Members {
