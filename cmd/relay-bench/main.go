@@ -4,7 +4,7 @@
 // limit of the same machine (simple pass-through clients run in the same
 // process, interleaved with the relay's rounds).
 //
-//	go run ./cmd/relay-bench [-scenario all|throughput|latency|scale|storm|soak|cpu] [-quick] [-out DIR]
+//	go run ./cmd/relay-bench [-scenario all|throughput|latency|scale|storm|soak|cpu|cluster] [-quick] [-out DIR]
 //
 // The soak (-scenario soak, never part of all) runs the relay in JetStream
 // mode for -duration under steady agent replies, drops every websocket and
@@ -17,6 +17,13 @@
 // b-jetstream run as processes of their own, and compares the CPU time
 // each process spends per delivered event; -relay-before adds a second
 // relay binary to the same rounds.
+//
+// The cluster scenario (-scenario cluster, never part of all) runs
+// -replicas relays on one redis-server (from PATH) holding -subscriptions
+// between them (default 1,000,000 on 5), seeded straight into the store:
+// the time to every subscription confirmed at the deployment-wide
+// -cluster-rate, each replica's memory per subscription, and the
+// rebalance when one replica leaves with SIGTERM.
 //
 // Every scenario prints a one-line summary and its JSON result; all
 // results go to DIR/relay-bench-results.json and a plot to DIR/relay-bench.png.
@@ -61,10 +68,12 @@ const (
 	scenarioStorm      = "storm"
 	scenarioSoak       = "soak"
 	scenarioCPU        = "cpu"
+	scenarioCluster    = "cluster"
 )
 
 // scenarios run with -scenario all; the soak (half an hour by default)
-// runs only when named.
+// and the cluster (a redis-server and a million subscriptions by default)
+// run only when named.
 var scenarios = []string{scenarioThroughput, scenarioLatency, scenarioScale, scenarioStorm}
 
 // options are the command-line flags.
@@ -82,6 +91,9 @@ type options struct {
 	relayEnv envList // extra KEY=VALUE for every relay, e.g. RELAY_PPROF_ADDR
 	soak     soakFlags
 	cpu      cpuFlags
+	replicas int           // cluster: relay replicas
+	rate     float64       // cluster: deployment-wide subscribe rate
+	confirm  time.Duration // how long confirms may take (scale, storm, cluster)
 }
 
 // soakFlags are the soak's flags; zero keeps the default.
@@ -131,13 +143,16 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("relay-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.scenario, "scenario", scenarioAll, "all (throughput, latency, scale, storm), one of them, soak or cpu")
+	fs.StringVar(&o.scenario, "scenario", scenarioAll, "all (throughput, latency, scale, storm), one of them, soak, cpu or cluster")
 	fs.BoolVar(&o.quick, "quick", false, "small sizes and short rounds (a smoke test, not a measurement)")
 	fs.StringVar(&o.out, "out", "bench-results", "directory for the results file and the plot")
 	fs.StringVar(&o.relayBin, "relay", "", "relay binary to run (default: go build ./cmd/relay)")
 	fs.IntVar(&o.rounds, "rounds", 0, "interleaved rounds for throughput, latency and cpu (0 = default)")
 	fs.IntVar(&o.events, "events", 0, "events per throughput run (0 = default)")
-	fs.IntVar(&o.subs, "subscriptions", 0, "subscriptions held in the scale and storm scenarios (0 = default)")
+	fs.IntVar(&o.subs, "subscriptions", 0, "subscriptions held in the scale, storm and cluster scenarios (0 = default)")
+	fs.IntVar(&o.replicas, "replicas", 0, "cluster: relay replicas sharing one Redis, at least 2 (0 = default 5)")
+	fs.Float64Var(&o.rate, "cluster-rate", 0, "cluster: the deployment's RELAY_CABLE_SUBSCRIBE_RATE (0 = default 10000)")
+	fs.DurationVar(&o.confirm, "confirm-timeout", 0, "how long confirming every subscription may take in scale, storm and cluster (0 = default 10m, 2m with -quick)")
 	fs.BoolVar(&o.verbose, "v", false, "copy the relays' warnings and errors to stderr")
 	fs.BoolVar(&o.relayLog, "relay-log", false, "copy the relays' whole stderr (log, GODEBUG output) to stderr")
 	fs.Var(&o.relayEnv, "relay-env", "KEY=VALUE added to every relay's environment (repeatable), e.g. RELAY_PPROF_ADDR=127.0.0.1:6060 with -scenario scale")
@@ -147,8 +162,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
-	if o.scenario != scenarioAll && o.scenario != scenarioSoak && o.scenario != scenarioCPU && !slices.Contains(scenarios, o.scenario) {
-		return o, fmt.Errorf("unknown scenario %q (want %s, %s, %s or %s)", o.scenario, scenarioAll, strings.Join(scenarios, ", "), scenarioSoak, scenarioCPU)
+	if o.scenario != scenarioAll && o.scenario != scenarioSoak && o.scenario != scenarioCPU && o.scenario != scenarioCluster && !slices.Contains(scenarios, o.scenario) {
+		return o, fmt.Errorf("unknown scenario %q (want %s, %s, %s, %s or %s)", o.scenario, scenarioAll, strings.Join(scenarios, ", "), scenarioSoak, scenarioCPU, scenarioCluster)
 	}
 	if err := o.soak.validate(); err != nil {
 		return o, err
@@ -158,6 +173,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.rounds < 0 || o.events < 0 || o.subs < 0 {
 		return o, errors.New("-rounds, -events and -subscriptions must not be negative")
+	}
+	if o.replicas < 0 || o.replicas == 1 || o.rate < 0 || o.confirm < 0 {
+		return o, errors.New("-replicas must be at least 2 (a rebalance needs a replica to leave) and -cluster-rate and -confirm-timeout not negative")
 	}
 	return o, nil
 }
@@ -175,6 +193,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	p.override(o.rounds, o.events, o.subs)
 	p.overrideSoak(o.soak)
 	p.overrideCPU(o.cpu)
+	p.overrideCluster(o.replicas, o.rate)
+	setDur(&p.ConfirmTimeout, o.confirm)
 	b, err := newBench(ctx, p, o, stderr)
 	if err != nil {
 		return err
@@ -201,7 +221,7 @@ func selected(s string) []string {
 // stores the result.
 func (b *bench) runScenario(ctx context.Context, name string, res *Results, stdout io.Writer) error {
 	b.progress("scenario %s", name)
-	if name == scenarioScale || name == scenarioStorm || name == scenarioSoak || name == scenarioCPU {
+	if name == scenarioScale || name == scenarioStorm || name == scenarioSoak || name == scenarioCPU || name == scenarioCluster {
 		b.releaseModes() // measure on a quiet machine
 	}
 	var r summarizer
@@ -225,6 +245,9 @@ func (b *bench) runScenario(ctx context.Context, name string, res *Results, stdo
 	case scenarioCPU:
 		res.CPU, err = b.cpu(ctx)
 		r = res.CPU
+	case scenarioCluster:
+		res.Cluster, err = b.cluster(ctx)
+		r = res.Cluster
 	}
 	if err != nil {
 		return err

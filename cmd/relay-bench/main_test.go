@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"image/png"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -184,6 +185,93 @@ func TestFlags(t *testing.T) {
 	}
 	if full := defaultParams(false); full.ScaleSubscriptions != 100_000 || full.Subscriptions != 1000 || full.LatencyRate != 10_000 {
 		t.Fatalf("full params %+v", full)
+	}
+}
+
+// TestQuickCluster runs the cluster scenario at a small size: 20,000
+// subscriptions seeded into a real redis-server, three relay replicas
+// confirming them at a shared rate, then one leaving with SIGTERM.
+func TestQuickCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the relay binary")
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("SKIP: redis-server not on PATH (run .ci/redis.sh)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	args := []string{"-scenario", "cluster", "-quick", "-subscriptions", "20000", "-replicas", "3", "-cluster-rate", "10000", "-out", out}
+	if err := run(ctx, args, &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, stderr.String())
+	}
+	var res Results
+	b, err := os.ReadFile(filepath.Join(out, "relay-bench-results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	checkCluster(t, res.Cluster)
+}
+
+func checkCluster(t *testing.T, r *ClusterResult) {
+	t.Helper()
+	if r == nil {
+		t.Fatal("no cluster result")
+	}
+	t.Log(r.summary())
+	if r.Subscriptions != 20000 || r.Replicas != 3 || len(r.Members) != 3 || r.ConfirmSeconds <= 0 {
+		t.Fatalf("result %+v", r)
+	}
+	confirmed, buckets := 0, 0
+	for _, m := range r.Members {
+		confirmed += m.Confirmed
+		buckets += m.Buckets
+		if m.Confirmed == 0 || m.Loaded.RSS <= r.Baseline.RSS {
+			t.Errorf("replica %+v", m)
+		}
+	}
+	if confirmed != 20000 || buckets != 1024 || r.RedisRSS <= 0 {
+		t.Errorf("%d confirmed, %d buckets held, Redis RSS %d", confirmed, buckets, r.RedisRSS)
+	}
+	rb := r.Rebalance
+	if rb.Left != "clus2" || rb.Moved <= 0 || rb.BucketsSeconds <= 0 || rb.ConfirmSeconds < rb.BucketsSeconds || rb.StopSeconds <= 0 {
+		t.Errorf("rebalance %+v", rb)
+	}
+	if len(r.Targets) != 3 {
+		t.Errorf("targets %+v", r.Targets)
+	}
+}
+
+func TestClusterFlags(t *testing.T) {
+	var stderr bytes.Buffer
+	o, err := parseFlags([]string{"-scenario", "cluster", "-replicas", "4", "-cluster-rate", "500", "-subscriptions", "30000", "-confirm-timeout", "40m"}, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := defaultParams(false)
+	p.override(o.rounds, o.events, o.subs)
+	p.overrideCluster(o.replicas, o.rate)
+	setDur(&p.ConfirmTimeout, o.confirm)
+	if p.ClusterReplicas != 4 || p.ClusterRate != 500 || p.ClusterSubscriptions != 30000 || p.ConfirmTimeout.D() != 40*time.Minute {
+		t.Fatalf("cluster params %+v", p)
+	}
+	if q := defaultParams(true); q.ClusterSubscriptions != 20_000 || q.ClusterReplicas != 3 {
+		t.Fatalf("quick cluster params %+v", q)
+	}
+	if full := defaultParams(false); full.ClusterSubscriptions != 1_000_000 || full.ClusterReplicas != 5 {
+		t.Fatalf("full cluster params %+v", full)
+	}
+	for _, bad := range [][]string{{"-replicas", "1"}, {"-replicas", "-2"}, {"-cluster-rate", "-1"}, {"-confirm-timeout", "-1s"}} {
+		if _, err := parseFlags(bad, &stderr); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+	if slices.Contains(selected(scenarioAll), scenarioCluster) {
+		t.Error("the cluster scenario runs with -scenario all")
 	}
 }
 

@@ -28,6 +28,12 @@ type Params struct {
 	StormSlack         float64 `json:"storm_slack"` // allowed overrun of subscriptions/rate (0.10 = 10 %)
 	ConfirmTimeout     Dur     `json:"confirm_timeout"`
 
+	// Cluster: replicas on one redis-server splitting the subscriptions.
+	ClusterSubscriptions int     `json:"cluster_subscriptions"`
+	ClusterReplicas      int     `json:"cluster_replicas"`
+	ClusterRate          float64 `json:"cluster_subscribe_rate"` // deployment-wide RELAY_CABLE_SUBSCRIBE_RATE
+	ClusterBurst         int     `json:"cluster_subscribe_burst"`
+
 	// Soak.
 	Soak SoakParams `json:"soak"`
 
@@ -74,7 +80,8 @@ func defaultParams(quick bool) Params {
 		FastSubscribe:      100_000,
 		ScaleSubscriptions: 100_000, IdleWindow: Dur(10 * time.Second), WaitGC: Dur(150 * time.Second),
 		StormRate: 2000, StormBurst: 5, StormSlack: 0.10,
-		ConfirmTimeout: Dur(10 * time.Minute),
+		ConfirmTimeout:       Dur(10 * time.Minute),
+		ClusterSubscriptions: 1_000_000, ClusterReplicas: 5, ClusterRate: 10_000, ClusterBurst: 5,
 		Soak: SoakParams{Duration: Dur(30 * time.Minute), Contacts: 200, Rate: 2000,
 			DropEvery: Dur(time.Minute), NATSEvery: Dur(10 * time.Minute), NATSDown: Dur(5 * time.Second),
 			SampleEvery: Dur(10 * time.Second), WarmUp: Dur(2 * time.Minute)},
@@ -87,13 +94,14 @@ func defaultParams(quick bool) Params {
 		p.ScaleSubscriptions, p.IdleWindow, p.WaitGC = 10_000, Dur(2*time.Second), 0
 		p.ConfirmTimeout = Dur(2 * time.Minute)
 		p.CPURun = Dur(time.Second)
+		p.ClusterSubscriptions, p.ClusterReplicas = 20_000, 3
 	}
 	return p
 }
 
 func (p *Params) override(rounds, events, subs int) {
 	if subs > 0 {
-		p.ScaleSubscriptions = subs
+		p.ScaleSubscriptions, p.ClusterSubscriptions = subs, subs
 	}
 	if rounds > 0 {
 		p.Rounds = rounds
@@ -123,5 +131,15 @@ func (p *Params) overrideSoak(o soakFlags) {
 func setDur(d *Dur, v time.Duration) {
 	if v > 0 {
 		*d = Dur(v)
+	}
+}
+
+// overrideCluster applies the cluster flags that were given (non-zero).
+func (p *Params) overrideCluster(replicas int, rate float64) {
+	if replicas > 0 {
+		p.ClusterReplicas = replicas
+	}
+	if rate > 0 {
+		p.ClusterRate = rate
 	}
 }

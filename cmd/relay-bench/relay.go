@@ -22,14 +22,15 @@ import (
 
 // relayProc is one running relay binary.
 type relayProc struct {
-	name   string
-	cmd    *exec.Cmd
-	base   string // http://host:port of its HTTP API
-	client *http.Client
-	tail   *logTail
-	loads  atomic.Int64  // "subscriptions file loaded" log lines seen
-	done   chan struct{} // closed when the process exited
-	err    error         // exit status, valid after done
+	name     string
+	cmd      *exec.Cmd
+	base     string // http://host:port of its HTTP API
+	client   *http.Client
+	tail     *logTail
+	loads    atomic.Int64  // "subscriptions file loaded" log lines seen
+	done     chan struct{} // closed when the process exited
+	err      error         // exit status, valid after done
+	exitedAt time.Time     // when it exited, valid after done
 }
 
 // relayConfig is what differs between the relays a scenario starts.
@@ -96,7 +97,7 @@ func (b *bench) startRelay(ctx context.Context, rc relayConfig) (*relayProc, err
 	}
 	started := make(chan string, 1)
 	go r.readLog(stderr, started, b.o, b.stderr)
-	go func() { r.err = cmd.Wait(); close(r.done) }()
+	go func() { r.err = cmd.Wait(); r.exitedAt = time.Now(); close(r.done) }()
 	if err := r.awaitStart(ctx, started); err != nil {
 		r.stop()
 		return nil, err

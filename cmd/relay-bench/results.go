@@ -23,6 +23,7 @@ type Results struct {
 	Storm      *StormResult      `json:"storm,omitempty"`
 	Soak       *SoakResult       `json:"soak,omitempty"`
 	CPU        *CPUResult        `json:"cpu,omitempty"`
+	Cluster    *ClusterResult    `json:"cluster,omitempty"`
 }
 
 // Target is one goal, met or not.

@@ -153,15 +153,29 @@ func (m *clusterMode) acquired(buckets []int) {
 	m.loads <- set
 }
 
-// released unsubscribes the buckets' subscriptions before their leases go.
+// released unsubscribes the buckets' subscriptions before their leases go,
+// and returns handoverSettle later.
 func (m *clusterMode) released(buckets []int) {
 	set := make(map[int]bool, len(buckets))
 	for _, b := range buckets {
 		set[b] = true
 	}
 	n := m.registry.Unload(func(id string) bool { return set[m.c.BucketOf(id)] })
+	if n > 0 {
+		time.Sleep(handoverSettle)
+	}
 	m.log.Info("subscriptions handed over", "buckets", len(buckets), "subscriptions", n)
 }
+
+// handoverSettle is how long a replica waits between unsubscribing a
+// handed-over bucket's subscriptions and releasing its lease. The pool
+// writes the unsubscribes on its sockets' own goroutines and Chatwoot runs
+// each on its worker pool, while the new owner may claim the lease within
+// milliseconds: without the wait, the new owner's subscribe of a token
+// could reach Chatwoot first and the token be held by two sockets. The
+// same 500 ms the cable package keeps between an unsubscribe and a
+// subscribe of one token.
+const handoverSettle = 500 * time.Millisecond
 
 // load subscribes claimed buckets, merging what queued up into one scan,
 // and every held bucket again every resyncInterval. A scan the store

@@ -283,6 +283,12 @@ func TestClusterScaleOut(t *testing.T) {
 	if v := os.Getenv("RELAY_TEST_CLUSTER_CONTACTS"); v != "" {
 		contacts, _ = strconv.Atoi(v)
 	}
+	// The fake runs in this process with three NATS servers and the
+	// agents: under load the process stalls (365 ms seen) and the fake
+	// stamps what arrived meanwhile at once. The rate is checked with those
+	// stalls allowed for.
+	stalls := chatwoottest.NewStallProbe(10 * time.Millisecond)
+	defer stalls.Close()
 	redisURL := startRedisProcess(t)
 	p := &clusterProof{t: t, tokens: &chatwoottest.TokenLog{}, subs: &chatwoottest.SubscribeLog{},
 		redis: redisURL, relays: map[string]*relayProcess{}, rate: 200}
@@ -356,8 +362,11 @@ func TestClusterScaleOut(t *testing.T) {
 	peak := p.subs.MaxInWindow(time.Second)
 	t.Logf("agent replies sent: %d; subscribes seen by Chatwoot: %d, most in one second: %d (deployment rate %d/s, burst %d)",
 		p.c.sent.Load(), p.subs.Len(), peak, p.rate, clusterBurst)
-	if peak > p.rate+clusterBurst {
-		t.Errorf("Chatwoot saw %d subscribes in one second, over the deployment's %d/s + burst %d", peak, p.rate, clusterBurst)
+	w := p.subs.RateExcess(time.Second, float64(p.rate), clusterBurst, stalls.Stalls())
+	t.Logf("worst second against the rate: %d subscribes, this process stalled %s in it (excess %.1f); per 20 ms: %v",
+		w.Count, w.Stall, w.Excess, p.subs.Histogram(w.Start, 20*time.Millisecond, 50))
+	if w.Excess > 0 {
+		t.Errorf("Chatwoot saw %d subscribes in one second (this process stalled %s in it), over the deployment's %d/s + burst %d", w.Count, w.Stall, p.rate, clusterBurst)
 	}
 	compare(t, want, got)
 	for _, r := range p.relays {

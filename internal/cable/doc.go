@@ -64,7 +64,9 @@
 //   - reject_subscription → invalid;
 //   - a subscribe never follows an unsubscribe of the same identifier on one
 //     socket within 500 ms: Rails runs a socket's commands on a worker pool,
-//     so back-to-back commands may run out of order;
+//     so back-to-back commands may run out of order; likewise a subscription
+//     moved off a drained connection is subscribed on its new socket only
+//     500 ms after the old one closed, so no token is held by two sockets;
 //   - a frame above ReadLimit is read to its end and dropped (counted, and
 //     reported as a gap of its subscription); the connection lives on;
 //   - the backoff resets only after a session that confirmed something or

@@ -351,7 +351,11 @@ func (p *Pool[M]) emit(evs []StateChange[M]) {
 
 // place puts s on the first connection with room, opening one if needed.
 // Caller holds mu.
-func (p *Pool[M]) place(s *sub[M]) {
+func (p *Pool[M]) place(s *sub[M]) { p.placeAfter(s, 0) }
+
+// placeAfter is place with the subscribe held back for at least hold.
+// Caller holds mu.
+func (p *Pool[M]) placeAfter(s *sub[M], hold time.Duration) {
 	var c *conn[M]
 	for _, cand := range p.conns {
 		if len(cand.routes) < p.cfg.PerConn {
@@ -364,7 +368,7 @@ func (p *Pool[M]) place(s *sub[M]) {
 	}
 	c.setRoute(s.ident.Key, s)
 	s.conn = c
-	if wait := c.resubscribeWait(s.ident.Key); wait > 0 {
+	if wait := max(c.resubscribeWait(s.ident.Key), hold); wait > 0 {
 		// Rails runs commands of one socket on a worker pool: an unsubscribe
 		// and a subscribe of the same identifier sent back to back can run
 		// in either order, and the subscribe be lost (protocol §1.5).
@@ -445,7 +449,10 @@ func (p *Pool[M]) unassign(s *sub[M]) {
 // on the others with a tenth of a connection to spare (so a count hovering
 // at a boundary does not move subscriptions back and forth). Moved
 // subscriptions are confirmed again on their new connection; the relay's
-// catch-up covers the moment between. Caller holds mu.
+// catch-up covers the moment between. Those the server may hold on the
+// closed socket wait unsubscribeGap first: Chatwoot handles the close and
+// the new subscribe on different sockets independently, and a token must
+// not be held by two sockets. Caller holds mu.
 func (p *Pool[M]) rebalance() []StateChange[M] {
 	n := len(p.conns)
 	if n < 2 {
@@ -465,6 +472,10 @@ func (p *Pool[M]) rebalance() []StateChange[M] {
 	moved := len(victim.routes)
 	var evs []StateChange[M]
 	for _, s := range victim.routes {
+		var hold time.Duration
+		if s.sentGen != 0 || s.state == StateConfirmed {
+			hold = unsubscribeGap
+		}
 		if s.state == StateConfirmed {
 			evs = append(evs, p.change(s, ChangeLost, "rebalance"))
 		}
@@ -472,7 +483,7 @@ func (p *Pool[M]) rebalance() []StateChange[M] {
 		p.stopTimer(s)
 		s.queued = false
 		p.setState(s, StatePending)
-		p.place(s)
+		p.placeAfter(s, hold)
 	}
 	p.log.Info("cable connection drained", "conn", victim.n, "moved", moved)
 	return evs

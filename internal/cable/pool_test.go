@@ -653,6 +653,44 @@ func TestPoolRemoveUnsubscribesAndRebalances(t *testing.T) {
 	})
 }
 
+// TestPoolDrainHoldsMovedSubscribes: subscriptions moved off a drained
+// connection are subscribed on their new socket only unsubscribeGap after
+// the old one closed. Chatwoot handles the close and the subscribe on
+// different sockets independently, so subscribing at once could leave a
+// token held by two sockets for a moment (seen in the scale-out proof).
+func TestPoolDrainHoldsMovedSubscribes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var tokens chatwoottest.TokenLog
+		h := newHarness(t, chatwoottest.Options{OnToken: tokens.Record}, func(c *Config[any]) { c.PerConn = 10 })
+		ids := h.add(25)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		before := len(h.subscribeTimes())
+		drainAt := h.since()
+		for _, id := range ids[:8] { // the first connection's last 2 move
+			h.pool.Remove(id)
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		moved := h.subscribeTimes()[before:]
+		if len(moved) != 2 {
+			t.Fatalf("%d subscribes after the drain, want the 2 moved", len(moved))
+		}
+		for _, at := range moved {
+			if at-drainAt < unsubscribeGap {
+				t.Errorf("moved subscription subscribed %v after the drain, want at least %v", at-drainAt, unsubscribeGap)
+			}
+		}
+		if ov := tokens.Overlaps(h.start, time.Now()); len(ov) != 0 {
+			t.Errorf("tokens on two sockets at once: %+v", ov)
+		}
+		if st := h.pool.Stats(); st.Connections != 2 || st.Subscriptions[StateConfirmed] != 17 {
+			t.Fatalf("stats = %+v", st)
+		}
+		h.assertNoDuplicates()
+	})
+}
+
 func TestPoolPresenceHeartbeat(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, chatwoottest.Options{}, func(c *Config[any]) { c.PresenceInterval = 15 * time.Second })
