@@ -13,9 +13,9 @@
 //	  │  (pull requests renewed within PinnedTTL keep the pin)
 //	  v
 //	runner.fetch (never waits for a delivery) ── barrier: after taking
-//	  │     the pin, new events are parked until no other replica holds
-//	  │     unacknowledged events (they come back as redeliveries), then
-//	  │     queued in stream order
+//	  │     the pin, new events are parked until this runner holds every
+//	  │     unacknowledged event (the previous holder's come back as
+//	  │     redeliveries, in any order), then queued in stream order
 //	  v
 //	queues: one FIFO per conversation (account + conversation, or
 //	  │     account + contact when unknown), conversations in turn
@@ -35,8 +35,9 @@
 // Retries are scheduled by the runner, not by JetStream's BackOff: a
 // redelivery would overtake the later events of the same conversation.
 // If the process dies, every unacknowledged event is redelivered after
-// AckWait, in stream order, to the replica holding the pin, whose barrier
-// delivers them before newer events; the retry schedule starts again.
+// AckWait to the replica holding the pin, not necessarily in stream order;
+// its barrier parks them with the newer events and delivers them all in
+// stream order; the retry schedule starts again.
 // Delivery is at least once: a receiver deduplicates on webhook-id.
 //
 // Request: POST, body = the event exactly as published on NATS, the

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -137,7 +138,8 @@ func TestTakeoverKeepsOrder(t *testing.T) {
 }
 
 // Replica A holds conversation 1's events (its head waiting a minute for
-// a retry) when the pin goes to replica B. A sees the consumer pinned
+// a retry) when the pin goes to replica B (the server may give it back to
+// A: then A keeps delivering, so the test unpins again). A sees the consumer pinned
 // elsewhere and lets its events go, so B delivers them after AckWait
 // instead of waiting for A's retry.
 func TestReplicaThatLostThePinReleasesItsEvents(t *testing.T) {
@@ -174,10 +176,50 @@ func TestReplicaThatLostThePinReleasesItsEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.UnpinConsumer(context.Background(), ConsumerName(ep.ID), priorityGroup); err != nil {
-		t.Fatal(err)
+	// The next event after an unpin goes to whichever pull request the
+	// server sees first, A's as well as B's: unpin until B got the pin.
+	n := 0
+	for took := a; took != b; n++ {
+		if err := st.UnpinConsumer(context.Background(), ConsumerName(ep.ID), priorityGroup); err != nil {
+			t.Fatal(err)
+		}
+		publishOne(t, js, 8, n)
+		took = pinHolder(t, st, ep.ID, a, b)
 	}
-	publishOne(t, js, 8, 0) // taken by B, the waiting puller
-	got := rc.waitFor("every event", func(g []delivered) bool { return distinct(g) == 5 })
+	got := rc.waitFor("every event", func(g []delivered) bool { return distinct(g) == 4+n })
 	checkOrder(t, got, 1, 3)
+}
+
+// pinHolder waits until the consumer of endpoint id is pinned to the
+// runner of one of the engines, and returns that engine.
+func pinHolder(t *testing.T, st jetstream.Stream, id string, engines ...*Engine) *Engine {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for time.Now().Before(deadline) {
+		c, err := st.Consumer(context.Background(), ConsumerName(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range c.CachedInfo().PriorityGroups {
+			for _, e := range engines {
+				if g.PinnedClientID != "" && g.PinnedClientID == pinOfRunner(e, id) {
+					return e
+				}
+			}
+		}
+		time.Sleep(10 * time.Millisecond) // re-check: the pin shows up with the next pull
+	}
+	t.Fatal("timed out waiting for the pin")
+	return nil
+}
+
+// pinOfRunner is the pin id e's runner of endpoint id last pulled under.
+func pinOfRunner(e *Engine, id string) string {
+	e.mu.Lock()
+	r := e.runners[id]
+	e.mu.Unlock()
+	if r == nil {
+		return ""
+	}
+	return r.pin.Load().(string)
 }

@@ -106,9 +106,6 @@ func (r *runner) fetch(ctx context.Context) {
 				b = barrier{up: true}
 			}
 		}
-		if m != nil && b.up {
-			b.pulled(m)
-		}
 		if m != nil && r.internal(m.Subject()) {
 			_ = m.Ack()
 			continue
@@ -134,7 +131,7 @@ func (r *runner) take(ctx context.Context, b *barrier, m jetstream.Msg) {
 		return
 	}
 	b.checked = time.Now()
-	others := r.heldElsewhere(ctx, b.read)
+	others := r.heldElsewhere(ctx)
 	if others != 0 {
 		if !b.logged && others > 0 {
 			b.logged = true
@@ -147,21 +144,22 @@ func (r *runner) take(ctx context.Context, b *barrier, m jetstream.Msg) {
 }
 
 // heldElsewhere counts the events of this endpoint delivered but
-// unacknowledged outside this runner: held by another replica, or by a
-// previous run here, until JetStream redelivers them (after AckWait). read
-// is the consumer sequence of the last message pulled; the ones delivered
-// after it are on their way here, unacknowledged. It is -1 when unknown.
+// unacknowledged and not in this runner's hands: held by another replica
+// or a previous run here until JetStream redelivers them (after AckWait),
+// or already sent here but not read yet. Those on their way count too:
+// they are typically the redeliveries the barrier waits for, and
+// JetStream may send them out of stream order, so only once they are
+// parked can release put them back in order. It is -1 when unknown.
 // Workers only settle events, so counting the held ones after the look
 // can only overstate the others, never release the barrier too early.
-func (r *runner) heldElsewhere(ctx context.Context, read uint64) int {
+func (r *runner) heldElsewhere(ctx context.Context) int {
 	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	info, err := r.cons.Info(ictx)
 	cancel()
 	if err != nil {
 		return -1
 	}
-	coming := int(info.Delivered.Consumer - min(read, info.Delivered.Consumer))
-	return max(0, info.NumAckPending-r.q.count()-coming)
+	return max(0, info.NumAckPending-r.q.count())
 }
 
 // barrier holds new events back after this runner got the endpoint's pin
@@ -170,16 +168,8 @@ func (r *runner) heldElsewhere(ctx context.Context, read uint64) int {
 // newer events must not be delivered before them.
 type barrier struct {
 	up      bool
-	read    uint64    // consumer sequence of the last message pulled
 	checked time.Time // last look at the consumer
 	logged  bool
-}
-
-// pulled notes m's consumer sequence: every delivery up to it was read.
-func (b *barrier) pulled(m jetstream.Msg) {
-	if md, err := m.Metadata(); err == nil {
-		b.read = md.Sequence.Consumer
-	}
 }
 
 // barrierPoll is how often a raised barrier looks at the consumer.
