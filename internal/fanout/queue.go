@@ -184,24 +184,31 @@ func (q *queue) fitsLocked() bool {
 // sender made some room. It returns ErrClosed once the queue is closed, or
 // ctx's error.
 func (q *queue) waitFits(ctx context.Context) error {
+	return q.waitFor(ctx, q.fitsLocked, &q.fits, &q.fitWaiters)
+}
+
+// waitFor blocks until ready (called with mu held) holds, counting itself
+// in *waiters while it waits for n, which release notifies. It returns
+// ErrClosed once the queue is closed, or ctx's error.
+func (q *queue) waitFor(ctx context.Context, ready func() bool, n *notifier, waiters *int) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for {
 		if q.closed {
 			return ErrClosed
 		}
-		if q.fitsLocked() {
+		if ready() {
 			return nil
 		}
-		changed := q.fits.changed()
-		q.fitWaiters++
+		changed := n.changed()
+		*waiters++
 		q.mu.Unlock()
 		select {
 		case <-changed:
 		case <-ctx.Done():
 		}
 		q.mu.Lock()
-		q.fitWaiters--
+		*waiters--
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -217,30 +224,7 @@ func (q *queue) halfLocked() bool {
 // saturated, so that a batch pushed now leaves room for live events. It
 // returns ErrClosed once the queue is closed, or ctx's error.
 func (q *queue) waitRoom(ctx context.Context) error {
-	for {
-		q.mu.Lock()
-		if q.closed {
-			q.mu.Unlock()
-			return ErrClosed
-		}
-		if !q.saturated && q.halfLocked() {
-			q.mu.Unlock()
-			return nil
-		}
-		changed := q.room.changed()
-		q.roomWaiters++
-		q.mu.Unlock()
-		select {
-		case <-changed:
-		case <-ctx.Done():
-		}
-		q.mu.Lock()
-		q.roomWaiters--
-		q.mu.Unlock()
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-	}
+	return q.waitFor(ctx, func() bool { return !q.saturated && q.halfLocked() }, &q.room, &q.roomWaiters)
 }
 
 func (q *queue) waitingLen() int {
