@@ -55,6 +55,7 @@ func (a *app) startWebhooks(ctx context.Context) error {
 		return fmt.Errorf("webhooks: %w", err)
 	}
 	a.webhooks = webhook.NewManager(a.store, eng)
+	a.awaitStream(ctx)
 	if err := a.reloadWebhooks(ctx); err != nil {
 		return err
 	}
@@ -62,6 +63,24 @@ func (a *app) startWebhooks(ctx context.Context) error {
 	a.stopWebhookSync = cancel
 	go a.webhooks.Run(syncCtx, webhookSync)
 	return nil
+}
+
+// streamWait bounds how long the start waits for the fan-out's stream.
+const streamWait = 15 * time.Second
+
+// awaitStream waits, up to streamWait, for the fan-out to have created the
+// stream in the background: the endpoints' consumers need it, and a start
+// with NATS up must not race its creation ("stream not found"). With NATS
+// away the start goes on, as it did.
+func (a *app) awaitStream(ctx context.Context) {
+	deadline := time.Now().Add(streamWait)
+	for !a.fanout.Ready() && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func (a *app) webhookOptions() webhook.Options {
