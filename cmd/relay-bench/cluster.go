@@ -11,6 +11,7 @@ import (
 
 	"github.com/relayhq/relay/internal/chatwoottest"
 	"github.com/relayhq/relay/internal/cluster"
+	"github.com/relayhq/relay/internal/redisserver"
 )
 
 // The cluster scenario: several relay replicas on one redis-server split
@@ -78,7 +79,7 @@ func (r *ClusterResult) summary() string {
 // clusterRun is the running topology.
 type clusterRun struct {
 	b        *bench
-	redis    *redisProc
+	redis    *redisserver.Server
 	replicas []*relayProc
 	n        int
 }
@@ -90,7 +91,7 @@ func (b *bench) cluster(ctx context.Context) (*ClusterResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer rd.stop()
+	defer rd.Stop()
 	cr := &clusterRun{b: b, redis: rd, n: n}
 	defer cr.stop()
 	if res.Baseline, err = cr.baseline(ctx); err != nil {
@@ -121,7 +122,7 @@ func (cr *clusterRun) replica(ctx context.Context, i int, prefix string) (*relay
 	name := "clus" + strconv.Itoa(i)
 	return b.startRelay(ctx, relayConfig{name: name, subscribeRate: b.p.ClusterRate, burst: b.p.ClusterBurst,
 		extra: map[string]string{
-			"RELAY_REDIS_URL": cr.redis.url, "RELAY_REDIS_KEY_PREFIX": prefix, "RELAY_CLUSTER_MEMBER": name,
+			"RELAY_REDIS_URL": cr.redis.URL, "RELAY_REDIS_KEY_PREFIX": prefix, "RELAY_CLUSTER_MEMBER": name,
 			"RELAY_NATS_SUBJECT_PREFIX": "clus", "RELAY_NATS_STREAM": "CLUS",
 		}})
 }
@@ -147,7 +148,7 @@ func (cr *clusterRun) seed(ctx context.Context, res *ClusterResult) error {
 	cr.b.addTokens(set)
 	cr.b.progress("cluster: seeding Redis with %d subscriptions", cr.n)
 	start := time.Now()
-	if err := seedStore(ctx, cr.redis.url, clusterPrefix, set.tokens); err != nil {
+	if err := seedStore(ctx, cr.redis.URL, clusterPrefix, set.tokens); err != nil {
 		return err
 	}
 	res.SeedSeconds = round3(time.Since(start).Seconds())
@@ -292,7 +293,7 @@ func (cr *clusterRun) footprint(ctx context.Context, res *ClusterResult) error {
 		}
 		res.Members = append(res.Members, replicaFootprint(rp.name, held[rp.name], s, res.Baseline))
 	}
-	rs, err := readProc(cr.redis.pid())
+	rs, err := readProc(cr.redis.Pid())
 	res.RedisRSS = rs.RSS
 	return err
 }

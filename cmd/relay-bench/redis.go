@@ -2,72 +2,21 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"os/exec"
-	"path/filepath"
-	"time"
 
 	"github.com/relayhq/relay/internal/cable"
+	"github.com/relayhq/relay/internal/redisserver"
 	"github.com/relayhq/relay/internal/store"
 	"github.com/relayhq/relay/internal/store/redisstore"
 )
 
-// redisProc is a redis-server child process for the cluster scenario.
-type redisProc struct {
-	cmd *exec.Cmd
-	url string
-}
-
-// startRedis runs redis-server from PATH on a free loopback port, without
-// persistence, and waits until it accepts connections.
-func (b *bench) startRedis(ctx context.Context) (*redisProc, error) {
-	bin, err := exec.LookPath("redis-server")
+// startRedis runs redis-server from PATH for the cluster scenario.
+func (b *bench) startRedis(ctx context.Context) (*redisserver.Server, error) {
+	s, err := redisserver.Start(ctx)
 	if err != nil {
-		return nil, errors.New("redis-server not on PATH: the cluster scenario needs a real Redis")
+		return nil, fmt.Errorf("the cluster scenario needs a real Redis: %w", err)
 	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", b.tmp, "--daemonize", "no", "--logfile", filepath.Join(b.tmp, "redis.log"))
-	dieWithParent(cmd)
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("redis-server: %w", err)
-	}
-	r := &redisProc{cmd: cmd, url: "redis://127.0.0.1:" + port + "/0"}
-	err = waitFor(ctx, 10*time.Second, 20*time.Millisecond, func() (bool, error) {
-		c, err := net.Dial("tcp", "127.0.0.1:"+port)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil, nil
-	})
-	if err != nil {
-		r.stop()
-		return nil, fmt.Errorf("redis-server not listening: %w", err)
-	}
-	return r, nil
-}
-
-func (r *redisProc) stop() {
-	r.cmd.Process.Kill()
-	r.cmd.Wait()
-}
-
-func (r *redisProc) pid() int { return r.cmd.Process.Pid }
-
-// freePort returns a loopback port nothing listens on right now.
-func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	_, port, err := net.SplitHostPort(l.Addr().String())
-	return port, err
+	return s, nil
 }
 
 // seedBatch is how many records one PutSubscriptions writes (one script,

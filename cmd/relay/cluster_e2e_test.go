@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +21,7 @@ import (
 
 	"github.com/relayhq/relay/internal/chatwoottest"
 	"github.com/relayhq/relay/internal/cluster"
+	"github.com/relayhq/relay/internal/redisserver"
 )
 
 // The scale-out proof: a real redis-server, a 3-node NATS cluster with
@@ -38,29 +39,17 @@ const (
 	clusterBurst = 5 // RELAY_CABLE_SUBSCRIBE_BURST's default
 )
 
-// startRedisProcess runs redis-server on a free loopback port until the
-// test ends.
+// startRedisProcess runs redis-server until the test ends.
 func startRedisProcess(t *testing.T) string {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("SKIP: redis-server not on PATH (run .ci/redis.sh): the scale-out proof needs a real Redis")
+	s, err := redisserver.Start(t.Context())
+	if errors.Is(err, redisserver.ErrNotFound) {
+		t.Skipf("SKIP: %v: the scale-out proof needs a real Redis", err)
 	}
-	addr := freePort(t)
-	_, port, _ := net.SplitHostPort(addr)
-	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", t.TempDir(), "--daemonize", "no", "--logfile", "")
-	if err := cmd.Start(); err != nil {
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	waitFor(t, 10*time.Second, "redis-server listening", func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	return "redis://" + addr + "/0"
+	t.Cleanup(s.Stop)
+	return s.URL
 }
 
 // natsNode is one server of the embedded NATS cluster.

@@ -3,15 +3,12 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,10 +16,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/relayhq/relay/internal/api"
 	"github.com/relayhq/relay/internal/chatwoot"
+	"github.com/relayhq/relay/internal/redisserver"
 	"github.com/relayhq/relay/internal/registry"
 	"github.com/relayhq/relay/internal/registry/registrytest"
 	"github.com/relayhq/relay/internal/store"
@@ -179,35 +176,15 @@ func openBenchStore(b testing.TB, backend string) store.Store {
 	return st
 }
 
-// startBenchRedis runs redis-server from PATH on a free loopback port,
-// without persistence, until the benchmark ends.
+// startBenchRedis runs redis-server from PATH until the benchmark ends.
 func startBenchRedis(b testing.TB) string {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		b.Skip("redis-server not on PATH")
+	s, err := redisserver.Start(context.Background())
+	if errors.Is(err, redisserver.ErrNotFound) {
+		b.Skipf("SKIP: %v", err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", b.TempDir())
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
-	url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
-	opts, _ := redis.ParseURL(url)
-	rdb := redis.NewClient(opts)
-	defer rdb.Close()
-	for range 500 {
-		if rdb.Ping(context.Background()).Err() == nil {
-			return url
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	b.Fatal("redis-server does not answer")
-	return ""
+	b.Cleanup(s.Stop)
+	return s.URL
 }

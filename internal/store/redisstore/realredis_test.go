@@ -5,18 +5,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/relayhq/relay/internal/redisserver"
 	"github.com/relayhq/relay/internal/store"
 	"github.com/relayhq/relay/internal/store/storetest"
 )
@@ -50,20 +48,19 @@ func setupRealRedis() (stop func()) {
 		realRedis.url, realRedis.external = url, true
 		return func() {}
 	}
-	bin, err := findRedisServer()
+	if _, err := findRedisServer(); err != nil {
+		realRedis.reason = err.Error()
+		fmt.Fprintf(os.Stderr, "SKIP: real Redis contract tests will not run: %s\n", err)
+		return func() {}
+	}
+	srv, err := redisserver.Start(context.Background())
 	if err != nil {
 		realRedis.reason = err.Error()
 		fmt.Fprintf(os.Stderr, "SKIP: real Redis contract tests will not run: %s\n", err)
 		return func() {}
 	}
-	url, stop, err := startRedisServer(bin)
-	if err != nil {
-		realRedis.reason = err.Error()
-		fmt.Fprintf(os.Stderr, "SKIP: real Redis contract tests will not run: %s\n", err)
-		return func() {}
-	}
-	realRedis.url = url
-	return stop
+	realRedis.url = srv.URL
+	return srv.Stop
 }
 
 func findRedisServer() (string, error) {
@@ -96,94 +93,6 @@ func mayInstall() bool {
 		return false
 	}
 	return os.Getenv("CI") != "" || os.Getenv("RELAY_TEST_INSTALL_REDIS") == "1"
-}
-
-// startRedisServer runs bin on a free loopback port, retrying if another
-// process takes the port first.
-func startRedisServer(bin string) (url string, stop func(), err error) {
-	for range 3 {
-		url, stop, err = startRedisOnce(bin)
-		if err == nil {
-			return url, stop, nil
-		}
-	}
-	return "", nil, err
-}
-
-func startRedisOnce(bin string) (string, func(), error) {
-	port, err := freePort()
-	if err != nil {
-		return "", nil, err
-	}
-	dir, err := os.MkdirTemp("", "relay-redis-")
-	if err != nil {
-		return "", nil, err
-	}
-	var out bytes.Buffer
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no", "--logfile", "")
-	cmd.Stdout, cmd.Stderr = &out, &out
-	setPdeathsig(cmd)
-	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return "", nil, fmt.Errorf("start redis-server: %w", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	stop := func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		os.RemoveAll(dir)
-	}
-	url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
-	if err := awaitRedis(url, exited); err != nil {
-		stop()
-		return "", nil, fmt.Errorf("%w; redis-server output: %s", err, bytes.TrimSpace(out.Bytes()))
-	}
-	return url, stop, nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// awaitRedis polls PING until the server answers, exits, or 10 s pass.
-func awaitRedis(url string, exited <-chan struct{}) error {
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		return err
-	}
-	rdb := redis.NewClient(opts)
-	defer rdb.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := rdb.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-exited:
-			return errors.New("redis-server exited")
-		case <-tick.C:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("redis-server not answering: %w", err)
-		}
-	}
 }
 
 func requireRealRedis(t *testing.T) string {
