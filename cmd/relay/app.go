@@ -174,7 +174,7 @@ func (a *app) openFanout(context.Context) error {
 			MaxBytes: c.NATSStreamMaxBytes, Duplicates: c.NATSDupWindow, Replicas: c.NATSStreamReplicas},
 	}, fanout.Options{
 		Prefix: c.NATSSubjectPrefix, ForwardTokens: c.ForwardTokens, ForwardSourceIDs: c.ForwardSourceIDs, BufferBytes: c.NATSBufferBytes,
-		HoldBack: c.HoldBack, Observe: a.observe, Drained: a.drained, Logger: a.log.With("component", "fanout"), Registerer: a.metrics,
+		HoldBack: c.HoldBack, Drained: a.drained, Logger: a.log.With("component", "fanout"), Registerer: a.metrics,
 	})
 	if err != nil {
 		return fmt.Errorf("NATS: %w", err)
@@ -219,6 +219,7 @@ func (a *app) newClient(context.Context) error {
 		return err
 	}
 	a.echoes = api.NewEchoTracker(api.DefaultMaxEchoWaiters)
+	a.fanout.AddObserver(a.echoes)
 	return nil
 }
 
@@ -428,16 +429,6 @@ func (a *app) watchReload(ctx context.Context) {
 			}
 		}
 	}()
-}
-
-// observe sees every routed event: account feeds learn conversation
-// routes from it, and callers waiting for their message's echo are
-// released.
-func (a *app) observe(_ string, r fanout.Route) {
-	a.feeds.Learn(r)
-	if r.EchoID != "" && !r.Replayed {
-		a.echoes.ObserveMessage(r.EchoID, r.MessageID)
-	}
 }
 
 // drained hears that the fan-out takes events again after an overflow:

@@ -19,6 +19,7 @@ func (a *app) newFeeds(context.Context) error {
 		Store: a.store, Source: a.client, Pool: a.pool, Sink: a.fanout, Events: a.fanout, SyncInterval: feedSyncInterval,
 		Logger: a.log.With("component", "feeds"), Registerer: a.metrics,
 	})
+	a.fanout.AddObserver(a.feeds) // learns conversation routes for the feeds
 	return nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"sync"
+
+	"github.com/relayhq/relay/internal/fanout"
 )
 
 // EchoTracker matches message sends with their message.created echoes from
@@ -104,6 +106,15 @@ func (t *EchoTracker) forget(echoID string, e *expectation) {
 
 // Observe releases every expectation of echoID and remembers the echo.
 func (t *EchoTracker) Observe(echoID string) { t.ObserveMessage(echoID, "") }
+
+// Routed releases the sends waiting for a live event's echo: the fan-out
+// calls it as an Observer. A replayed copy does not count: the send's
+// caller waits for the message to reach subscribers live.
+func (t *EchoTracker) Routed(_ string, r fanout.Route) {
+	if r.EchoID != "" && !r.Replayed {
+		t.ObserveMessage(r.EchoID, r.MessageID)
+	}
+}
 
 // ObserveMessage is Observe for a message.created whose message id is
 // known; Seen then returns it.

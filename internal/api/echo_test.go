@@ -9,6 +9,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/relayhq/relay/internal/fanout"
 	"github.com/relayhq/relay/internal/fixtures"
 )
 
@@ -161,5 +162,26 @@ func TestNewEchoID(t *testing.T) {
 			t.Fatalf("echo id %q: not a fresh v4 uuid", id)
 		}
 		seen[id] = true
+	}
+}
+
+// A send waits for its message to reach subscribers live: a replayed copy
+// of it (catch-up) neither releases the waiter nor counts as seen.
+func TestRoutedReleasesOnlyLiveEchoes(t *testing.T) {
+	tr := NewEchoTracker(4)
+	wait, cancel := tr.Expect("e1")
+	defer cancel()
+	tr.Routed("sub", fanout.Route{EchoID: "e1", MessageID: "9", Replayed: true})
+	if _, ok := tr.Seen("e1"); ok {
+		t.Fatal("a replayed echo was taken for the live one")
+	}
+	tr.Routed("sub", fanout.Route{EchoID: "e1", MessageID: "9"})
+	ctx, stop := context.WithCancel(context.Background())
+	stop() // released already: wait must not need time
+	if !wait(ctx) {
+		t.Fatal("the live echo did not release the waiting send")
+	}
+	if id, ok := tr.Seen("e1"); !ok || id != "9" {
+		t.Fatalf("Seen = %q, %v; want 9", id, ok)
 	}
 }

@@ -206,10 +206,11 @@ func TestIntegrationReplayAfterOutage(t *testing.T) {
 	}
 	pub := fanout.NewCore(nc)
 	r := &relay{t: t, fake: fake, states: make(chan cable.StateChange[*catchup.Target], 64)}
-	r.fo, err = fanout.New(pub, fanout.Options{Observe: func(sub string, rt fanout.Route) { r.cu.ObserveLive(sub, rt) }})
+	r.fo, err = fanout.New(pub, fanout.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.fo.AddObserver(fanout.ObserverFunc(func(sub string, rt fanout.Route) { r.cu.ObserveLive(sub, rt) }))
 	r.cu, err = catchup.New(catchup.Options{Source: client, Cursors: st, Sink: r.fo, FlushInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

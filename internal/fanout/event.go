@@ -143,3 +143,17 @@ type Route struct {
 func (r Route) Subject(prefix string) string {
 	return strings.Join([]string{prefix, r.AccountID, r.InboxID, r.ContactID, r.ConversationID, r.Event}, ".")
 }
+
+// Observer is a package that learns from every routed event: an account
+// feed's route table, the sends waiting for their echo. The fan-out calls
+// it on the goroutine handling the event (the websocket reader for live
+// events), so Routed must be cheap and never block.
+type Observer interface {
+	Routed(subID string, r Route)
+}
+
+// ObserverFunc adapts a function to an Observer.
+type ObserverFunc func(subID string, r Route)
+
+// Routed calls fn.
+func (fn ObserverFunc) Routed(subID string, r Route) { fn(subID, r) }

@@ -70,9 +70,6 @@ type Options struct {
 	// MaxAttempts is how often an event the stream rejects is tried before it
 	// is dropped (publish_error); 0 means 5. Connection problems never count.
 	MaxAttempts int
-	// Observe, if set, is called synchronously from Handle with every routed
-	// event (live or replayed, before filtering and dedup). Must not block.
-	Observe func(subID string, r Route)
 	// Published, if set, is called once an event of a subscription is in
 	// NATS: from the publishing goroutine when NATS accepted it (JetStream:
 	// acknowledged it). A duplicate is reported when its first copy is:
@@ -189,10 +186,31 @@ type Fanout struct {
 	// it counts sheds without waiting again. 0: none did.
 	gaveUp atomic.Uint64
 
+	// observers see every routed event; copied on write by AddObserver.
+	observers atomic.Pointer[[]Observer]
+
 	// pending indexes the admitted events not yet published or dropped by
 	// dedup key, so a duplicate can wait for the first copy's outcome.
 	pendMu  sync.Mutex
 	pending map[string]*item
+}
+
+// AddObserver adds o to the packages that see every routed event (live or
+// replayed, before filtering and dedup), synchronously from Handle, in the
+// order they were added. Add observers before events flow: an event
+// handled while o is added may miss it.
+func (f *Fanout) AddObserver(o Observer) {
+	for {
+		old := f.observers.Load()
+		var list []Observer
+		if old != nil {
+			list = append(list, *old...)
+		}
+		list = append(list, o)
+		if f.observers.CompareAndSwap(old, &list) {
+			return
+		}
+	}
 }
 
 // New starts a Fanout publishing through pub.
@@ -251,8 +269,10 @@ func (f *Fanout) Handle(ev Event) {
 	if ev.Sub != nil && ev.Sub.Observe(&r, ev.ReceivedAt) {
 		ev.Sub.Owner.Learned(ev.Sub)
 	}
-	if f.opts.Observe != nil {
-		f.opts.Observe(ev.SubID, r)
+	if obs := f.observers.Load(); obs != nil {
+		for _, o := range *obs {
+			o.Routed(ev.SubID, r)
+		}
 	}
 	if r.Private && !ev.Feed {
 		f.m.dropped[dropFiltered].Inc()

@@ -149,7 +149,8 @@ func TestPrivateTypingFilteredButObserved(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := newFakePub(true)
 		var seen []Route
-		f := newTestFanout(t, p, Options{Observe: func(sub string, r Route) { seen = append(seen, r) }})
+		f := newTestFanout(t, p, Options{})
+		f.AddObserver(ObserverFunc(func(sub string, r Route) { seen = append(seen, r) }))
 		f.Handle(Event{SubID: "a", Message: fixtureMessage(t, "07_conversation.typing_on.private.json")})
 		f.Handle(Event{SubID: "a", Message: fixtureMessage(t, "06_conversation.typing_off.json")})
 		synctest.Wait()
@@ -288,12 +289,12 @@ func TestOverflowShedsAndReportsLost(t *testing.T) {
 				lost = append(lost, sub)
 				mu.Unlock()
 			},
-			Observe: func(string, Route) {
-				mu.Lock()
-				observed++
-				mu.Unlock()
-			},
 		})
+		f.AddObserver(ObserverFunc(func(string, Route) {
+			mu.Lock()
+			observed++
+			mu.Unlock()
+		}))
 		for i := 1; i <= 5; i++ { // the fifth overflows: built, refused
 			f.Handle(Event{SubID: "a", Message: msgCreated(i)})
 		}

@@ -39,9 +39,10 @@ func (t *routeTable) lookup(account, conv string) ([2]string, bool) {
 	return v, ok
 }
 
-// Learn notes the ids of a routed event (from any subscription). Without
-// feed subscriptions it costs one atomic load: there is nothing to route.
-func (m *Manager) Learn(r fanout.Route) {
+// Routed notes the ids of a routed event (from any subscription): the
+// fan-out calls it as an Observer. Without feed subscriptions it costs one
+// atomic load: there is nothing to route.
+func (m *Manager) Routed(_ string, r fanout.Route) {
 	if m == nil || m.nsubs.Load() == 0 {
 		return
 	}
