@@ -224,3 +224,21 @@ func TestCPURunComplete(t *testing.T) {
 		t.Errorf("per event: %+v", r)
 	}
 }
+
+// The sustained-rate search finds a limit far above its starting hint
+// (a firehose that lost most of its events starts it low) and below a
+// limit under the hint, within one bisection step's precision.
+func TestSearchRate(t *testing.T) {
+	for _, tc := range []struct{ hint, limit float64 }{
+		{3014, 27803}, {3014, 150000}, {30000, 6000}, {500, 900}, {20000, 20000},
+	} {
+		probes := 0
+		got := searchRate(tc.hint, func(rate float64) bool { probes++; return rate <= tc.limit })
+		if got > tc.limit || got < 0.9*tc.limit {
+			t.Errorf("hint %.0f, limit %.0f: found %.0f after %d probes", tc.hint, tc.limit, got, probes)
+		}
+		if probes > 20 {
+			t.Errorf("hint %.0f, limit %.0f: %d probes", tc.hint, tc.limit, probes)
+		}
+	}
+}

@@ -158,36 +158,55 @@ func (b *bench) throughputRun(ctx context.Context, m *mode, round int) (Run, err
 }
 
 // sustained searches the highest paced rate the mode delivers completely
-// and on time: up by 20 % steps from hint while probes pass, down by 15 %
-// steps while they fail, then one bisection between the best pass and the
-// lowest fail.
+// and on time (searchRate), starting from hint.
 func (b *bench) sustained(ctx context.Context, m *mode, hint float64) (best, bestCPU, bestTotal float64, probes []Probe) {
-	bestRate, failRate := 0.0, 0.0
-	try := func(rate float64) bool {
+	searchRate(hint, func(rate float64) bool {
+		if ctx.Err() != nil {
+			return false
+		}
 		p := b.probe(ctx, m, rate)
 		probes = append(probes, p)
 		if p.Pass && p.Achieved > best {
-			best, bestRate, bestCPU, bestTotal = p.Achieved, rate, p.CPUPerEvent, p.TotalCPU
-		}
-		if !p.Pass && (failRate == 0 || rate < failRate) {
-			failRate = rate
+			best, bestCPU, bestTotal = p.Achieved, p.CPUPerEvent, p.TotalCPU
 		}
 		return p.Pass
-	}
-	rate := math.Max(hint, 1000)
-	if try(rate) {
-		for i := 0; i < 4 && ctx.Err() == nil && try(rate*1.2); i++ {
-			rate *= 1.2
-		}
-	} else {
-		for i := 0; i < 8 && ctx.Err() == nil && !try(rate*0.85); i++ {
-			rate *= 0.85
-		}
-	}
-	if best > 0 && failRate > bestRate && ctx.Err() == nil {
-		try((bestRate + failRate) / 2)
-	}
+	})
 	return round3(best), bestCPU, bestTotal, probes
+}
+
+// searchRate finds the highest rate try passes: up by half while probes
+// pass (a firehose that lost events says little about the sustained rate,
+// which may be many times higher), down by 30 % while they fail, then
+// three bisections between the best pass and the lowest fail. It returns
+// the best passing rate, 0 if none passed.
+func searchRate(hint float64, try func(rate float64) bool) float64 {
+	const maxSteps = 12
+	pass, fail := 0.0, 0.0
+	rate := math.Max(hint, 1000)
+	for i := 0; i < maxSteps && fail == 0; i++ {
+		if try(rate) {
+			pass, rate = rate, rate*1.5
+		} else {
+			fail = rate
+		}
+	}
+	for i := 0; i < maxSteps && pass == 0 && fail > 0; i++ {
+		rate *= 0.7
+		if try(rate) {
+			pass = rate
+		} else {
+			fail = rate
+		}
+	}
+	for i := 0; i < 3 && pass > 0 && fail > pass; i++ {
+		mid := (pass + fail) / 2
+		if try(mid) {
+			pass = mid
+		} else {
+			fail = mid
+		}
+	}
+	return pass
 }
 
 // probe pushes at rate for ProbeRun; it passes when nothing was lost and
