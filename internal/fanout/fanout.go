@@ -279,9 +279,9 @@ func (f *Fanout) Handle(ev Event) {
 		finish(ev.Done, nil)
 		return
 	}
-	key := r.DedupKey
+	key, now := r.DedupKey, time.Now()
 	f.pendMu.Lock()
-	if !f.dedup.admit(key, time.Now().UnixNano(), f.ttl(r.Kind)) {
+	if !f.dedup.admit(key, now.UnixNano(), f.ttl(r.Kind)) {
 		f.m.dropped[dropDuplicate].Inc()
 		if orig := f.pending[key]; orig != nil {
 			// The first copy is still on its way to NATS: this one is
@@ -304,6 +304,7 @@ func (f *Fanout) Handle(ev Event) {
 	if f.opts.Published != nil || ev.Sub != nil {
 		it.sub, it.subID, it.route = ev.Sub, ev.SubID, r
 	}
+	it.enq = now
 	if err := f.enqueue(it, ev.SubID, !ev.Replayed); errors.Is(err, ErrBufferFull) && !ev.Replayed {
 		f.lost(ev.Sub, ev.SubID)
 	}
@@ -395,7 +396,6 @@ func (f *Fanout) rejected(subID string, err error) {
 
 // enqueue buffers it or drops it with a counted reason.
 func (f *Fanout) enqueue(it *item, subID string, live bool) error {
-	it.enq = time.Now()
 	if f.publishNow(it) {
 		return nil
 	}
@@ -528,6 +528,7 @@ func (f *Fanout) Lifecycle(ev LifecycleEvent) error {
 	it.hv[hReceivedAt] = at.Format(receivedAtLayout)
 	it.setHeaders()
 	it.size = int64(len(body) + len(it.msg.Subject) + itemOverhead)
+	it.enq = time.Now()
 	return f.enqueue(it, ev.SubscriptionID, false)
 }
 

@@ -42,6 +42,7 @@ func (f *Fanout) step() bool {
 	f.noticeDrained()
 	changed := f.pub.Changed()
 	if f.sendable() {
+		f.retryAt = time.Time{} // the wait is over: publishNow need not read the clock
 		f.fill()
 	}
 	switch {
@@ -65,7 +66,13 @@ func (f *Fanout) noticeDrained() {
 }
 
 func (f *Fanout) sendable() bool {
-	return !f.rewinding && !time.Now().Before(f.retryAt) && f.pub.Connected()
+	return !f.rewinding && !f.backingOff() && f.pub.Connected()
+}
+
+// backingOff reports whether the sender waits before trying NATS again
+// after a failure.
+func (f *Fanout) backingOff() bool {
+	return !f.retryAt.IsZero() && time.Now().Before(f.retryAt)
 }
 
 // fill publishes waiting events until the in-flight window is full.
@@ -216,7 +223,10 @@ func (f *Fanout) publishNow(it *item) bool {
 		return false
 	}
 	defer f.sendMu.Unlock()
-	if f.closed.Load() || f.inflight.len() > 0 || f.q.waitingLen() > 0 || !f.sendable() {
+	// Not pub.Connected (a lock of the NATS connection per event): core
+	// NATS refuses a publish while disconnected (no reconnect buffer), and
+	// the sender meets that error.
+	if f.closed.Load() || f.inflight.len() > 0 || f.q.waitingLen() > 0 || f.rewinding || f.backingOff() {
 		return false
 	}
 	if _, err := f.pub.Publish(&it.msg); err != nil {
