@@ -401,3 +401,40 @@ func TestIntegrationCorePublishesInline(t *testing.T) {
 		t.Fatal("no event was published inline")
 	}
 }
+
+// TestIntegrationCoreInlineWaitsWhileDisconnected: while core NATS is down
+// the reader's inline publish is refused by the connection (no reconnect
+// buffer), so no event is reported published until the sender has really
+// published it after the restart.
+func TestIntegrationCoreInlineWaitsWhileDisconnected(t *testing.T) {
+	s := startServer(t, natsserver.RandomPort, "")
+	port, url := s.Port(), s.ClientURL()
+	f := openFanout(t, url, true, Options{})
+	waitUntil(t, f, "ready", f.Ready)
+	s.Shutdown()
+	waitUntil(t, f, "not ready", func() bool { return !f.Ready() })
+	const n = 10
+	outcomes := make(chan error, n)
+	for i := 1; i <= n; i++ {
+		f.Handle(Event{SubID: "s", Message: msgCreated(i), Done: func(err error) { outcomes <- err }})
+	}
+	select {
+	case err := <-outcomes:
+		t.Fatalf("an event was settled (%v) while NATS was down", err)
+	default:
+	}
+	if got := published(f, KindMessage); got != 0 {
+		t.Fatalf("%d events counted as published while NATS was down", got)
+	}
+	startServer(t, port, "")
+	for range n {
+		select {
+		case err := <-outcomes:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(waitLimit):
+			t.Fatal("events not published after the restart")
+		}
+	}
+}
