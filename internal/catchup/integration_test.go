@@ -48,7 +48,7 @@ func (r *relay) onState(sc cable.StateChange[*catchup.Target]) {
 	case cable.ChangeConfirmed:
 		r.cu.Trigger(m, time.Now())
 	case cable.ChangeLost:
-		r.cu.Lost(sc.ID)
+		r.cu.Lost(m.State)
 	case cable.ChangeGap:
 		r.cu.Gap(m, time.Now())
 	}
@@ -193,7 +193,7 @@ func TestIntegrationReplayAfterOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	meta := &catchup.Target{
-		ID: id, InboxIdentifier: inbox.Identifier, SourceID: ci.SourceID, CreatedAt: time.Now(),
+		ID: id, InboxIdentifier: inbox.Identifier, SourceID: ci.SourceID, CreatedAt: time.Now(), State: new(catchup.State),
 		Sub: fanout.NewSub(id, nil, fanout.Hints{AccountID: "1", InboxID: strconv.FormatInt(inbox.ID, 10), ContactID: strconv.FormatInt(ci.ContactID, 10)}),
 	}
 	client, err := chatwoot.New(chatwoot.Options{BaseURL: base})
@@ -206,7 +206,7 @@ func TestIntegrationReplayAfterOutage(t *testing.T) {
 	}
 	pub := fanout.NewCore(nc)
 	r := &relay{t: t, fake: fake, states: make(chan cable.StateChange[*catchup.Target], 64)}
-	r.fo, err = fanout.New(pub, fanout.Options{Observe: func(sub string, rt fanout.Route) { r.cu.ObserveLive(sub, rt) }})
+	r.fo, err = fanout.New(pub, fanout.Options{Observe: func(_ string, rt fanout.Route) { r.cu.ObserveLive(meta.State, rt) }})
 	if err != nil {
 		t.Fatal(err)
 	}

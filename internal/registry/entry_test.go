@@ -21,6 +21,15 @@ import (
 type ruleLog struct {
 	mu  sync.Mutex
 	log []string
+	st  *catchup.State // the entry's catch-up state: calls with another one say so
+}
+
+// other is "" for the entry's own catch-up state, else a mark.
+func (l *ruleLog) other(st *catchup.State) string {
+	if st == l.st && st != nil {
+		return ""
+	}
+	return "(other state)"
 }
 
 func (l *ruleLog) add(format string, args ...any) {
@@ -41,11 +50,15 @@ func (l *ruleLog) Lifecycle(ev fanout.LifecycleEvent) error {
 	l.add("%s(%s)", ev.Event, ev.ContactID)
 	return nil
 }
-func (l *ruleLog) Trigger(t *catchup.Target, at time.Time) { l.add("trigger(%v)", !at.IsZero()) }
-func (l *ruleLog) Gap(t *catchup.Target, _ time.Time)      { l.add("gap") }
-func (l *ruleLog) Lost(string)                             { l.add("freeze") }
-func (l *ruleLog) Forget(string)                           { l.add("forget") }
-func (l *ruleLog) ObserveLive(_ string, r fanout.Route)    { l.add("live(%s)", r.MessageID) }
+func (l *ruleLog) Trigger(t *catchup.Target, at time.Time) {
+	l.add("trigger(%v)%s", !at.IsZero(), l.other(t.State))
+}
+func (l *ruleLog) Gap(t *catchup.Target, _ time.Time) { l.add("gap%s", l.other(t.State)) }
+func (l *ruleLog) Lost(st *catchup.State)             { l.add("freeze%s", l.other(st)) }
+func (l *ruleLog) Forget(st *catchup.State)           { l.add("forget%s", l.other(st)) }
+func (l *ruleLog) ObserveLive(st *catchup.State, r fanout.Route) {
+	l.add("live(%s)%s", r.MessageID, l.other(st))
+}
 
 type sessions chatwoot.Session
 
@@ -62,6 +75,7 @@ func TestEntryStateRules(t *testing.T) {
 	sub, _, _ := r.Register(context.Background(), api.Registration{Token: "tok-rules", ContactID: "42", InboxIdentifier: "in", SourceID: "src"})
 	s := p.Record(sub.ID)
 	e := r.Entry(sub.ID)
+	l.st = &e.catchup
 	for _, tc := range []struct {
 		change cable.Change
 		want   string
