@@ -185,7 +185,7 @@ type Catchup struct {
 	// dirty holds the States with a cursor to write, each once (queued);
 	// a live event takes dirtyMu only to add its State.
 	dirtyMu sync.Mutex
-	dirty   []*State
+	dirty   []dirtyState
 
 	// Guarded by mu, which live events never take: the jobs and their
 	// scheduling. Lock order: mu, then a State's mu, then dirtyMu.

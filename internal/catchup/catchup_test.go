@@ -274,7 +274,7 @@ func TestFirstSyncBaseline(t *testing.T) {
 		}
 
 		// Synced now: a conversation created during the next outage is new.
-		e.c.Lost(e.state("a"))
+		e.c.Lost(e.target("a"))
 		e.src.conv(3, "open")
 		e.src.add(3, 34, 34, old)
 		e.run(e.meta("a", created))
@@ -329,7 +329,7 @@ func TestTokenOnlySkipped(t *testing.T) {
 		if e.runs(resultSkipped) != 2 || len(e.sink.life) != 0 {
 			t.Fatalf("skipped = %d, lifecycle = %v", e.runs(resultSkipped), e.sink.life)
 		}
-		e.c.ObserveLive(e.state("a"), liveMessage(t, 1, 4))
+		e.c.ObserveLive(e.target("a"), liveMessage(t, 1, 4))
 		if n := len(e.state("a").pending); n != 0 {
 			t.Fatalf("live events remembered for a subscription that is never caught up: %d", n)
 		}
@@ -347,10 +347,10 @@ func TestGapFreezesCursors(t *testing.T) {
 		e.run(e.meta("a", time.Now()))
 		e.sink.take()
 
-		e.c.Lost(e.state("a"))
+		e.c.Lost(e.target("a"))
 		e.src.add(1, 8, 10, time.Now().Unix())
-		e.c.ObserveLive(e.state("a"), liveMessage(t, 1, 10))
-		e.c.Lost(e.state("a"))      // a second blip before the catch-up
+		e.c.ObserveLive(e.target("a"), liveMessage(t, 1, 10))
+		e.c.Lost(e.target("a"))      // a second blip before the catch-up
 		time.Sleep(5 * time.Second) // several flush intervals
 		synctest.Wait()
 		if c := e.memCursor("a", "1"); c.lastID != 7 {
@@ -369,7 +369,7 @@ func TestGapFreezesCursors(t *testing.T) {
 		}
 
 		// Thawed: live events move the cursor again and get flushed.
-		e.c.ObserveLive(e.state("a"), liveMessage(t, 1, 11))
+		e.c.ObserveLive(e.target("a"), liveMessage(t, 1, 11))
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
 		if c := e.cursor("a", "1"); c.LastMessageID != 11 {
@@ -392,8 +392,8 @@ func TestPendingMergedAfterCatchup(t *testing.T) {
 		e.c.Trigger(e.meta("a", time.Now()), time.Now())
 		synctest.Wait() // running, blocked in ListConversations
 		// A conversation created after the read.
-		e.c.ObserveLive(e.state("a"), liveMessage(t, 9, 40))
-		e.c.ObserveLive(e.state("a"), liveStatus("9", "open"))
+		e.c.ObserveLive(e.target("a"), liveMessage(t, 9, 40))
+		e.c.ObserveLive(e.target("a"), liveStatus("9", "open"))
 		close(release)
 		<-e.sink.done
 
@@ -429,12 +429,12 @@ func TestLostWhileRunningStaysFrozen(t *testing.T) {
 
 		e.c.Trigger(e.meta("a", time.Now()), time.Now())
 		synctest.Wait()
-		e.c.Lost(e.state("a"))
+		e.c.Lost(e.target("a"))
 		block.Store(false)
 		close(release)
 		<-e.sink.done
 
-		e.c.ObserveLive(e.state("a"), liveMessage(t, 1, 9))
+		e.c.ObserveLive(e.target("a"), liveMessage(t, 1, 9))
 		if c := e.memCursor("a", "1"); c.lastID != 5 {
 			t.Fatalf("cursor moved to %d although the subscription was lost during its catch-up", c.lastID)
 		}
@@ -443,7 +443,7 @@ func TestLostWhileRunningStaysFrozen(t *testing.T) {
 		if got := messageIDs(t, e.sink.take()); !slices.Equal(got, seq(6, 8)) {
 			t.Fatalf("replayed %v, want 6 7 8 (9 was published live)", got)
 		}
-		e.c.ObserveLive(e.state("a"), liveMessage(t, 1, 10))
+		e.c.ObserveLive(e.target("a"), liveMessage(t, 1, 10))
 		if c := e.memCursor("a", "1"); c.lastID != 10 {
 			t.Fatalf("cursor = %d after the covering catch-up, want 10", c.lastID)
 		}
@@ -460,9 +460,9 @@ func TestLiveConversationEventsNotReplayed(t *testing.T) {
 		e.src.add(1, 1, 2, time.Now().Unix())
 		e.src.conv(2, "open")
 
-		e.c.Lost(e.state("a"))
-		e.c.ObserveLive(e.state("a"), liveStatus("1", "resolved"))
-		e.c.ObserveLive(e.state("a"), fanout.Route{Kind: fanout.KindConversation, Event: evConversationCreated, ConversationID: "2", Status: "open"})
+		e.c.Lost(e.target("a"))
+		e.c.ObserveLive(e.target("a"), liveStatus("1", "resolved"))
+		e.c.ObserveLive(e.target("a"), fanout.Route{Kind: fanout.KindConversation, Event: evConversationCreated, ConversationID: "2", Status: "open"})
 		done := e.run(e.meta("a", time.Now()))
 
 		if evs := e.sink.take(); len(evs) != 0 {
@@ -484,13 +484,13 @@ func TestObserveLiveIgnoresReplays(t *testing.T) {
 
 		r := liveMessage(t, 1, 50)
 		r.Replayed = true
-		e.c.ObserveLive(e.state("a"), r)
-		e.c.ObserveLive(e.state("a"), fanout.Route{Kind: fanout.KindMessage, Event: "message.updated", ConversationID: "1", MessageID: "60"})
-		e.c.ObserveLive(e.state("a"), fanout.Route{Kind: fanout.KindMessage, Event: evMessageCreated, ConversationID: fanout.Unknown, MessageID: "61"})
+		e.c.ObserveLive(e.target("a"), r)
+		e.c.ObserveLive(e.target("a"), fanout.Route{Kind: fanout.KindMessage, Event: "message.updated", ConversationID: "1", MessageID: "60"})
+		e.c.ObserveLive(e.target("a"), fanout.Route{Kind: fanout.KindMessage, Event: evMessageCreated, ConversationID: fanout.Unknown, MessageID: "61"})
 		if c := e.memCursor("a", "1"); c.lastID != 2 {
 			t.Fatalf("cursor moved to %d", c.lastID)
 		}
-		e.c.ObserveLive(e.state("a"), liveMessage(t, 1, 3))
+		e.c.ObserveLive(e.target("a"), liveMessage(t, 1, 3))
 		if c := e.memCursor("a", "1"); c.lastID != 3 {
 			t.Fatalf("cursor = %d, want 3", c.lastID)
 		}
@@ -632,7 +632,7 @@ func TestGiveUpAfterMaxAttempts(t *testing.T) {
 			t.Fatalf("done %+v, error runs %d", done, e.runs(resultError))
 		}
 		// Still frozen: the next catch-up must still cover the gap.
-		e.c.ObserveLive(e.state("a"), liveMessage(t, 1, 9))
+		e.c.ObserveLive(e.target("a"), liveMessage(t, 1, 9))
 		if c := e.memCursor("a", "1"); c.lastID != 5 {
 			t.Fatalf("cursor moved to %d after a failed catch-up", c.lastID)
 		}
@@ -849,7 +849,7 @@ func TestForgetCancelsQueued(t *testing.T) {
 		e.c.Trigger(e.meta("blocker", time.Now()), time.Now())
 		synctest.Wait()
 		e.c.Trigger(e.meta("a", time.Now()), time.Now())
-		e.c.Forget(e.state("a"))
+		e.c.Forget(e.target("a"))
 		close(release)
 		<-e.sink.done
 		synctest.Wait()
@@ -889,9 +889,9 @@ func TestFlushOnClose(t *testing.T) {
 		e.src.conv(1, "open")
 		e.run(e.meta("a", time.Now()))
 
-		e.c.ObserveLive(e.state("a"), liveMessage(t, 1, 7))
-		e.c.ObserveLive(e.state("a"), liveStatus("1", "snoozed"))
-		e.c.ObserveLive(e.state("a"), liveMessage(t, 4, 8)) // a conversation seen first live
+		e.c.ObserveLive(e.target("a"), liveMessage(t, 1, 7))
+		e.c.ObserveLive(e.target("a"), liveStatus("1", "snoozed"))
+		e.c.ObserveLive(e.target("a"), liveMessage(t, 4, 8)) // a conversation seen first live
 		if c := e.cursor("a", "1"); c.LastMessageID != 2 {
 			t.Fatalf("written before the flush: %+v", c)
 		}
@@ -936,7 +936,7 @@ func TestFlushRetriesAfterStoreError(t *testing.T) {
 		fc := &failingCursors{Cursors: e.st}
 		e.c.opts.Cursors = fc
 		fc.fail.Store(true)
-		e.c.ObserveLive(e.state("a"), liveMessage(t, 1, 5))
+		e.c.ObserveLive(e.target("a"), liveMessage(t, 1, 5))
 		if err := e.c.flush(context.Background()); !errors.Is(err, errStoreDown) {
 			t.Fatalf("flush = %v", err)
 		}
@@ -1009,13 +1009,13 @@ func TestGapTriggersCatchup(t *testing.T) {
 		e.src.onList = func(context.Context, string) error { <-release; return nil }
 		e.c.Gap(e.meta("a", time.Now()), time.Now())
 		synctest.Wait()
-		e.c.ObserveLive(e.state("a"), liveMessage(t, 1, 6))
+		e.c.ObserveLive(e.target("a"), liveMessage(t, 1, 6))
 		close(release)
 		<-e.sink.done
 		if got := messageIDs(t, e.sink.take()); !slices.Equal(got, []int64{4, 5}) {
 			t.Fatalf("replayed %v, want 4 5", got)
 		}
-		e.c.ObserveLive(e.state("a"), liveMessage(t, 1, 7))
+		e.c.ObserveLive(e.target("a"), liveMessage(t, 1, 7))
 		if c := e.memCursor("a", "1"); c.lastID != 7 {
 			t.Fatalf("cursor = %d after the gap's catch-up, want 7", c.lastID)
 		}

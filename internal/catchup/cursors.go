@@ -15,12 +15,12 @@ import (
 // points to it, so a live event reaches it without a lookup by id or a
 // catch-up-wide lock. The zero value is ready: frozen, nothing loaded, and
 // nothing allocated until the subscription is caught up or sees an event.
-// A State belongs to one subscription id and to one Catchup.
+// A State belongs to one subscription id and to one Catchup; it does not
+// hold the id (the Target does), to stay small.
 type State struct {
 	mu      sync.Mutex
 	epoch   uint32 // bumped by Lost and Forget: a gap began
 	flags   flags
-	id      string             // the subscription id, set by Trigger
 	cursors map[string]*cursor // made on first use: most subscriptions idle
 	pending map[string]*seen   // live events observed while frozen
 	job     *job               // guarded by Catchup.mu, not mu
@@ -77,17 +77,18 @@ type observation struct {
 }
 
 // ObserveLive records a routed live event of a subscription once NATS holds
-// it: hook it to fanout's Published with the record's State. It is cheap,
-// takes only the State's lock and never blocks on I/O. While the
-// subscription is not frozen the event moves its cursors (written to the
-// store every FlushInterval); while frozen it is only remembered for the
-// end of the next catch-up. Replayed events are ignored, and so is a nil
-// State.
-func (c *Catchup) ObserveLive(st *State, r fanout.Route) {
+// it: hook it to fanout's Published with the record's Target. It is cheap,
+// takes only the subscription's State lock and never blocks on I/O. While
+// the subscription is not frozen the event moves its cursors (written to
+// the store every FlushInterval); while frozen it is only remembered for
+// the end of the next catch-up. Replayed events are ignored, and so is a
+// Target without a State.
+func (c *Catchup) ObserveLive(t *Target, r fanout.Route) {
 	o, ok := observe(r)
-	if !ok || st == nil {
+	if !ok || t == nil || t.State == nil {
 		return
 	}
+	st := t.State
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	switch {
@@ -95,7 +96,7 @@ func (c *Catchup) ObserveLive(st *State, r fanout.Route) {
 	case !st.is(thawed):
 		st.remember(o, st.epoch)
 	default:
-		c.applyLocked(st, o)
+		c.applyLocked(t.ID, st, o)
 	}
 }
 
@@ -149,8 +150,9 @@ func (st *State) remember(o observation, epoch uint32) {
 	s.created = s.created || o.created
 }
 
-// applyLocked moves a cursor by a live observation. st.mu is held.
-func (c *Catchup) applyLocked(st *State, o observation) {
+// applyLocked moves a cursor of subscription id by a live observation.
+// st.mu is held.
+func (c *Catchup) applyLocked(id string, st *State, o observation) {
 	cur, changed := st.cursors[o.conv], false
 	if cur == nil { // a conversation first seen now
 		cur, changed = st.cursorLocked(o.conv), true
@@ -162,28 +164,28 @@ func (c *Catchup) applyLocked(st *State, o observation) {
 		cur.status, changed = o.status, true
 	}
 	if changed {
-		c.changedLocked(st, cur)
+		c.changedLocked(id, st, cur)
 	}
 }
 
 // changedLocked marks a cursor changed and dirty, and hands its State to
 // the flusher unless it has it already: the only catch-up-wide lock a live
 // event may take, once per State and flush. st.mu is held.
-func (c *Catchup) changedLocked(st *State, cur *cursor) {
+func (c *Catchup) changedLocked(id string, st *State, cur *cursor) {
 	cur.gen++
 	cur.dirty = true
-	c.queueLocked(st)
+	c.queueLocked(id, st)
 }
 
-// queueLocked hands st to the flusher unless it has it already. st.mu is
-// held.
-func (c *Catchup) queueLocked(st *State) {
+// queueLocked hands the State of subscription id to the flusher unless it
+// has it already. st.mu is held.
+func (c *Catchup) queueLocked(id string, st *State) {
 	if st.is(queued) {
 		return
 	}
 	st.set(queued, true)
 	c.dirtyMu.Lock()
-	c.dirty = append(c.dirty, st)
+	c.dirty = append(c.dirty, dirtyState{id, st})
 	c.dirtyMu.Unlock()
 }
 
@@ -204,13 +206,13 @@ func (st *State) cursorLocked(conv string) *cursor {
 // reads, live delivery everything after the confirm that preceded them.
 // A status seen before the latest loss is older than the REST one. st.mu
 // is held.
-func (c *Catchup) mergePendingLocked(st *State) {
+func (c *Catchup) mergePendingLocked(id string, st *State) {
 	for conv, s := range st.pending {
 		o := observation{conv: conv, msgID: s.maxID}
 		if s.statusE == st.epoch {
 			o.status = s.status
 		}
-		c.applyLocked(st, o)
+		c.applyLocked(id, st, o)
 	}
 	st.pending = nil
 }

@@ -112,7 +112,7 @@ func (c *Catchup) succeededLocked(a *attempt) {
 	if a.epoch != st.epoch {
 		return // lost again meanwhile: stay frozen, keep what was seen since
 	}
-	c.mergePendingLocked(st)
+	c.mergePendingLocked(a.id, st)
 	if !a.job.rerun {
 		st.set(thawed, true)
 	}

@@ -8,6 +8,12 @@ import (
 	"github.com/relayhq/relay/internal/store"
 )
 
+// dirtyState is a State handed to the flusher, with its subscription id.
+type dirtyState struct {
+	id string
+	st *State
+}
+
 // write is one cursor to store, as it was when the write was decided.
 type write struct {
 	id, conv string
@@ -31,7 +37,7 @@ func (c *Catchup) persist(ctx context.Context, st *State, w write) error {
 		return errRemoved
 	case err != nil:
 		if live {
-			c.queueLocked(st)
+			c.queueLocked(w.id, st)
 		}
 		return err
 	case live && w.cur.gen == w.snap.gen:
@@ -65,8 +71,8 @@ func (c *Catchup) flush(ctx context.Context) error {
 	states := c.dirty
 	c.dirty = nil
 	c.dirtyMu.Unlock()
-	for i, st := range states {
-		id, err := c.flushState(ctx, st)
+	for i, d := range states {
+		err := c.flushState(ctx, d)
 		if err == nil {
 			continue
 		}
@@ -75,24 +81,24 @@ func (c *Catchup) flush(ctx context.Context) error {
 			return ctx.Err()
 		}
 		c.m.storeErrors[opFlush].Inc()
-		c.log.Warn("catchup: cursor flush failed", "subscription", id, "err", err)
+		c.log.Warn("catchup: cursor flush failed", "subscription", d.id, "err", err)
 		return err
 	}
 	return nil
 }
 
-// flushState writes the dirty cursors of one State and returns its
-// subscription id. Changes made meanwhile hand it to the flusher again.
-func (c *Catchup) flushState(ctx context.Context, st *State) (string, error) {
+// flushState writes the dirty cursors of one State. Changes made meanwhile
+// hand it to the flusher again.
+func (c *Catchup) flushState(ctx context.Context, d dirtyState) error {
+	st := d.st
 	st.mu.Lock()
 	st.set(queued, false)
 	var ws []write
 	for conv, cur := range st.cursors {
 		if cur.dirty {
-			ws = append(ws, write{id: st.id, conv: conv, cur: cur, snap: *cur})
+			ws = append(ws, write{id: d.id, conv: conv, cur: cur, snap: *cur})
 		}
 	}
-	id := st.id
 	st.mu.Unlock()
 	for _, w := range ws {
 		err := c.persistTimeout(ctx, st, w)
@@ -101,15 +107,15 @@ func (c *Catchup) flushState(ctx context.Context, st *State) (string, error) {
 			c.m.flushed.Inc()
 		case errors.Is(err, errRemoved):
 		default:
-			return id, err
+			return err
 		}
 	}
-	return id, nil
+	return nil
 }
 
 // requeue hands States back to the flusher that it took but did not get
 // to; they are still marked queued.
-func (c *Catchup) requeue(states []*State) {
+func (c *Catchup) requeue(states []dirtyState) {
 	if len(states) == 0 {
 		return
 	}

@@ -374,6 +374,9 @@ func (e *env) drop(id string) {
 	delete(e.states, id)
 }
 
+// target is subscription id's record as the event path knows it.
+func (e *env) target(id string) *Target { return &Target{ID: id, State: e.state(id)} }
+
 // meta is a subscription with catch-up data, registered at created.
 func (e *env) meta(id string, created time.Time) *Target {
 	return &Target{ID: id, InboxIdentifier: "inbox-1", SourceID: "src-" + id, CreatedAt: created, State: e.state(id)}

@@ -48,7 +48,7 @@ func (r *relay) onState(sc cable.StateChange[*catchup.Target]) {
 	case cable.ChangeConfirmed:
 		r.cu.Trigger(m, time.Now())
 	case cable.ChangeLost:
-		r.cu.Lost(m.State)
+		r.cu.Lost(m)
 	case cable.ChangeGap:
 		r.cu.Gap(m, time.Now())
 	}
@@ -206,7 +206,7 @@ func TestIntegrationReplayAfterOutage(t *testing.T) {
 	}
 	pub := fanout.NewCore(nc)
 	r := &relay{t: t, fake: fake, states: make(chan cable.StateChange[*catchup.Target], 64)}
-	r.fo, err = fanout.New(pub, fanout.Options{Observe: func(_ string, rt fanout.Route) { r.cu.ObserveLive(meta.State, rt) }})
+	r.fo, err = fanout.New(pub, fanout.Options{Observe: func(_ string, rt fanout.Route) { r.cu.ObserveLive(meta, rt) }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -102,7 +102,7 @@ func (c *Catchup) Gap(meta *Target, lastActivity time.Time) {
 	if meta == nil || meta.ID == "" || meta.State == nil || !meta.CatchUp() || c.gapPending(meta.State) {
 		return
 	}
-	c.Lost(meta.State)
+	c.Lost(meta)
 	c.Trigger(meta, lastActivity)
 }
 
@@ -123,10 +123,11 @@ func (c *Catchup) gapPending(st *State) bool {
 // following live events until a catch-up that started after the next
 // confirm completes. What was seen live while frozen is kept: it was
 // published, and the catch-up still starts from the frozen cursors.
-func (c *Catchup) Lost(st *State) {
-	if st == nil {
+func (c *Catchup) Lost(t *Target) {
+	if t == nil || t.State == nil {
 		return
 	}
+	st := t.State
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.epoch++
@@ -138,10 +139,11 @@ func (c *Catchup) Lost(st *State) {
 // effect. The State is as new (frozen, nothing loaded) for a subscription
 // added again; one whose record is gone goes with it: a late live event is
 // only remembered in it, and nothing of it is written.
-func (c *Catchup) Forget(st *State) {
-	if st == nil {
+func (c *Catchup) Forget(t *Target) {
+	if t == nil || t.State == nil {
 		return
 	}
+	st := t.State
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if j := st.job; j != nil {
@@ -172,7 +174,6 @@ func (c *Catchup) requestLocked(meta *Target, activity time.Time) {
 		st.job = j
 	}
 	st.mu.Lock()
-	st.id = meta.ID
 	st.set(noCatchUp, false)
 	j.meta, j.epoch = meta, st.epoch
 	st.mu.Unlock()

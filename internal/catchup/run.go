@@ -441,7 +441,7 @@ func (c *Catchup) move(a *attempt, conv string, lastID int64, status string) (wr
 	if status != "" {
 		cur.status = status
 	}
-	c.changedLocked(a.st, cur)
+	c.changedLocked(a.id, a.st, cur)
 	return write{id: a.id, conv: conv, cur: cur, snap: *cur}, true
 }
 

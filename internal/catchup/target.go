@@ -18,8 +18,8 @@ type Target struct {
 	CreatedAt       time.Time
 	Sub             *fanout.Sub // nil: no routing ids known
 	// State is catch-up's state of the subscription, owned by its record:
-	// every Target of one subscription points to the same State.
-	// Required: Trigger and Gap ignore a Target without one.
+	// every Target of one subscription points to the same State. Required:
+	// the Catchup's methods ignore a Target without one.
 	State *State
 }
 

@@ -86,9 +86,9 @@ type Events interface {
 type CatchUp interface {
 	Trigger(t *catchup.Target, lastActivity time.Time)
 	Gap(t *catchup.Target, lastActivity time.Time)
-	Lost(st *catchup.State)
-	Forget(st *catchup.State)
-	ObserveLive(st *catchup.State, r fanout.Route)
+	Lost(t *catchup.Target)
+	Forget(t *catchup.Target)
+	ObserveLive(t *catchup.Target, r fanout.Route)
 }
 
 // SessionVerifier is the Chatwoot call behind Verify; *chatwoot.Client
@@ -127,16 +127,16 @@ func (e *Entry) State(s *fanout.Sub, c cable.StateChange[*fanout.Sub]) {
 		r.catchup.Trigger(m, s.LastActivity())
 	case cable.ChangeLost:
 		ev.Event = fanout.SubscriptionLost
-		r.catchup.Lost(&e.catchup)
+		r.catchup.Lost(m)
 	case cable.ChangeGap:
 		r.catchup.Gap(m, time.Now())
 		return
 	case cable.ChangeInvalid:
 		ev.Event = fanout.SubscriptionInvalid
-		r.catchup.Forget(&e.catchup)
+		r.catchup.Forget(m)
 	case cable.ChangeRemoved:
 		ev.Event = fanout.SubscriptionRemoved
-		r.catchup.Forget(&e.catchup)
+		r.catchup.Forget(m)
 		if e.HandedOver() {
 			return // another replica subscribes it now
 		}
@@ -149,7 +149,7 @@ func (e *Entry) State(s *fanout.Sub, c cable.StateChange[*fanout.Sub]) {
 }
 
 // Published moves catch-up's cursors past an event NATS holds.
-func (e *Entry) Published(_ *fanout.Sub, rt fanout.Route) { e.reg.catchup.ObserveLive(&e.catchup, rt) }
+func (e *Entry) Published(_ *fanout.Sub, rt fanout.Route) { e.reg.catchup.ObserveLive(e.Meta(), rt) }
 
 // Lost: a live event was dropped; like a cable gap, a catch-up fills it.
 func (e *Entry) Lost(*fanout.Sub) { e.reg.catchup.Gap(e.Meta(), time.Now()) }
@@ -192,8 +192,8 @@ func (noEvents) Lifecycle(fanout.LifecycleEvent) error { return nil }
 
 type noCatchUp struct{}
 
-func (noCatchUp) Trigger(*catchup.Target, time.Time)       {}
-func (noCatchUp) Gap(*catchup.Target, time.Time)           {}
-func (noCatchUp) Lost(*catchup.State)                      {}
-func (noCatchUp) Forget(*catchup.State)                    {}
-func (noCatchUp) ObserveLive(*catchup.State, fanout.Route) {}
+func (noCatchUp) Trigger(*catchup.Target, time.Time)        {}
+func (noCatchUp) Gap(*catchup.Target, time.Time)            {}
+func (noCatchUp) Lost(*catchup.Target)                      {}
+func (noCatchUp) Forget(*catchup.Target)                    {}
+func (noCatchUp) ObserveLive(*catchup.Target, fanout.Route) {}

@@ -54,10 +54,10 @@ func (l *ruleLog) Trigger(t *catchup.Target, at time.Time) {
 	l.add("trigger(%v)%s", !at.IsZero(), l.other(t.State))
 }
 func (l *ruleLog) Gap(t *catchup.Target, _ time.Time) { l.add("gap%s", l.other(t.State)) }
-func (l *ruleLog) Lost(st *catchup.State)             { l.add("freeze%s", l.other(st)) }
-func (l *ruleLog) Forget(st *catchup.State)           { l.add("forget%s", l.other(st)) }
-func (l *ruleLog) ObserveLive(st *catchup.State, r fanout.Route) {
-	l.add("live(%s)%s", r.MessageID, l.other(st))
+func (l *ruleLog) Lost(t *catchup.Target)             { l.add("freeze%s", l.other(t.State)) }
+func (l *ruleLog) Forget(t *catchup.Target)           { l.add("forget%s", l.other(t.State)) }
+func (l *ruleLog) ObserveLive(t *catchup.Target, r fanout.Route) {
+	l.add("live(%s)%s", r.MessageID, l.other(t.State))
 }
 
 type sessions chatwoot.Session
@@ -209,5 +209,26 @@ func TestRemoveDuringLearnedWrite(t *testing.T) {
 	r.Close() // the learned-ids write is done
 	if _, err := st.GetSubscription(ctx, sub.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("after the removal the record reads %v", err)
+	}
+}
+
+// Catch-up's state hangs off the record: every Meta of the subscription,
+// before and after a registration that changes its facts, points to it.
+func TestEntryCatchupStateStable(t *testing.T) {
+	r, _, _ := newTestRegistry(t)
+	ctx := context.Background()
+	sub, _, _ := r.Register(ctx, api.Registration{Token: "tok-state"})
+	e := r.Entry(sub.ID)
+	first := e.Meta()
+	if _, _, err := r.Register(ctx, api.Registration{Token: "tok-state", InboxIdentifier: "in", SourceID: "src"}); err != nil {
+		t.Fatal(err)
+	}
+	if r.Entry(sub.ID) != e || e.Meta() == first {
+		t.Fatal("the registration did not update the record's facts")
+	}
+	for i, m := range []*Meta{first, e.Meta()} {
+		if m.State != &e.catchup {
+			t.Fatalf("Meta %d does not point to the record's catch-up state", i)
+		}
 	}
 }
