@@ -350,7 +350,7 @@ func TestGapFreezesCursors(t *testing.T) {
 		e.c.Lost(e.target("a"))
 		e.src.add(1, 8, 10, time.Now().Unix())
 		e.c.ObserveLive(e.target("a"), liveMessage(t, 1, 10))
-		e.c.Lost(e.target("a"))      // a second blip before the catch-up
+		e.c.Lost(e.target("a"))     // a second blip before the catch-up
 		time.Sleep(5 * time.Second) // several flush intervals
 		synctest.Wait()
 		if c := e.memCursor("a", "1"); c.lastID != 7 {

@@ -23,7 +23,7 @@ func TestForgottenNotResurrected(t *testing.T) {
 
 		e.c.Forget(e.target("a"))
 		e.c.ObserveLive(e.target("a"), liveMessage(t, 1, 9)) // in flight when the record went
-		time.Sleep(3 * time.Second)               // several flush intervals
+		time.Sleep(3 * time.Second)                          // several flush intervals
 		synctest.Wait()
 		if c := e.cursor("a", "1"); c.LastMessageID != 2 {
 			t.Fatalf("a forgotten subscription's cursor was written: %+v", c)
