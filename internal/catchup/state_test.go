@@ -28,8 +28,8 @@ func TestForgottenNotResurrected(t *testing.T) {
 		if c := e.cursor("a", "1"); c.LastMessageID != 2 {
 			t.Fatalf("a forgotten subscription's cursor was written: %+v", c)
 		}
-		if st.is(thawed) || len(st.cursors) != 0 || st.job != nil {
-			t.Fatalf("forgotten state: flags %b, %d cursors, job %v", st.flags, len(st.cursors), st.job)
+		if f, n, j := e.look(st); f&thawed != 0 || n != 0 || j {
+			t.Fatalf("forgotten state: flags %b, %d cursors, job %v", f, n, j)
 		}
 		e.c.dirtyMu.Lock()
 		n := len(e.c.dirty)
@@ -77,8 +77,8 @@ func TestForgetDuringAttempt(t *testing.T) {
 				t.Fatalf("cursor %s written by a forgotten subscription's attempt: %v", conv, err)
 			}
 		}
-		if st.flags&^queued != 0 || len(st.cursors) != 0 {
-			t.Fatalf("state after the attempt: flags %b, cursors %v", st.flags, st.cursors)
+		if f, n, j := e.look(st); f&^queued != 0 || n != 0 || j {
+			t.Fatalf("state after the attempt: flags %b, %d cursors, job %v", f, n, j)
 		}
 	})
 }
@@ -143,6 +143,16 @@ func TestFlushStaleWriteStaysDirty(t *testing.T) {
 			t.Fatalf("the change made during a write was not flushed: %+v", c)
 		}
 	})
+}
+
+// look returns a State's flags, how many cursors it holds and whether it
+// has a job.
+func (e *env) look(st *State) (flags, int, bool) {
+	e.c.mu.Lock()
+	defer e.c.mu.Unlock()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.flags, len(st.cursors), st.job != nil
 }
 
 // hookCursors runs before, once, ahead of the next cursor write.
