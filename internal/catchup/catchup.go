@@ -182,16 +182,20 @@ type Catchup struct {
 	closeOnce sync.Once
 	flushMu   sync.Mutex // one flush at a time
 
-	// Guarded by mu.
+	// dirty holds the States with a cursor to write, each once (queued);
+	// a live event takes dirtyMu only to add its State.
+	dirtyMu sync.Mutex
+	dirty   []dirtyState
+
+	// Guarded by mu, which live events never take: the jobs and their
+	// scheduling. Lock order: mu, then a State's mu, then dirtyMu.
 	mu      sync.Mutex
 	closed  bool
 	started bool
-	subs    map[string]*sub
 	queue   jobQueue
 	seq     uint64
 	running int
-	waiting int // jobs in backoff
-	dirty   map[cursorKey]struct{}
+	waiting map[*job]struct{} // jobs in backoff
 }
 
 // New returns a Catchup; call Start to run it.
@@ -209,7 +213,7 @@ func New(opts Options) (*Catchup, error) {
 		opts: opts, log: opts.Logger, m: m,
 		ctx: ctx, cancel: cancel,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
-		subs: make(map[string]*sub), dirty: make(map[cursorKey]struct{}),
+		waiting: make(map[*job]struct{}),
 	}, nil
 }
 

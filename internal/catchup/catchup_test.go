@@ -61,7 +61,7 @@ func testPaging(t *testing.T, embedAll bool, cursor, total int64, wantIDs, wantP
 		e.src.conv(1, "open")
 		e.src.add(1, 1, tt.total, time.Now().Unix())
 
-		done := e.run(meta("a", time.Now()))
+		done := e.run(e.meta("a", time.Now()))
 
 		evs := e.sink.take()
 		if got := messageIDs(t, evs); !slices.Equal(got, tt.wantIDs) {
@@ -109,7 +109,7 @@ func TestGoldenFixtures(t *testing.T) {
 		e.src.fixedConvs = fixtures.Read(t, "api/conversations_index.json")
 		e.src.fixedMsgs = fixtures.Read(t, "api/messages_index.json")
 
-		e.run(meta("a", time.Now()))
+		e.run(e.meta("a", time.Now()))
 
 		evs := e.sink.take()
 		if len(evs) != 2 {
@@ -180,7 +180,7 @@ func TestStatusChange(t *testing.T) {
 				e.src.conv(1, tt.now)
 				e.src.add(1, 1, 3, time.Now().Unix())
 
-				e.run(meta("a", time.Now()))
+				e.run(e.meta("a", time.Now()))
 
 				evs := e.sink.take()
 				if got := len(evs) == 1; got != tt.wantReplay {
@@ -215,7 +215,7 @@ func TestNewConversation(t *testing.T) {
 		e.src.conv(2, "pending")
 		e.src.add(2, 4, 6, time.Now().Unix())
 
-		done := e.run(meta("a", time.Now()))
+		done := e.run(e.meta("a", time.Now()))
 
 		evs := e.sink.take()
 		var got []string
@@ -251,7 +251,7 @@ func TestFirstSyncBaseline(t *testing.T) {
 		e.src.conv(2, "resolved")
 		e.src.add(2, 31, 33, old)
 
-		done := e.run(meta("a", created))
+		done := e.run(e.meta("a", created))
 
 		evs := e.sink.take()
 		if got := messageIDs(t, evs); !slices.Equal(got, seq(26, 30)) || len(evs) != 5 {
@@ -274,10 +274,10 @@ func TestFirstSyncBaseline(t *testing.T) {
 		}
 
 		// Synced now: a conversation created during the next outage is new.
-		e.c.Lost("a")
+		e.c.Lost(e.target("a"))
 		e.src.conv(3, "open")
 		e.src.add(3, 34, 34, old)
-		e.run(meta("a", created))
+		e.run(e.meta("a", created))
 		if got := messageIDs(t, e.sink.take()); !slices.Equal(got, []int64{34}) {
 			t.Fatalf("after sync: replayed %v, want the new conversation's message", got)
 		}
@@ -298,7 +298,7 @@ func TestFirstSyncAnnouncesNewConversations(t *testing.T) {
 		e.src.add(2, 4, 5, created.Unix()+1)
 		e.src.conv(3, "open") // created after the contact, nothing written yet
 
-		e.run(meta("a", created))
+		e.run(e.meta("a", created))
 
 		var got []string
 		for _, ev := range e.sink.take() {
@@ -319,8 +319,8 @@ func TestTokenOnlySkipped(t *testing.T) {
 		e.src.conv(1, "open")
 		e.src.add(1, 1, 3, time.Now().Unix())
 
-		e.c.Trigger(&Target{ID: "a"}, time.Now())
-		e.c.Trigger(&Target{ID: "a", InboxIdentifier: "inbox-1"}, time.Now())
+		e.c.Trigger(&Target{ID: "a", State: e.state("a")}, time.Now())
+		e.c.Trigger(&Target{ID: "a", InboxIdentifier: "inbox-1", State: e.state("a")}, time.Now())
 		synctest.Wait()
 
 		if n := len(e.src.calls); n != 0 {
@@ -329,8 +329,8 @@ func TestTokenOnlySkipped(t *testing.T) {
 		if e.runs(resultSkipped) != 2 || len(e.sink.life) != 0 {
 			t.Fatalf("skipped = %d, lifecycle = %v", e.runs(resultSkipped), e.sink.life)
 		}
-		e.c.ObserveLive("a", liveMessage(t, 1, 4))
-		if n := len(e.c.subs["a"].pending); n != 0 {
+		e.c.ObserveLive(e.target("a"), liveMessage(t, 1, 4))
+		if n := len(e.state("a").pending); n != 0 {
 			t.Fatalf("live events remembered for a subscription that is never caught up: %d", n)
 		}
 	})
@@ -344,13 +344,13 @@ func TestGapFreezesCursors(t *testing.T) {
 		e.synced("a", "1", 7, "open")
 		e.src.conv(1, "open")
 		e.src.add(1, 1, 7, time.Now().Unix())
-		e.run(meta("a", time.Now()))
+		e.run(e.meta("a", time.Now()))
 		e.sink.take()
 
-		e.c.Lost("a")
+		e.c.Lost(e.target("a"))
 		e.src.add(1, 8, 10, time.Now().Unix())
-		e.c.ObserveLive("a", liveMessage(t, 1, 10))
-		e.c.Lost("a")               // a second blip before the catch-up
+		e.c.ObserveLive(e.target("a"), liveMessage(t, 1, 10))
+		e.c.Lost(e.target("a"))     // a second blip before the catch-up
 		time.Sleep(5 * time.Second) // several flush intervals
 		synctest.Wait()
 		if c := e.memCursor("a", "1"); c.lastID != 7 {
@@ -360,7 +360,7 @@ func TestGapFreezesCursors(t *testing.T) {
 			t.Fatalf("stored cursor moved to %d while frozen", c.LastMessageID)
 		}
 
-		e.run(meta("a", time.Now()))
+		e.run(e.meta("a", time.Now()))
 		if got := messageIDs(t, e.sink.take()); !slices.Equal(got, []int64{8, 9}) {
 			t.Fatalf("replayed %v, want 8 9 (10 was published live)", got)
 		}
@@ -369,7 +369,7 @@ func TestGapFreezesCursors(t *testing.T) {
 		}
 
 		// Thawed: live events move the cursor again and get flushed.
-		e.c.ObserveLive("a", liveMessage(t, 1, 11))
+		e.c.ObserveLive(e.target("a"), liveMessage(t, 1, 11))
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
 		if c := e.cursor("a", "1"); c.LastMessageID != 11 {
@@ -389,11 +389,11 @@ func TestPendingMergedAfterCatchup(t *testing.T) {
 		release := make(chan struct{})
 		e.src.onList = func(context.Context, string) error { <-release; return nil }
 
-		e.c.Trigger(meta("a", time.Now()), time.Now())
+		e.c.Trigger(e.meta("a", time.Now()), time.Now())
 		synctest.Wait() // running, blocked in ListConversations
 		// A conversation created after the read.
-		e.c.ObserveLive("a", liveMessage(t, 9, 40))
-		e.c.ObserveLive("a", liveStatus("9", "open"))
+		e.c.ObserveLive(e.target("a"), liveMessage(t, 9, 40))
+		e.c.ObserveLive(e.target("a"), liveStatus("9", "open"))
 		close(release)
 		<-e.sink.done
 
@@ -427,23 +427,23 @@ func TestLostWhileRunningStaysFrozen(t *testing.T) {
 			return nil
 		}
 
-		e.c.Trigger(meta("a", time.Now()), time.Now())
+		e.c.Trigger(e.meta("a", time.Now()), time.Now())
 		synctest.Wait()
-		e.c.Lost("a")
+		e.c.Lost(e.target("a"))
 		block.Store(false)
 		close(release)
 		<-e.sink.done
 
-		e.c.ObserveLive("a", liveMessage(t, 1, 9))
+		e.c.ObserveLive(e.target("a"), liveMessage(t, 1, 9))
 		if c := e.memCursor("a", "1"); c.lastID != 5 {
 			t.Fatalf("cursor moved to %d although the subscription was lost during its catch-up", c.lastID)
 		}
 		e.src.add(1, 6, 9, time.Now().Unix())
-		e.run(meta("a", time.Now()))
+		e.run(e.meta("a", time.Now()))
 		if got := messageIDs(t, e.sink.take()); !slices.Equal(got, seq(6, 8)) {
 			t.Fatalf("replayed %v, want 6 7 8 (9 was published live)", got)
 		}
-		e.c.ObserveLive("a", liveMessage(t, 1, 10))
+		e.c.ObserveLive(e.target("a"), liveMessage(t, 1, 10))
 		if c := e.memCursor("a", "1"); c.lastID != 10 {
 			t.Fatalf("cursor = %d after the covering catch-up, want 10", c.lastID)
 		}
@@ -460,10 +460,10 @@ func TestLiveConversationEventsNotReplayed(t *testing.T) {
 		e.src.add(1, 1, 2, time.Now().Unix())
 		e.src.conv(2, "open")
 
-		e.c.Lost("a")
-		e.c.ObserveLive("a", liveStatus("1", "resolved"))
-		e.c.ObserveLive("a", fanout.Route{Kind: fanout.KindConversation, Event: evConversationCreated, ConversationID: "2", Status: "open"})
-		done := e.run(meta("a", time.Now()))
+		e.c.Lost(e.target("a"))
+		e.c.ObserveLive(e.target("a"), liveStatus("1", "resolved"))
+		e.c.ObserveLive(e.target("a"), fanout.Route{Kind: fanout.KindConversation, Event: evConversationCreated, ConversationID: "2", Status: "open"})
+		done := e.run(e.meta("a", time.Now()))
 
 		if evs := e.sink.take(); len(evs) != 0 {
 			name, id := decoded(t, evs[0])
@@ -480,17 +480,17 @@ func TestObserveLiveIgnoresReplays(t *testing.T) {
 		e := newEnv(t, Options{}, "a")
 		e.synced("a", "1", 2, "open")
 		e.src.conv(1, "open")
-		e.run(meta("a", time.Now()))
+		e.run(e.meta("a", time.Now()))
 
 		r := liveMessage(t, 1, 50)
 		r.Replayed = true
-		e.c.ObserveLive("a", r)
-		e.c.ObserveLive("a", fanout.Route{Kind: fanout.KindMessage, Event: "message.updated", ConversationID: "1", MessageID: "60"})
-		e.c.ObserveLive("a", fanout.Route{Kind: fanout.KindMessage, Event: evMessageCreated, ConversationID: fanout.Unknown, MessageID: "61"})
+		e.c.ObserveLive(e.target("a"), r)
+		e.c.ObserveLive(e.target("a"), fanout.Route{Kind: fanout.KindMessage, Event: "message.updated", ConversationID: "1", MessageID: "60"})
+		e.c.ObserveLive(e.target("a"), fanout.Route{Kind: fanout.KindMessage, Event: evMessageCreated, ConversationID: fanout.Unknown, MessageID: "61"})
 		if c := e.memCursor("a", "1"); c.lastID != 2 {
 			t.Fatalf("cursor moved to %d", c.lastID)
 		}
-		e.c.ObserveLive("a", liveMessage(t, 1, 3))
+		e.c.ObserveLive(e.target("a"), liveMessage(t, 1, 3))
 		if c := e.memCursor("a", "1"); c.lastID != 3 {
 			t.Fatalf("cursor = %d, want 3", c.lastID)
 		}
@@ -510,11 +510,11 @@ func TestPriority(t *testing.T) {
 			return nil
 		}
 		base := time.Now()
-		e.c.Trigger(meta("blocker", base), base)
+		e.c.Trigger(e.meta("blocker", base), base)
 		synctest.Wait()
-		e.c.Trigger(meta("b", base), base.Add(1*time.Minute))
-		e.c.Trigger(meta("c", base), base.Add(3*time.Minute))
-		e.c.Trigger(meta("d", base), base.Add(2*time.Minute))
+		e.c.Trigger(e.meta("b", base), base.Add(1*time.Minute))
+		e.c.Trigger(e.meta("c", base), base.Add(3*time.Minute))
+		e.c.Trigger(e.meta("d", base), base.Add(2*time.Minute))
 		if got := testutil.ToFloat64(e.c.m.queued); got != 3 {
 			t.Fatalf("queued gauge = %v", got)
 		}
@@ -544,10 +544,10 @@ func TestRetriggerWhileRunningRunsOnceMore(t *testing.T) {
 			}
 			return nil
 		}
-		e.c.Trigger(meta("a", time.Now()), time.Now())
+		e.c.Trigger(e.meta("a", time.Now()), time.Now())
 		synctest.Wait()
-		e.c.Trigger(meta("a", time.Now()), time.Now())
-		e.c.Trigger(meta("a", time.Now()), time.Now())
+		e.c.Trigger(e.meta("a", time.Now()), time.Now())
+		e.c.Trigger(e.meta("a", time.Now()), time.Now())
 		close(release)
 		<-e.sink.done
 		<-e.sink.done
@@ -571,10 +571,10 @@ func TestQueuedTriggersCoalesce(t *testing.T) {
 			}
 			return nil
 		}
-		e.c.Trigger(meta("blocker", time.Now()), time.Now())
+		e.c.Trigger(e.meta("blocker", time.Now()), time.Now())
 		synctest.Wait()
 		for range 5 {
-			e.c.Trigger(meta("a", time.Now()), time.Now())
+			e.c.Trigger(e.meta("a", time.Now()), time.Now())
 		}
 		close(release)
 		<-e.sink.done
@@ -598,7 +598,7 @@ func TestRetryWithBackoff(t *testing.T) {
 			return nil
 		}
 
-		done := e.run(meta("a", time.Now()))
+		done := e.run(e.meta("a", time.Now()))
 
 		calls := e.src.callsOf("conversations")
 		if len(calls) != 3 || done.Reason != "" {
@@ -623,7 +623,7 @@ func TestGiveUpAfterMaxAttempts(t *testing.T) {
 		e.src.conv(1, "open")
 		e.src.onList = func(context.Context, string) error { return upstreamDown }
 
-		done := e.run(meta("a", time.Now()))
+		done := e.run(e.meta("a", time.Now()))
 
 		if n := len(e.src.callsOf("conversations")); n != 3 {
 			t.Fatalf("%d attempts, want 3", n)
@@ -632,7 +632,7 @@ func TestGiveUpAfterMaxAttempts(t *testing.T) {
 			t.Fatalf("done %+v, error runs %d", done, e.runs(resultError))
 		}
 		// Still frozen: the next catch-up must still cover the gap.
-		e.c.ObserveLive("a", liveMessage(t, 1, 9))
+		e.c.ObserveLive(e.target("a"), liveMessage(t, 1, 9))
 		if c := e.memCursor("a", "1"); c.lastID != 5 {
 			t.Fatalf("cursor moved to %d after a failed catch-up", c.lastID)
 		}
@@ -652,12 +652,12 @@ func TestTriggerDuringBackoff(t *testing.T) {
 			return nil
 		}
 		start := time.Now()
-		e.c.Trigger(meta("a", start), start)
+		e.c.Trigger(e.meta("a", start), start)
 		synctest.Wait()
 		if got := testutil.ToFloat64(e.c.m.backoff); got != 1 {
 			t.Fatalf("backoff gauge = %v", got)
 		}
-		e.c.Trigger(meta("a", start), start)
+		e.c.Trigger(e.meta("a", start), start)
 		<-e.sink.done
 		if waited := time.Since(start); waited >= 30*time.Minute {
 			t.Fatalf("re-triggered catch-up waited out the backoff (%v)", waited)
@@ -674,7 +674,7 @@ func TestContactGone(t *testing.T) {
 		e := newEnv(t, Options{OnGone: func(id string) { gone = append(gone, id) }}, "a")
 		e.src.onList = func(context.Context, string) error { return contactGone }
 
-		done := e.run(meta("a", time.Now()))
+		done := e.run(e.meta("a", time.Now()))
 
 		if n := len(e.src.callsOf("conversations")); n != 1 {
 			t.Fatalf("%d attempts after a 404, want 1", n)
@@ -702,7 +702,7 @@ func TestConversationGoneIsSkipped(t *testing.T) {
 			}
 			return nil
 		}
-		done := e.run(meta("a", time.Now()))
+		done := e.run(e.meta("a", time.Now()))
 		if got := messageIDs(t, e.sink.take()); !slices.Equal(got, []int64{31, 32}) || done.Reason != "" {
 			t.Fatalf("replayed %v, done %+v", got, done)
 		}
@@ -717,7 +717,7 @@ func TestReplayedConversationEventIsBounded(t *testing.T) {
 		e.synced("a", "1", 3000, "open")
 		e.src.conv(1, "resolved")
 		e.src.add(1, 1, 3000, time.Now().Unix())
-		e.run(meta("a", time.Now()))
+		e.run(e.meta("a", time.Now()))
 		evs := e.sink.take()
 		if len(evs) != 1 {
 			t.Fatalf("%d events, want the status change", len(evs))
@@ -751,7 +751,7 @@ func TestLongGapNeedsNoPages(t *testing.T) {
 		e.synced("a", "1", 1, "open")
 		e.src.conv(1, "open")
 		e.src.add(1, 1, 3000, time.Now().Unix())
-		e.run(meta("a", time.Now()))
+		e.run(e.meta("a", time.Now()))
 		if got := messageIDs(t, e.sink.take()); !slices.Equal(got, seq(2, 3000)) {
 			t.Fatalf("replayed %d messages, want 2..3000", len(got))
 		}
@@ -778,7 +778,7 @@ func TestReplayResumesAfterLastBatch(t *testing.T) {
 			}
 			return nil
 		}
-		e.run(meta("a", time.Now()))
+		e.run(e.meta("a", time.Now()))
 		ids := messageIDs(t, e.sink.take())
 		if want := 3*ReplayBatch + ReplayBatch; len(ids) != want {
 			t.Fatalf("%d messages replayed, want %d: the refused batch once more, the first not again", len(ids), want)
@@ -804,7 +804,7 @@ func TestReplayWaitsForRoom(t *testing.T) {
 		e.src.conv(1, "open")
 		e.src.add(1, 1, 5, time.Now().Unix())
 		e.sink.room = func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
-		done := e.run(meta("a", time.Now()))
+		done := e.run(e.meta("a", time.Now()))
 		if evs := e.sink.take(); len(evs) != 0 || done.Reason == "" {
 			t.Fatalf("%d events replayed without room, done %+v", len(evs), done)
 		}
@@ -823,7 +823,7 @@ func TestMaxPagesTruncates(t *testing.T) {
 		e.synced("a", "1", 1, "open")
 		e.src.conv(1, "open")
 		e.src.add(1, 1, 100, time.Now().Unix())
-		e.run(meta("a", time.Now()))
+		e.run(e.meta("a", time.Now()))
 		if got := messageIDs(t, e.sink.take()); !slices.Equal(got, seq(61, 100)) {
 			t.Fatalf("replayed %v, want the newest 2 pages", got)
 		}
@@ -846,10 +846,10 @@ func TestForgetCancelsQueued(t *testing.T) {
 			}
 			return nil
 		}
-		e.c.Trigger(meta("blocker", time.Now()), time.Now())
+		e.c.Trigger(e.meta("blocker", time.Now()), time.Now())
 		synctest.Wait()
-		e.c.Trigger(meta("a", time.Now()), time.Now())
-		e.c.Forget("a")
+		e.c.Trigger(e.meta("a", time.Now()), time.Now())
+		e.c.Forget(e.target("a"))
 		close(release)
 		<-e.sink.done
 		synctest.Wait()
@@ -874,7 +874,7 @@ func TestRemovedFromStore(t *testing.T) {
 		e.src.onList = func(context.Context, string) error {
 			return e.st.DeleteSubscription(context.Background(), "a")
 		}
-		e.c.Trigger(meta("a", time.Now()), time.Now())
+		e.c.Trigger(e.meta("a", time.Now()), time.Now())
 		synctest.Wait()
 		if e.runs(resultGone) != 1 || len(e.sink.life) != 0 || len(e.src.callsOf("conversations")) != 1 {
 			t.Fatalf("gone %d, lifecycle %v", e.runs(resultGone), e.sink.life)
@@ -887,11 +887,11 @@ func TestFlushOnClose(t *testing.T) {
 		e := newEnv(t, Options{FlushInterval: time.Hour}, "a")
 		e.synced("a", "1", 2, "open")
 		e.src.conv(1, "open")
-		e.run(meta("a", time.Now()))
+		e.run(e.meta("a", time.Now()))
 
-		e.c.ObserveLive("a", liveMessage(t, 1, 7))
-		e.c.ObserveLive("a", liveStatus("1", "snoozed"))
-		e.c.ObserveLive("a", liveMessage(t, 4, 8)) // a conversation seen first live
+		e.c.ObserveLive(e.target("a"), liveMessage(t, 1, 7))
+		e.c.ObserveLive(e.target("a"), liveStatus("1", "snoozed"))
+		e.c.ObserveLive(e.target("a"), liveMessage(t, 4, 8)) // a conversation seen first live
 		if c := e.cursor("a", "1"); c.LastMessageID != 2 {
 			t.Fatalf("written before the flush: %+v", c)
 		}
@@ -931,12 +931,12 @@ func TestFlushRetriesAfterStoreError(t *testing.T) {
 		e := newEnv(t, Options{}, "a")
 		e.synced("a", "1", 2, "open")
 		e.src.conv(1, "open")
-		e.run(meta("a", time.Now()))
+		e.run(e.meta("a", time.Now()))
 
 		fc := &failingCursors{Cursors: e.st}
 		e.c.opts.Cursors = fc
 		fc.fail.Store(true)
-		e.c.ObserveLive("a", liveMessage(t, 1, 5))
+		e.c.ObserveLive(e.target("a"), liveMessage(t, 1, 5))
 		if err := e.c.flush(context.Background()); !errors.Is(err, errStoreDown) {
 			t.Fatalf("flush = %v", err)
 		}
@@ -1002,20 +1002,20 @@ func TestGapTriggersCatchup(t *testing.T) {
 		e.synced("a", "1", 3, "open")
 		e.src.conv(1, "open")
 		e.src.add(1, 1, 3, time.Now().Unix())
-		e.run(meta("a", time.Now()))
+		e.run(e.meta("a", time.Now()))
 
 		e.src.add(1, 4, 6, time.Now().Unix()) // 4 and 5 dropped, 6 delivered
 		release := make(chan struct{})
 		e.src.onList = func(context.Context, string) error { <-release; return nil }
-		e.c.Gap(meta("a", time.Now()), time.Now())
+		e.c.Gap(e.meta("a", time.Now()), time.Now())
 		synctest.Wait()
-		e.c.ObserveLive("a", liveMessage(t, 1, 6))
+		e.c.ObserveLive(e.target("a"), liveMessage(t, 1, 6))
 		close(release)
 		<-e.sink.done
 		if got := messageIDs(t, e.sink.take()); !slices.Equal(got, []int64{4, 5}) {
 			t.Fatalf("replayed %v, want 4 5", got)
 		}
-		e.c.ObserveLive("a", liveMessage(t, 1, 7))
+		e.c.ObserveLive(e.target("a"), liveMessage(t, 1, 7))
 		if c := e.memCursor("a", "1"); c.lastID != 7 {
 			t.Fatalf("cursor = %d after the gap's catch-up, want 7", c.lastID)
 		}
@@ -1036,10 +1036,10 @@ func TestGapBurstIsOneCatchup(t *testing.T) {
 			}
 			return nil
 		}
-		e.c.Trigger(meta("b", time.Now()), time.Now()) // holds the only worker
+		e.c.Trigger(e.meta("b", time.Now()), time.Now()) // holds the only worker
 		synctest.Wait()
 		for range 100 {
-			e.c.Gap(meta("a", time.Now()), time.Now())
+			e.c.Gap(e.meta("a", time.Now()), time.Now())
 		}
 		close(release)
 		<-e.sink.done // b
@@ -1063,7 +1063,7 @@ func TestCursorWaitsForPublication(t *testing.T) {
 		e.sink.drop = 1 // message 11 is dropped by the fan-out
 		e.sink.mu.Unlock()
 
-		done := e.run(meta("a", time.Now()))
+		done := e.run(e.meta("a", time.Now()))
 
 		if got := messageIDs(t, e.sink.take()); !slices.Equal(got, []int64{11, 12, 13, 11, 12, 13}) {
 			t.Fatalf("replayed %v, want 11-13 twice (the retry)", got)
@@ -1089,7 +1089,7 @@ func TestNotPublishedNeverExhaustsAttempts(t *testing.T) {
 		e.sink.drop = 3 * 3 // three attempts' replays are dropped
 		e.sink.mu.Unlock()
 
-		done := e.run(meta("a", time.Now()))
+		done := e.run(e.meta("a", time.Now()))
 
 		if c := e.cursor("a", "1"); c.LastMessageID != 13 || done.Reason != "" {
 			t.Fatalf("cursor %+v, done %+v; want 13 and success", c, done)
@@ -1111,7 +1111,7 @@ func refuseFirstAttempt(e *env) time.Time {
 	e.sink.drop = 1
 	e.sink.mu.Unlock()
 	start := time.Now()
-	e.c.Trigger(meta("a", start), start)
+	e.c.Trigger(e.meta("a", start), start)
 	synctest.Wait()
 	e.sink.take()
 	return start
@@ -1124,7 +1124,7 @@ func TestGapDoesNotCutBackoffShort(t *testing.T) {
 		e := newEnv(t, Options{RetryMin: 10 * time.Second, RetryMax: 10 * time.Second}, "a")
 		start := refuseFirstAttempt(e) // backing off 5-10 s
 		for range 10 {
-			e.c.Gap(meta("a", time.Now()), time.Now())
+			e.c.Gap(e.meta("a", time.Now()), time.Now())
 		}
 		synctest.Wait()
 		if got := e.sink.take(); len(got) != 0 {
@@ -1189,7 +1189,7 @@ func TestRefusedRetriesLogOnce(t *testing.T) {
 		e.sink.mu.Lock()
 		e.sink.drop = 3
 		e.sink.mu.Unlock()
-		e.run(meta("a", time.Now()))
+		e.run(e.meta("a", time.Now()))
 		lv.mu.Lock()
 		defer lv.mu.Unlock()
 		if fmt.Sprint(lv.got) != "[WARN DEBUG DEBUG]" {
@@ -1209,7 +1209,7 @@ func TestRejectedReplaySkipped(t *testing.T) {
 		e.sink.mu.Lock()
 		e.sink.reject = 1 // message 11
 		e.sink.mu.Unlock()
-		done := e.run(meta("a", time.Now()))
+		done := e.run(e.meta("a", time.Now()))
 		if got := messageIDs(t, e.sink.take()); !slices.Equal(got, []int64{11, 12, 13}) {
 			t.Fatalf("replayed %v, want 11-13 once", got)
 		}

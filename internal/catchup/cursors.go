@@ -2,25 +2,49 @@ package catchup
 
 import (
 	"context"
-	"errors"
 	"strconv"
-	"time"
+	"sync"
 
 	"github.com/relayhq/relay/internal/chatwoot"
 	"github.com/relayhq/relay/internal/fanout"
 	"github.com/relayhq/relay/internal/store"
 )
 
-// sub is what catch-up knows of one subscription. Guarded by Catchup.mu.
-type sub struct {
-	epoch     uint64 // bumped by Lost: a gap began
-	frozen    bool   // live events do not move cursors (initially true)
-	noCatchUp bool   // the latest Trigger had no catch-up data
-	loaded    bool   // cursors read from the store
-	synced    bool   // caught up at least once (the SyncMarker cursor exists)
-	cursors   map[string]*cursor
-	pending   map[string]*seen // live events observed while frozen
-	job       *job
+// State is what catch-up knows of one subscription. The subscription's
+// record owns it (registry.Entry embeds one) and every Target of the record
+// points to it, so a live event reaches it without a lookup by id or a
+// catch-up-wide lock. The zero value is ready: frozen, nothing loaded, and
+// nothing allocated until the subscription is caught up or sees an event.
+// A State belongs to one subscription id and to one Catchup; it does not
+// hold the id (the Target does), to stay small.
+type State struct {
+	mu      sync.Mutex
+	epoch   uint32 // bumped by Lost and Forget: a gap began
+	flags   flags
+	cursors map[string]*cursor // made on first use: most subscriptions idle
+	pending map[string]*seen   // live events observed while frozen
+	job     *job               // guarded by Catchup.mu, not mu
+}
+
+// flags are a State's yes/no facts, one bit each.
+type flags uint8
+
+const (
+	thawed    flags = 1 << iota // live events move cursors (unset: frozen, as a new State)
+	noCatchUp                   // the latest Trigger had no catch-up data
+	loaded                      // cursors read from the store
+	synced                      // caught up at least once (the SyncMarker cursor exists)
+	queued                      // in Catchup.dirty: the flusher will look at its cursors
+)
+
+func (st *State) is(f flags) bool { return st.flags&f != 0 }
+
+func (st *State) set(f flags, on bool) {
+	if on {
+		st.flags |= f
+	} else {
+		st.flags &^= f
+	}
 }
 
 // cursor is the in-memory progress of one conversation.
@@ -28,13 +52,14 @@ type cursor struct {
 	lastID int64
 	status string
 	gen    uint64 // bumped on every change; a write of an older gen is stale
+	dirty  bool   // changed since it was last written to the store
 }
 
 // seen sums up the live events of one conversation observed while frozen.
 type seen struct {
 	maxID   int64
 	status  string             // latest conversation status, "" none
-	statusE uint64             // the subscription's epoch when status was seen
+	statusE uint32             // the subscription's epoch when status was seen
 	created bool               // conversation.created was published live
 	ids     map[int64]struct{} // message ids published live, at most maxSeenIDs
 }
@@ -42,8 +67,6 @@ type seen struct {
 // maxSeenIDs bounds the live message ids remembered per conversation while
 // frozen; messages beyond it are replayed (and left to fanout's dedup).
 const maxSeenIDs = 512
-
-type cursorKey struct{ sub, conv string }
 
 // observation is what a live event tells about a conversation.
 type observation struct {
@@ -53,34 +76,27 @@ type observation struct {
 	created bool
 }
 
-func (c *Catchup) subLocked(id string) *sub {
-	st := c.subs[id]
-	if st == nil {
-		st = &sub{frozen: true} // cursors made on first use: most subscriptions idle
-		c.subs[id] = st
-	}
-	return st
-}
-
 // ObserveLive records a routed live event of a subscription once NATS holds
-// it: hook it to fanout's Published. It is cheap and never blocks on I/O. While the
-// subscription is not frozen the event moves its cursors (written to the
-// store every FlushInterval); while frozen it is only remembered for the
-// end of the next catch-up. Replayed events are ignored.
-func (c *Catchup) ObserveLive(subID string, r fanout.Route) {
+// it: hook it to fanout's Published with the record's Target. It is cheap,
+// takes only the subscription's State lock and never blocks on I/O. While
+// the subscription is not frozen the event moves its cursors (written to
+// the store every FlushInterval); while frozen it is only remembered for
+// the end of the next catch-up. Replayed events are ignored, and so is a
+// Target without a State.
+func (c *Catchup) ObserveLive(t *Target, r fanout.Route) {
 	o, ok := observe(r)
-	if !ok {
+	if !ok || t == nil || t.State == nil {
 		return
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	st := c.subLocked(subID)
+	st := t.State
+	st.mu.Lock()
+	defer st.mu.Unlock()
 	switch {
-	case st.noCatchUp:
-	case st.frozen:
+	case st.is(noCatchUp):
+	case !st.is(thawed):
 		st.remember(o, st.epoch)
 	default:
-		c.applyLocked(subID, st, o)
+		c.applyLocked(t.ID, st, o)
 	}
 }
 
@@ -112,7 +128,7 @@ func observe(r fanout.Route) (observation, bool) {
 	return o, true
 }
 
-func (st *sub) remember(o observation, epoch uint64) {
+func (st *State) remember(o observation, epoch uint32) {
 	if st.pending == nil {
 		st.pending = make(map[string]*seen)
 	}
@@ -134,8 +150,9 @@ func (st *sub) remember(o observation, epoch uint64) {
 	s.created = s.created || o.created
 }
 
-// applyLocked moves a cursor by a live observation.
-func (c *Catchup) applyLocked(subID string, st *sub, o observation) {
+// applyLocked moves a cursor of subscription id by a live observation.
+// st.mu is held.
+func (c *Catchup) applyLocked(id string, st *State, o observation) {
 	cur, changed := st.cursors[o.conv], false
 	if cur == nil { // a conversation first seen now
 		cur, changed = st.cursorLocked(o.conv), true
@@ -147,12 +164,32 @@ func (c *Catchup) applyLocked(subID string, st *sub, o observation) {
 		cur.status, changed = o.status, true
 	}
 	if changed {
-		cur.gen++
-		c.dirty[cursorKey{subID, o.conv}] = struct{}{}
+		c.changedLocked(id, st, cur)
 	}
 }
 
-func (st *sub) cursorLocked(conv string) *cursor {
+// changedLocked marks a cursor changed and dirty, and hands its State to
+// the flusher unless it has it already: the only catch-up-wide lock a live
+// event may take, once per State and flush. st.mu is held.
+func (c *Catchup) changedLocked(id string, st *State, cur *cursor) {
+	cur.gen++
+	cur.dirty = true
+	c.queueLocked(id, st)
+}
+
+// queueLocked hands the State of subscription id to the flusher unless it
+// has it already. st.mu is held.
+func (c *Catchup) queueLocked(id string, st *State) {
+	if st.is(queued) {
+		return
+	}
+	st.set(queued, true)
+	c.dirtyMu.Lock()
+	c.dirty = append(c.dirty, dirtyState{id, st})
+	c.dirtyMu.Unlock()
+}
+
+func (st *State) cursorLocked(conv string) *cursor {
 	cur := st.cursors[conv]
 	if cur == nil {
 		if st.cursors == nil {
@@ -167,23 +204,24 @@ func (st *sub) cursorLocked(conv string) *cursor {
 // mergePendingLocked folds the live events seen during a completed
 // catch-up into the cursors: catch-up covered everything up to its REST
 // reads, live delivery everything after the confirm that preceded them.
-// A status seen before the latest loss is older than the REST one.
-func (c *Catchup) mergePendingLocked(subID string, st *sub) {
+// A status seen before the latest loss is older than the REST one. st.mu
+// is held.
+func (c *Catchup) mergePendingLocked(id string, st *State) {
 	for conv, s := range st.pending {
 		o := observation{conv: conv, msgID: s.maxID}
 		if s.statusE == st.epoch {
 			o.status = s.status
 		}
-		c.applyLocked(subID, st, o)
+		c.applyLocked(id, st, o)
 	}
 	st.pending = nil
 }
 
 // pendingOf returns what was seen live of a conversation while frozen,
 // and the messages of ms that were not published live.
-func (c *Catchup) pendingOf(st *sub, conv string, ms []chatwoot.Message) (seen, []chatwoot.Message) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+func (st *State) pendingOf(conv string, ms []chatwoot.Message) (seen, []chatwoot.Message) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
 	s := st.pending[conv]
 	if s == nil {
 		return seen{}, ms
@@ -198,11 +236,11 @@ func (c *Catchup) pendingOf(st *sub, conv string, ms []chatwoot.Message) (seen, 
 }
 
 // load reads the subscription's cursors from the store once.
-func (c *Catchup) load(ctx context.Context, id string, st *sub) error {
-	c.mu.Lock()
-	loaded := st.loaded
-	c.mu.Unlock()
-	if loaded {
+func (c *Catchup) load(ctx context.Context, id string, st *State) error {
+	st.mu.Lock()
+	done := st.is(loaded)
+	st.mu.Unlock()
+	if done {
 		return nil
 	}
 	stored, err := c.opts.Cursors.ListCursors(ctx, id)
@@ -210,14 +248,14 @@ func (c *Catchup) load(ctx context.Context, id string, st *sub) error {
 		c.m.storeErrors[opLoad].Inc()
 		return err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if st.loaded {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.is(loaded) {
 		return nil
 	}
 	for _, sc := range stored {
 		if sc.ConversationID == SyncMarker {
-			st.synced = true
+			st.set(synced, true)
 			continue
 		}
 		cur := st.cursorLocked(sc.ConversationID)
@@ -226,89 +264,6 @@ func (c *Catchup) load(ctx context.Context, id string, st *sub) error {
 			cur.status = sc.Status
 		}
 	}
-	st.loaded = true
+	st.set(loaded, true)
 	return nil
-}
-
-// persist writes one in-memory cursor to the store. A write that turns out
-// to be stale (the cursor changed meanwhile) leaves the cursor dirty for
-// the next flush.
-func (c *Catchup) persist(ctx context.Context, k cursorKey) error {
-	c.mu.Lock()
-	st := c.subs[k.sub]
-	var cur cursor
-	if st != nil && st.cursors[k.conv] != nil {
-		cur = *st.cursors[k.conv]
-	}
-	c.mu.Unlock()
-	if st == nil {
-		return errRemoved
-	}
-	_, err := c.opts.Cursors.PutCursor(ctx, store.Cursor{
-		SubscriptionID: k.sub, ConversationID: k.conv, LastMessageID: cur.lastID, Status: cur.status,
-	})
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	live := c.subs[k.sub] == st && st.cursors[k.conv] != nil
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		delete(c.dirty, k)
-		return errRemoved
-	case err != nil:
-		return err
-	case live && st.cursors[k.conv].gen == cur.gen:
-		delete(c.dirty, k)
-	case live:
-		c.dirty[k] = struct{}{}
-	}
-	return nil
-}
-
-// flushLoop writes dirty cursors every FlushInterval until Close.
-func (c *Catchup) flushLoop() {
-	defer c.wg.Done()
-	t := time.NewTicker(c.opts.FlushInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			c.flush(c.ctx)
-		case <-c.done:
-			return
-		}
-	}
-}
-
-// flush writes every dirty cursor. It stops at the first store error other
-// than a removed subscription; what is left stays dirty.
-func (c *Catchup) flush(ctx context.Context) error {
-	c.flushMu.Lock()
-	defer c.flushMu.Unlock()
-	c.mu.Lock()
-	keys := make([]cursorKey, 0, len(c.dirty))
-	for k := range c.dirty {
-		keys = append(keys, k)
-	}
-	c.mu.Unlock()
-	for _, k := range keys {
-		err := c.persistTimeout(ctx, k)
-		switch {
-		case err == nil:
-			c.m.flushed.Inc()
-		case errors.Is(err, errRemoved):
-		case ctx.Err() != nil:
-			return ctx.Err()
-		default:
-			c.m.storeErrors[opFlush].Inc()
-			c.log.Warn("catchup: cursor flush failed", "subscription", k.sub, "err", err)
-			return err
-		}
-	}
-	return nil
-}
-
-func (c *Catchup) persistTimeout(ctx context.Context, k cursorKey) error {
-	ctx, cancel := context.WithTimeout(ctx, c.opts.StoreTimeout)
-	defer cancel()
-	return c.persist(ctx, k)
 }

@@ -21,6 +21,20 @@
 // every event it replayed for it is in NATS (fanout.Event.Done), and
 // retries the attempt when one was dropped.
 //
+// # Where the state lives
+//
+// What catch-up knows of a subscription (cursors, freeze, epoch, what was
+// seen while frozen) is a State owned by the subscription's record
+// (registry.Entry embeds one; its zero value is ready and allocates
+// nothing until used), and every Target of the record points to it. A
+// live event reaches it through the record, without a lookup by id, and
+// takes only its small lock: ObserveLive never takes the Catchup's lock.
+// The Catchup keeps only what scheduling and flushing need: the job queue,
+// the jobs in backoff, and the States with a cursor to write (a State is
+// added once per flush, under a lock of its own). Forget resets a State;
+// a State whose record is gone goes with it, and a late event for it is
+// never written.
+//
 // # Why cursors freeze
 //
 // A live event after a reconnect must not move a cursor past messages lost

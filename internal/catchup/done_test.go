@@ -30,7 +30,7 @@ func TestCatchupDoneCarriesDocumentedFields(t *testing.T) {
 				e := newEnv(t, Options{MaxAttempts: 1}, "a")
 				tt.setup(e)
 
-				done := e.run(meta("a", time.Now()))
+				done := e.run(e.meta("a", time.Now()))
 
 				if done.Reason != tt.reason {
 					t.Fatalf("reason %q, want %q", done.Reason, tt.reason)

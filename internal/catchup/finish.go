@@ -65,7 +65,7 @@ func (c *Catchup) finish(a *attempt, err error) (outcome, time.Duration) {
 	c.running--
 	c.m.running.Set(float64(c.running))
 	j := a.job
-	if a.st == nil || c.subs[a.id] != a.st || a.st.job != j {
+	if a.st.job != j {
 		return outRemoved, 0 // forgotten meanwhile
 	}
 	out := c.classify(err)
@@ -107,12 +107,14 @@ func (c *Catchup) finish(a *attempt, err error) (outcome, time.Duration) {
 // confirm: it started after it and no loss happened since.
 func (c *Catchup) succeededLocked(a *attempt) {
 	st := a.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
 	if a.epoch != st.epoch {
 		return // lost again meanwhile: stay frozen, keep what was seen since
 	}
 	c.mergePendingLocked(a.id, st)
 	if !a.job.rerun {
-		st.frozen = false
+		st.set(thawed, true)
 	}
 }
 

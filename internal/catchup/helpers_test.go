@@ -309,6 +309,9 @@ type env struct {
 	st   *bolt.Store
 	c    *Catchup
 	reg  *prometheus.Registry
+
+	mu     sync.Mutex
+	states map[string]*State // the records' catch-up states, by subscription id
 }
 
 // newEnv must run inside a synctest bubble. It registers the given
@@ -348,9 +351,35 @@ func (e *env) register(id string) {
 	}
 }
 
+// state returns the catch-up state of subscription id's record, as a
+// record owns it.
+func (e *env) state(id string) *State {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.states == nil {
+		e.states = make(map[string]*State)
+	}
+	st := e.states[id]
+	if st == nil {
+		st = new(State)
+		e.states[id] = st
+	}
+	return st
+}
+
+// drop forgets id's record: a later state(id) is a new record's.
+func (e *env) drop(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.states, id)
+}
+
+// target is subscription id's record as the event path knows it.
+func (e *env) target(id string) *Target { return &Target{ID: id, State: e.state(id)} }
+
 // meta is a subscription with catch-up data, registered at created.
-func meta(id string, created time.Time) *Target {
-	return &Target{ID: id, InboxIdentifier: "inbox-1", SourceID: "src-" + id, CreatedAt: created}
+func (e *env) meta(id string, created time.Time) *Target {
+	return &Target{ID: id, InboxIdentifier: "inbox-1", SourceID: "src-" + id, CreatedAt: created, State: e.state(id)}
 }
 
 // putCursor stores a cursor as an earlier process would have.
@@ -379,10 +408,11 @@ func (e *env) cursor(sub, conv string) store.Cursor {
 
 // memCursor returns the in-memory cursor of a conversation.
 func (e *env) memCursor(sub, conv string) cursor {
-	e.c.mu.Lock()
-	defer e.c.mu.Unlock()
-	if st := e.c.subs[sub]; st != nil && st.cursors[conv] != nil {
-		return *st.cursors[conv]
+	st := e.state(sub)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if cur := st.cursors[conv]; cur != nil {
+		return *cur
 	}
 	return cursor{}
 }

@@ -48,7 +48,7 @@ func (r *relay) onState(sc cable.StateChange[*catchup.Target]) {
 	case cable.ChangeConfirmed:
 		r.cu.Trigger(m, time.Now())
 	case cable.ChangeLost:
-		r.cu.Lost(sc.ID)
+		r.cu.Lost(m)
 	case cable.ChangeGap:
 		r.cu.Gap(m, time.Now())
 	}
@@ -193,7 +193,7 @@ func TestIntegrationReplayAfterOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	meta := &catchup.Target{
-		ID: id, InboxIdentifier: inbox.Identifier, SourceID: ci.SourceID, CreatedAt: time.Now(),
+		ID: id, InboxIdentifier: inbox.Identifier, SourceID: ci.SourceID, CreatedAt: time.Now(), State: new(catchup.State),
 		Sub: fanout.NewSub(id, nil, fanout.Hints{AccountID: "1", InboxID: strconv.FormatInt(inbox.ID, 10), ContactID: strconv.FormatInt(ci.ContactID, 10)}),
 	}
 	client, err := chatwoot.New(chatwoot.Options{BaseURL: base})
@@ -210,7 +210,7 @@ func TestIntegrationReplayAfterOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.fo.AddObserver(fanout.ObserverFunc(func(sub string, rt fanout.Route) { r.cu.ObserveLive(sub, rt) }))
+	r.fo.AddObserver(fanout.ObserverFunc(func(_ string, rt fanout.Route) { r.cu.ObserveLive(meta, rt) }))
 	r.cu, err = catchup.New(catchup.Options{Source: client, Cursors: st, Sink: r.fo, FlushInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

@@ -18,10 +18,11 @@ const (
 // Catchup.mu.
 type job struct {
 	id        string
+	st        *State
 	meta      *Target
 	activity  time.Time // priority: most recent first
 	triggered time.Time // first trigger not yet served
-	epoch     uint64    // the subscription's epoch at the latest trigger
+	epoch     uint32    // the subscription's epoch at the latest trigger
 	seq       uint64    // FIFO among equal activity
 	index     int       // position in the queue; -1 when not queued
 	state     jobState
@@ -71,11 +72,11 @@ func (q *jobQueue) Pop() any {
 // catch-up: a trigger while one is queued updates it, a trigger while one
 // runs makes it run once more afterwards.
 func (c *Catchup) Trigger(meta *Target, lastActivity time.Time) {
-	if meta == nil || meta.ID == "" {
+	if meta == nil || meta.ID == "" || meta.State == nil {
 		return
 	}
 	if !meta.CatchUp() {
-		c.skip(meta.ID)
+		c.skip(meta.State)
 		return
 	}
 	c.mu.Lock()
@@ -83,9 +84,7 @@ func (c *Catchup) Trigger(meta *Target, lastActivity time.Time) {
 	if c.closed {
 		return
 	}
-	st := c.subLocked(meta.ID)
-	st.noCatchUp = false
-	c.requestLocked(st, meta, lastActivity)
+	c.requestLocked(meta, lastActivity)
 }
 
 // Gap reports that a confirmed subscription missed a broadcast (the
@@ -94,77 +93,90 @@ func (c *Catchup) Trigger(meta *Target, lastActivity time.Time) {
 //
 // Gap may be called for every event lost in a burst: while a catch-up of
 // the subscription is queued, or waiting out a retry backoff, further gaps
-// are already covered (it will read Chatwoot after them) and cost one map
-// lookup; a gap never cuts a backoff short (only a confirm does), so a
+// are already covered (it will read Chatwoot after them) and cost a look
+// at its job; a gap never cuts a backoff short (only a confirm does), so a
 // NATS outage that drops both live and replayed events does not turn into
 // back-to-back catch-ups. Subscriptions without catch-up data are left
 // alone.
 func (c *Catchup) Gap(meta *Target, lastActivity time.Time) {
-	if meta == nil || meta.ID == "" || !meta.CatchUp() || c.gapPending(meta.ID) {
+	if meta == nil || meta.ID == "" || meta.State == nil || !meta.CatchUp() || c.gapPending(meta.State) {
 		return
 	}
-	c.Lost(meta.ID)
+	c.Lost(meta)
 	c.Trigger(meta, lastActivity)
 }
 
 // gapPending reports whether the subscription is frozen with a catch-up
 // that has not started yet: queued, or waiting to retry.
-func (c *Catchup) gapPending(id string) bool {
+func (c *Catchup) gapPending(st *State) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := c.subs[id]
-	return st != nil && st.frozen && st.job != nil && (st.job.state == jobQueued || st.job.state == jobWaiting)
+	if j := st.job; j == nil || (j.state != jobQueued && j.state != jobWaiting) {
+		return false
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return !st.is(thawed)
 }
 
 // Lost reports that the subscription's stream went away: its cursors stop
 // following live events until a catch-up that started after the next
 // confirm completes. What was seen live while frozen is kept: it was
 // published, and the catch-up still starts from the frozen cursors.
-func (c *Catchup) Lost(id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	st := c.subLocked(id)
+func (c *Catchup) Lost(t *Target) {
+	if t == nil || t.State == nil {
+		return
+	}
+	st := t.State
+	st.mu.Lock()
+	defer st.mu.Unlock()
 	st.epoch++
-	st.frozen = true
+	st.set(thawed, false)
 }
 
 // Forget drops everything known about a removed or invalid subscription
-// and cancels its pending catch-up. A running attempt finishes without
-// effect.
-func (c *Catchup) Forget(id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	st := c.subs[id]
-	if st == nil {
+// and cancels its pending catch-up; a running attempt finishes without
+// effect. The State is as new (frozen, nothing loaded) for a subscription
+// added again; one whose record is gone goes with it: a late live event is
+// only remembered in it, and nothing of it is written.
+func (c *Catchup) Forget(t *Target) {
+	if t == nil || t.State == nil {
 		return
 	}
-	if j := st.job; j != nil {
-		c.dropJobLocked(j)
-	}
-	delete(c.subs, id)
-	for k := range c.dirty {
-		if k.sub == id {
-			delete(c.dirty, k)
-		}
-	}
-}
-
-func (c *Catchup) skip(id string) {
-	c.m.runs[resultSkipped].Inc()
+	st := t.State
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := c.subLocked(id)
-	st.noCatchUp, st.pending = true, nil
+	if j := st.job; j != nil {
+		c.dropJobLocked(j)
+		st.job = nil
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.epoch++ // what was seen before is older than any later catch-up
+	st.flags &= queued
+	st.cursors, st.pending = nil, nil
+}
+
+func (c *Catchup) skip(st *State) {
+	c.m.runs[resultSkipped].Inc()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.set(noCatchUp, true)
+	st.pending = nil
 }
 
 // requestLocked creates or updates the subscription's job.
-func (c *Catchup) requestLocked(st *sub, meta *Target, activity time.Time) {
+func (c *Catchup) requestLocked(meta *Target, activity time.Time) {
+	st := meta.State
 	j := st.job
 	if j == nil {
-		j = &job{id: meta.ID, index: -1, triggered: c.now()}
+		j = &job{id: meta.ID, st: st, index: -1, triggered: c.now()}
 		st.job = j
 	}
+	st.mu.Lock()
+	st.set(noCatchUp, false)
 	j.meta, j.epoch = meta, st.epoch
+	st.mu.Unlock()
 	if activity.After(j.activity) {
 		j.activity = activity
 	}
@@ -213,8 +225,8 @@ func (c *Catchup) Resume() {
 	if c.closed {
 		return
 	}
-	for _, st := range c.subs {
-		if j := st.job; j != nil && j.state == jobWaiting && j.refused {
+	for j := range c.waiting {
+		if j.refused {
 			c.stopTimerLocked(j)
 			c.enqueueLocked(j)
 		}
@@ -225,17 +237,20 @@ func (c *Catchup) stopTimerLocked(j *job) {
 	if j.timer != nil {
 		j.timer.Stop()
 		j.timer = nil
-		c.waiting--
-		c.m.backoff.Set(float64(c.waiting))
+		c.notWaitingLocked(j)
 	}
 }
 
 func (c *Catchup) stopTimersLocked() {
-	for _, st := range c.subs {
-		if j := st.job; j != nil && j.state == jobWaiting {
-			c.stopTimerLocked(j)
-		}
+	for j := range c.waiting {
+		c.stopTimerLocked(j)
 	}
+}
+
+// notWaitingLocked takes j out of the jobs in backoff.
+func (c *Catchup) notWaitingLocked(j *job) {
+	delete(c.waiting, j)
+	c.m.backoff.Set(float64(len(c.waiting)))
 }
 
 // signal wakes one idle worker.
@@ -250,8 +265,8 @@ func (c *Catchup) signal() {
 func (c *Catchup) retryLocked(j *job) time.Duration {
 	d := c.backoff(j.attempts)
 	j.state = jobWaiting
-	c.waiting++
-	c.m.backoff.Set(float64(c.waiting))
+	c.waiting[j] = struct{}{}
+	c.m.backoff.Set(float64(len(c.waiting)))
 	j.timer = time.AfterFunc(d, func() { c.retryDue(j) })
 	return d
 }
@@ -263,8 +278,7 @@ func (c *Catchup) retryDue(j *job) {
 		return // re-triggered, forgotten or closed meanwhile
 	}
 	j.timer = nil
-	c.waiting--
-	c.m.backoff.Set(float64(c.waiting))
+	c.notWaitingLocked(j)
 	c.enqueueLocked(j)
 }
 
@@ -324,7 +338,7 @@ func (c *Catchup) startLocked(j *job) *attempt {
 	c.m.running.Set(float64(c.running))
 	j.attempts++
 	return &attempt{
-		job: j, st: c.subs[j.id], id: j.id, meta: j.meta, epoch: j.epoch,
+		job: j, st: j.st, id: j.id, meta: j.meta, epoch: j.epoch,
 		triggered: j.triggered, n: j.attempts,
 	}
 }

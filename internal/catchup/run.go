@@ -27,10 +27,10 @@ const (
 // attempt is one run of a job, with what it captured when it started.
 type attempt struct {
 	job       *job
-	st        *sub
+	st        *State
 	id        string
 	meta      *Target
-	epoch     uint64
+	epoch     uint32
 	triggered time.Time
 	n         int // 1 for the first attempt since the latest trigger
 }
@@ -77,9 +77,6 @@ type plan struct {
 // missed, advance its cursor, and mark the subscription synced.
 func (c *Catchup) catchUp(ctx context.Context, a *attempt) (result, error) {
 	var res result
-	if a.st == nil {
-		return res, errRemoved
-	}
 	from, err := c.startFrom(ctx, a)
 	if err != nil {
 		return res, fmt.Errorf("catchup: load cursors: %w", err)
@@ -112,9 +109,9 @@ func (c *Catchup) startFrom(ctx context.Context, a *attempt) (start, error) {
 	if err := c.load(ctx, a.id, a.st); err != nil {
 		return start{}, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s := start{synced: a.st.synced, cursors: make(map[string]cursor, len(a.st.cursors))}
+	a.st.mu.Lock()
+	defer a.st.mu.Unlock()
+	s := start{synced: a.st.is(synced), cursors: make(map[string]cursor, len(a.st.cursors))}
 	for conv, cur := range a.st.cursors {
 		s.cursors[conv] = *cur
 	}
@@ -170,7 +167,7 @@ func (c *Catchup) conversation(ctx context.Context, a *attempt, p plan, cv *chat
 	if err != nil {
 		return 0, fmt.Errorf("catchup: list messages: %w", err)
 	}
-	live, missed := c.pendingOf(a.st, p.conv, missed)
+	live, missed := a.st.pendingOf(p.conv, missed)
 	r := replay{a: a, p: p, cv: cv, live: live, announce: (p.mode == modeNew || p.announce) && !live.created}
 	for first := true; first || len(missed) > 0; first = false {
 		batch := missed[:min(len(missed), ReplayBatch)]
@@ -379,7 +376,7 @@ func (c *Catchup) pageBack(ctx context.Context, a *attempt, convID int64, reache
 // the REST status differs from the last one published (the cursor's, or
 // one seen live during the freeze). A status seen live since the latest
 // confirm is at least as fresh as the REST read, so nothing was missed.
-func statusMissed(cursor, rest string, live seen, epoch uint64) bool {
+func statusMissed(cursor, rest string, live seen, epoch uint32) bool {
 	prev := cursor
 	if live.status != "" {
 		if live.statusE == epoch {
@@ -414,27 +411,38 @@ func (c *Catchup) emit(ctx context.Context, r *replay, event string, data []byte
 // advance moves the conversation's cursor to what the attempt has covered
 // and writes it to the store.
 func (c *Catchup) advance(ctx context.Context, a *attempt, p plan, status string, newest int64) error {
-	k := cursorKey{a.id, p.conv}
-	c.mu.Lock()
-	if c.subs[a.id] != a.st {
-		c.mu.Unlock()
+	w, ok := c.move(a, p.conv, max(newest, p.from.lastID), status)
+	if !ok {
 		return errRemoved
 	}
-	cur := a.st.cursorLocked(p.conv)
-	cur.lastID = max(cur.lastID, newest, p.from.lastID)
-	if status != "" {
-		cur.status = status
-	}
-	cur.gen++
-	c.dirty[k] = struct{}{}
-	c.mu.Unlock()
-	if err := c.persist(ctx, k); err != nil {
+	if err := c.persist(ctx, a.st, w); err != nil {
 		if !errors.Is(err, errRemoved) {
 			c.m.storeErrors[opWrite].Inc()
 		}
 		return fmt.Errorf("catchup: store cursor: %w", err)
 	}
 	return nil
+}
+
+// move moves a conversation's cursor to at least lastID and to status
+// (unless empty), marks it dirty, and returns the write that stores it. It
+// reports false when the subscription was forgotten since the attempt
+// started.
+func (c *Catchup) move(a *attempt, conv string, lastID int64, status string) (write, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if a.st.job != a.job {
+		return write{}, false
+	}
+	a.st.mu.Lock()
+	defer a.st.mu.Unlock()
+	cur := a.st.cursorLocked(conv)
+	cur.lastID = max(cur.lastID, lastID)
+	if status != "" {
+		cur.status = status
+	}
+	c.changedLocked(a.id, a.st, cur)
+	return write{id: a.id, conv: conv, cur: cur, snap: *cur}, true
 }
 
 // markSynced writes the SyncMarker cursor after the first complete
@@ -450,8 +458,13 @@ func (c *Catchup) markSynced(ctx context.Context, a *attempt) error {
 		return fmt.Errorf("catchup: store sync marker: %w", err)
 	}
 	c.mu.Lock()
-	a.st.synced = true
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	if a.st.job != a.job {
+		return errRemoved // forgotten meanwhile: the State is as new
+	}
+	a.st.mu.Lock()
+	a.st.set(synced, true)
+	a.st.mu.Unlock()
 	return nil
 }
 

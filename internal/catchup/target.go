@@ -17,6 +17,10 @@ type Target struct {
 	SourceID        string
 	CreatedAt       time.Time
 	Sub             *fanout.Sub // nil: no routing ids known
+	// State is catch-up's state of the subscription, owned by its record:
+	// every Target of one subscription points to the same State. Required:
+	// the Catchup's methods ignore a Target without one.
+	State *State
 }
 
 // CatchUp reports whether the subscription can be caught up and verified

@@ -22,7 +22,8 @@ type Entry struct {
 	sub        fanout.Sub // the pool carries &sub: one allocation per subscription
 	reg        *Registry
 	meta       atomic.Pointer[Meta]
-	handedOver atomic.Bool // removed from the pool for another replica
+	handedOver atomic.Bool   // removed from the pool for another replica
+	catchup    catchup.State // catch-up's state; every Meta points to it
 }
 
 var _ fanout.Owner = (*Entry)(nil)
@@ -47,7 +48,7 @@ func (e *Entry) HandedOver() bool { return e.handedOver.Load() }
 // identifier once.
 func (e *Entry) metaOf(rec store.Subscription) *Meta {
 	return &Meta{ID: e.sub.ID, InboxIdentifier: intern(rec.InboxIdentifier), SourceID: rec.SourceID,
-		CreatedAt: rec.CreatedAt, Sub: &e.sub}
+		CreatedAt: rec.CreatedAt, Sub: &e.sub, State: &e.catchup}
 }
 
 // intern returns v backed by one copy per distinct value.
@@ -85,9 +86,9 @@ type Events interface {
 type CatchUp interface {
 	Trigger(t *catchup.Target, lastActivity time.Time)
 	Gap(t *catchup.Target, lastActivity time.Time)
-	Lost(id string)
-	Forget(id string)
-	ObserveLive(id string, r fanout.Route)
+	Lost(t *catchup.Target)
+	Forget(t *catchup.Target)
+	ObserveLive(t *catchup.Target, r fanout.Route)
 }
 
 // SessionVerifier is the Chatwoot call behind Verify; *chatwoot.Client
@@ -126,16 +127,16 @@ func (e *Entry) State(s *fanout.Sub, c cable.StateChange[*fanout.Sub]) {
 		r.catchup.Trigger(m, s.LastActivity())
 	case cable.ChangeLost:
 		ev.Event = fanout.SubscriptionLost
-		r.catchup.Lost(c.ID)
+		r.catchup.Lost(m)
 	case cable.ChangeGap:
 		r.catchup.Gap(m, time.Now())
 		return
 	case cable.ChangeInvalid:
 		ev.Event = fanout.SubscriptionInvalid
-		r.catchup.Forget(c.ID)
+		r.catchup.Forget(m)
 	case cable.ChangeRemoved:
 		ev.Event = fanout.SubscriptionRemoved
-		r.catchup.Forget(c.ID)
+		r.catchup.Forget(m)
 		if e.HandedOver() {
 			return // another replica subscribes it now
 		}
@@ -148,7 +149,7 @@ func (e *Entry) State(s *fanout.Sub, c cable.StateChange[*fanout.Sub]) {
 }
 
 // Published moves catch-up's cursors past an event NATS holds.
-func (e *Entry) Published(s *fanout.Sub, rt fanout.Route) { e.reg.catchup.ObserveLive(s.ID, rt) }
+func (e *Entry) Published(_ *fanout.Sub, rt fanout.Route) { e.reg.catchup.ObserveLive(e.Meta(), rt) }
 
 // Lost: a live event was dropped; like a cable gap, a catch-up fills it.
 func (e *Entry) Lost(*fanout.Sub) { e.reg.catchup.Gap(e.Meta(), time.Now()) }
@@ -191,8 +192,8 @@ func (noEvents) Lifecycle(fanout.LifecycleEvent) error { return nil }
 
 type noCatchUp struct{}
 
-func (noCatchUp) Trigger(*catchup.Target, time.Time) {}
-func (noCatchUp) Gap(*catchup.Target, time.Time)     {}
-func (noCatchUp) Lost(string)                        {}
-func (noCatchUp) Forget(string)                      {}
-func (noCatchUp) ObserveLive(string, fanout.Route)   {}
+func (noCatchUp) Trigger(*catchup.Target, time.Time)        {}
+func (noCatchUp) Gap(*catchup.Target, time.Time)            {}
+func (noCatchUp) Lost(*catchup.Target)                      {}
+func (noCatchUp) Forget(*catchup.Target)                    {}
+func (noCatchUp) ObserveLive(*catchup.Target, fanout.Route) {}

@@ -21,6 +21,15 @@ import (
 type ruleLog struct {
 	mu  sync.Mutex
 	log []string
+	st  *catchup.State // the entry's catch-up state: calls with another one say so
+}
+
+// other is "" for the entry's own catch-up state, else a mark.
+func (l *ruleLog) other(st *catchup.State) string {
+	if st == l.st && st != nil {
+		return ""
+	}
+	return "(other state)"
 }
 
 func (l *ruleLog) add(format string, args ...any) {
@@ -41,11 +50,15 @@ func (l *ruleLog) Lifecycle(ev fanout.LifecycleEvent) error {
 	l.add("%s(%s)", ev.Event, ev.ContactID)
 	return nil
 }
-func (l *ruleLog) Trigger(t *catchup.Target, at time.Time) { l.add("trigger(%v)", !at.IsZero()) }
-func (l *ruleLog) Gap(t *catchup.Target, _ time.Time)      { l.add("gap") }
-func (l *ruleLog) Lost(string)                             { l.add("freeze") }
-func (l *ruleLog) Forget(string)                           { l.add("forget") }
-func (l *ruleLog) ObserveLive(_ string, r fanout.Route)    { l.add("live(%s)", r.MessageID) }
+func (l *ruleLog) Trigger(t *catchup.Target, at time.Time) {
+	l.add("trigger(%v)%s", !at.IsZero(), l.other(t.State))
+}
+func (l *ruleLog) Gap(t *catchup.Target, _ time.Time) { l.add("gap%s", l.other(t.State)) }
+func (l *ruleLog) Lost(t *catchup.Target)             { l.add("freeze%s", l.other(t.State)) }
+func (l *ruleLog) Forget(t *catchup.Target)           { l.add("forget%s", l.other(t.State)) }
+func (l *ruleLog) ObserveLive(t *catchup.Target, r fanout.Route) {
+	l.add("live(%s)%s", r.MessageID, l.other(t.State))
+}
 
 type sessions chatwoot.Session
 
@@ -62,6 +75,7 @@ func TestEntryStateRules(t *testing.T) {
 	sub, _, _ := r.Register(context.Background(), api.Registration{Token: "tok-rules", ContactID: "42", InboxIdentifier: "in", SourceID: "src"})
 	s := p.Record(sub.ID)
 	e := r.Entry(sub.ID)
+	l.st = &e.catchup
 	for _, tc := range []struct {
 		change cable.Change
 		want   string
@@ -195,5 +209,26 @@ func TestRemoveDuringLearnedWrite(t *testing.T) {
 	r.Close() // the learned-ids write is done
 	if _, err := st.GetSubscription(ctx, sub.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("after the removal the record reads %v", err)
+	}
+}
+
+// Catch-up's state hangs off the record: every Meta of the subscription,
+// before and after a registration that changes its facts, points to it.
+func TestEntryCatchupStateStable(t *testing.T) {
+	r, _, _ := newTestRegistry(t)
+	ctx := context.Background()
+	sub, _, _ := r.Register(ctx, api.Registration{Token: "tok-state"})
+	e := r.Entry(sub.ID)
+	first := e.Meta()
+	if _, _, err := r.Register(ctx, api.Registration{Token: "tok-state", InboxIdentifier: "in", SourceID: "src"}); err != nil {
+		t.Fatal(err)
+	}
+	if r.Entry(sub.ID) != e || e.Meta() == first {
+		t.Fatal("the registration did not update the record's facts")
+	}
+	for i, m := range []*Meta{first, e.Meta()} {
+		if m.State != &e.catchup {
+			t.Fatalf("Meta %d does not point to the record's catch-up state", i)
+		}
 	}
 }
