@@ -18,8 +18,9 @@
 // forced GC and the free pages returned. A relay whose steady traffic
 // keeps the heap churning would find free memory at every look: each trim
 // that is needed again at the next look doubles the wait before the next
-// (up to 32 Intervals), so the cost stays at one forced GC every few
-// minutes at most; a look that finds nothing to return resets it.
+// (up to 64 Intervals), so the cost stays at one forced GC every five
+// minutes at most; a look that finds nothing to return resets it. A look
+// itself costs microseconds.
 package memtrim
 
 import (
@@ -32,9 +33,9 @@ import (
 
 // Defaults.
 const (
-	DefaultInterval = 30 * time.Second
+	DefaultInterval = 5 * time.Second
 	DefaultMinFree  = 16 << 20
-	maxBackoff      = 32 // most Intervals between two trims
+	maxBackoff      = 64 // most Intervals between two trims
 )
 
 // Heap is what a Trimmer reads of the runtime's heap.
