@@ -63,7 +63,7 @@ type app struct {
 	http                        *http.Server
 	httpAddr                    net.Addr
 	pprof                       *http.Server       // nil unless RELAY_PPROF_ADDR
-	stopTrim                    context.CancelFunc
+	stopTrim                    context.CancelFunc // ends the memory trim
 	static                      *staticSubscriptions
 	tokens                      []api.Token // from RELAY_API_TOKENS_FILE
 
