@@ -1,6 +1,7 @@
 package cable
 
 import (
+	"strings"
 	"testing"
 	"unsafe"
 )
@@ -38,5 +39,33 @@ func TestRouteKeyMatchesContactKey(t *testing.T) {
 	s := &sub[any]{key: user, user: true}
 	if s.ident().Key != user {
 		t.Errorf("user ident = %q", s.ident().Key)
+	}
+}
+
+// A connection routes the identifier it wrote, and the same identifier
+// escaped otherwise, to the subscription; an identifier that only starts
+// and ends like it (more keys, a user's identifier) to none.
+func TestRouteEchoedIdentifiers(t *testing.T) {
+	tok := `to"k\en`
+	c := newTestConn(tok)
+	defer c.cancel()
+	want := NewIdentifier(tok).Key
+	for _, wire := range []string{
+		want,
+		strings.Replace(want, `\"channel`, `\u0022channel`, 1),
+	} {
+		if s := c.route([]byte(wire)); s == nil || s.id != SubscriptionID(tok) {
+			t.Errorf("%s: not routed", wire)
+		}
+	}
+	for _, wire := range []string{
+		contactPrefix + contactKey(tok) + `\",\"x\":\"y` + contactSuffix,
+		NewUserIdentifier(tok, 1, 2).Key,
+		contactPrefix + contactSuffix,
+		`{\"channel\":\"RoomChannel\",\"pubsub_token\":\"` + tok + `\"}`,
+	} {
+		if s := c.route([]byte(wire)); s != nil {
+			t.Errorf("%s: routed to %s", wire, s.id)
+		}
 	}
 }
