@@ -101,8 +101,10 @@ func (t *Trimmer) look() {
 		t.left--
 		return
 	}
+	start := time.Now()
 	t.Free()
-	t.Logger.Debug("free heap memory returned to the OS", "bytes", h.Free, "live", h.Live)
+	t.Logger.Info("free heap memory returned to the OS", "free_bytes", h.Free, "live_bytes", h.Live,
+		"took", time.Since(start).String())
 	t.left = t.wait
 	t.wait = min(2*t.wait, maxBackoff)
 }
