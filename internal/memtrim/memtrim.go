@@ -13,14 +13,16 @@
 // # How
 //
 // A Trimmer looks at the runtime's heap figures every Interval (a read of
-// two runtime/metrics samples). When the free-but-retained heap is above
-// MinFree and a quarter of the live heap, it calls debug.FreeOSMemory: one
-// forced GC and the free pages returned. A relay whose steady traffic
-// keeps the heap churning would find free memory at every look: each trim
-// that is needed again at the next look doubles the wait before the next
-// (up to 64 Intervals), so the cost stays at one forced GC every five
-// minutes at most; a look that finds nothing to return resets it. A look
-// itself costs microseconds.
+// two runtime/metrics samples, microseconds). When the free-but-retained
+// heap is above MinFree and a quarter of the live heap, it calls
+// debug.FreeOSMemory: one forced GC and the free pages returned. Not while
+// the live heap grows (by more than an eighth since the last look): a
+// burst under way would fault the pages in again at once, and pay for a GC
+// it does not need. A relay whose steady traffic keeps the heap churning
+// would find free memory at every look: each trim that is needed again at
+// the next look doubles the wait before the next (up to 64 Intervals), so
+// the cost stays at one forced GC every five minutes at most; a look that
+// finds nothing to return resets it.
 package memtrim
 
 import (
@@ -53,7 +55,8 @@ type Trimmer struct {
 	Read func() Heap
 	Free func()
 
-	wait, left int // Intervals between trims now, and until the next may run
+	wait, left int    // Intervals between trims now, and until the next may run
+	lastLive   uint64 // Heap.Live at the previous look
 }
 
 // Run looks every Interval until ctx ends.
@@ -90,9 +93,15 @@ func (t *Trimmer) defaults() {
 	t.wait = 1
 }
 
-// look trims when enough memory is free and the backoff allows it.
+// look trims when enough memory is free, the heap stopped growing and the
+// backoff allows it.
 func (t *Trimmer) look() {
 	h := t.Read()
+	growing := h.Live > t.lastLive+t.lastLive/8
+	t.lastLive = h.Live
+	if growing {
+		return // a burst under way: what it frees now it needs again soon
+	}
 	if h.Free < t.MinFree || h.Free < h.Live/4 {
 		t.wait, t.left = 1, 0
 		return

@@ -87,7 +87,7 @@ func TestChurnBacksOff(t *testing.T) {
 			at = append(at, look)
 		}
 	}
-	if want := []int{0, 2, 5, 10, 14, 16, 19}; !slices.Equal(at, want) {
+	if want := []int{1, 3, 6, 11, 14, 16, 19}; !slices.Equal(at, want) {
 		t.Fatalf("trims at looks %v, want %v", at, want)
 	}
 }
@@ -114,4 +114,22 @@ func TestRunLooksEveryInterval(t *testing.T) {
 		cancel()
 		<-done
 	})
+}
+
+// A heap that grows is a burst under way: its free memory is left until
+// the heap stops growing.
+func TestGrowingHeapWaits(t *testing.T) {
+	f := &fakeHeap{}
+	tr := f.trimmer()
+	for _, live := range []uint64{1000, 1200, 1400, 1700} {
+		f.h = Heap{Free: 1000, Live: live}
+		tr.look()
+	}
+	if f.trims != 0 {
+		t.Fatalf("trimmed %d times while the heap grew", f.trims)
+	}
+	f.h = Heap{Free: 1000, Live: 1750}
+	if tr.look(); f.trims != 1 {
+		t.Fatalf("trims once the heap stopped growing = %d, want 1", f.trims)
+	}
 }
