@@ -29,6 +29,7 @@ import (
 	"github.com/relayhq/relay/internal/cluster"
 	"github.com/relayhq/relay/internal/fanout"
 	"github.com/relayhq/relay/internal/feeds"
+	"github.com/relayhq/relay/internal/memtrim"
 	"github.com/relayhq/relay/internal/natsserver"
 	"github.com/relayhq/relay/internal/registry"
 	"github.com/relayhq/relay/internal/store"
@@ -61,7 +62,8 @@ type app struct {
 	subscribeRate, chatwootRate *cluster.SharedRate
 	http                        *http.Server
 	httpAddr                    net.Addr
-	pprof                       *http.Server // nil unless RELAY_PPROF_ADDR
+	pprof                       *http.Server       // nil unless RELAY_PPROF_ADDR
+	stopTrim                    context.CancelFunc // ends the memory trim
 	static                      *staticSubscriptions
 	tokens                      []api.Token // from RELAY_API_TOKENS_FILE
 
@@ -85,7 +87,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (a *app, err error
 		}
 	}()
 	steps := []func(context.Context) error{
-		a.readTokens, a.openStore, a.sharedRates, a.startNATS, a.openFanout, a.startWebhooks, a.newClient, a.newCatchup, a.newPool, a.newFeeds, a.joinCluster, a.serveHTTP, a.serveMetrics, a.servePprof,
+		a.readTokens, a.openStore, a.sharedRates, a.startNATS, a.openFanout, a.startWebhooks, a.newClient, a.newCatchup, a.newPool, a.newFeeds, a.joinCluster, a.serveHTTP, a.serveMetrics, a.servePprof, a.trimMemory,
 		a.loadSubscriptions, a.loadFeeds,
 	}
 	for _, step := range steps {
@@ -380,6 +382,16 @@ func (a *app) servePprof(context.Context) error {
 	return nil
 }
 
+// trimMemory returns the free heap memory a registration burst leaves to
+// the OS (package memtrim).
+func (a *app) trimMemory(context.Context) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	a.stopTrim = cancel
+	t := &memtrim.Trimmer{Logger: a.log}
+	go t.Run(ctx)
+	return nil
+}
+
 // loadSubscriptions resubscribes everything in the store, then the static file.
 func (a *app) loadSubscriptions(ctx context.Context) error {
 	if a.cluster != nil {
@@ -469,6 +481,9 @@ func (a *app) shutdown() error {
 	}
 	if a.pprof != nil {
 		a.pprof.Close()
+	}
+	if a.stopTrim != nil {
+		a.stopTrim()
 	}
 	a.stopFeedsAdding()
 	if a.cluster != nil {

@@ -43,9 +43,9 @@ func newTestConn(token string) *conn[any] {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn[any]{p: p, ctx: ctx, cancel: cancel, deliveries: newDeliveryQueue[any](1024),
 		routes: map[string]*sub[any]{}}
-	s := &sub[any]{id: SubscriptionID(token), ident: NewIdentifier(token), state: StateConfirmed, conn: c}
+	s := &sub[any]{id: SubscriptionID(token), key: contactKey(token), state: StateConfirmed, conn: c}
 	s.meta.Store(metaBox[any]{})
-	c.setRoute(s.ident.Key, s)
+	c.setRoute(s.key, s)
 	return c
 }
 

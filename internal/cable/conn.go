@@ -26,7 +26,7 @@ type conn[M any] struct {
 	deliveries *deliveryQueue[M]
 
 	// Guarded by Pool.mu.
-	unsubscribed map[string]time.Time // identifier key → when its unsubscribe was sent
+	unsubscribed map[string]time.Time // route key → when its unsubscribe was sent
 	gen          uint64               // current session; incremented on every dial
 	ready        bool                 // the current session got its welcome
 	out          chan command         // the current session's writer queue; nil between sessions
@@ -35,7 +35,7 @@ type conn[M any] struct {
 	// Owned by run.
 	state string
 
-	// routes maps identifier keys to the subscriptions this connection
+	// routes maps route keys (sub.key) to the subscriptions this connection
 	// carries. It is written under both Pool.mu and rmu, so holders of
 	// Pool.mu read it freely; the reader takes rmu.
 	rmu    sync.RWMutex
@@ -94,10 +94,11 @@ func (c *conn[M]) delRoute(key string) {
 	c.rmu.Unlock()
 }
 
-// route finds the subscription an identifier from the wire belongs to.
+// route finds the subscription an identifier from the wire belongs to,
+// without allocating for an identifier as the pool wrote it.
 func (c *conn[M]) route(wire []byte) *sub[M] {
 	c.rmu.RLock()
-	s := c.routes[string(wire)]
+	s := c.routes[string(routeKey(wire))]
 	c.rmu.RUnlock()
 	if s != nil {
 		return s
@@ -108,7 +109,7 @@ func (c *conn[M]) route(wire []byte) *sub[M] {
 	}
 	c.rmu.RLock()
 	defer c.rmu.RUnlock()
-	return c.routes[key]
+	return c.routes[string(routeKey([]byte(key)))]
 }
 
 // command is one frame for the session's writer. A paced command (a

@@ -17,8 +17,11 @@
 //	  ◀── {"type":"disconnect","reason":"server_restart","reconnect":true}   (rare)
 //
 // The identifier is a JSON string holding a JSON object, matched by the
-// server as an exact string; Identifier builds it once per token and every
-// command reuses those bytes. Decode parses server frames without
+// server as an exact string; Identifier builds it, byte for byte the same
+// for every command of a token. The pool keeps only a contact's escaped
+// token (the token itself, for most) and builds the identifier when it
+// writes a command; frames are routed by the token part of the identifier
+// they echo, without allocating. Decode parses server frames without
 // allocating and without trusting them: malformed and unknown frames are
 // errors the caller counts.
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -58,32 +59,38 @@ type Pool[M any] struct {
 	confirmedAny bool
 }
 
-// sub is one desired subscription.
+// sub is one desired subscription. A pool holds one per subscription:
+// its fields are ordered and sized to keep it at 128 bytes (TestSubSize).
 type sub[M any] struct {
-	id    string
-	ident Identifier
-	meta  atomic.Value // metaBox; read on the hot path
+	id   string
+	key  string       // what it is routed by: see routeKey
+	meta atomic.Value // metaBox; read on the hot path
 
-	// Guarded by Pool.mu. Ordered and sized to keep the struct small: a
-	// pool holds one per subscription.
+	// Guarded by Pool.mu.
 	conn        *conn[M]
 	timer       *time.Timer   // the one live timer: confirm timeout, retry or presence
-	tseq        uint64        // arms of timer; a firing with an older seq is stale
-	sentGen     uint64        // generation of the session the subscribe went out on; 0 = not sent
 	sentAt      time.Duration // when the subscribe was sent, on Pool.clock
 	confirmedAt int64         // unix nanoseconds of the latest confirm; 0 = never
-	latency     time.Duration
+	tseq        uint32        // arms of timer; a firing with an older seq is stale
+	sentGen     uint32        // genTag of the session the subscribe went out on; 0 = not sent
+	latency     int32         // of the latest confirm, in microseconds
 	confirms    int32
 	misses      int32
 	state       State
+	user        bool // a user's subscription: key is the whole identifier
 	queued      bool // waiting in the subscribe queue
 	verifying   bool
 
 	// Updated by the connection's reader.
-	events, dropped atomic.Uint64
-	lastEvent       atomic.Int64 // unix nanoseconds
-	lastGap         atomic.Int64 // unix nanoseconds of the last ChangeGap
+	lastGap   atomic.Uint32 // 1 + Pool.clock milliseconds (mod 2^32) of the last ChangeGap; 0 = never
+	dropped   atomic.Uint32 // wraps after 2^32, which Info shows as is
+	events    atomic.Uint64
+	lastEvent atomic.Int64 // unix nanoseconds
 }
+
+// genTag is the never-zero tag of session generation g that sub.sentGen
+// holds: generations 2^31 apart share one, which no connection lives to see.
+func genTag(g uint64) uint32 { return uint32(g)&(1<<31-1) | 1<<31 }
 
 // gapEvery bounds ChangeGap reports to one per subscription per interval:
 // a sustained overflow is one gap to fill, not thousands.
@@ -91,8 +98,10 @@ const gapEvery = time.Second
 
 // reportGap tells OnState that broadcasts of s were dropped.
 func (p *Pool[M]) reportGap(s *sub[M], now time.Time, reason string) {
-	last := s.lastGap.Load()
-	if now.UnixNano()-last < int64(gapEvery) || !s.lastGap.CompareAndSwap(last, now.UnixNano()) {
+	// Milliseconds in 32 bits wrap every 49 days; the difference of two
+	// stays right across a wrap. 0 means never: the tag is one more.
+	tag, last := max(uint32(now.Sub(p.clock).Milliseconds())+1, 1), s.lastGap.Load()
+	if last != 0 && tag-last < uint32(gapEvery.Milliseconds()) || !s.lastGap.CompareAndSwap(last, tag) {
 		return
 	}
 	p.mu.Lock()
@@ -138,7 +147,7 @@ func (p *Pool[M]) Add(token string, meta M) (string, error) {
 	if !validToken(token) {
 		return "", ErrBadToken
 	}
-	return p.add(SubscriptionID(token), NewIdentifier(token), meta)
+	return p.add(SubscriptionID(token), contactKey(token), false, meta)
 }
 
 // AddUser asks for a user's subscription to one account (a Chatwoot
@@ -149,10 +158,10 @@ func (p *Pool[M]) AddUser(token string, accountID, userID int64, meta M) (string
 	if !validToken(token) {
 		return "", ErrBadToken
 	}
-	return p.add(UserSubscriptionID(token, accountID), NewUserIdentifier(token, accountID, userID), meta)
+	return p.add(UserSubscriptionID(token, accountID), NewUserIdentifier(token, accountID, userID).Key, true, meta)
 }
 
-func (p *Pool[M]) add(id string, ident Identifier, meta M) (string, error) {
+func (p *Pool[M]) add(id, key string, user bool, meta M) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -167,7 +176,7 @@ func (p *Pool[M]) add(id string, ident Identifier, meta M) (string, error) {
 		}
 		return id, nil
 	}
-	s := &sub[M]{id: id, ident: ident, state: StatePending}
+	s := &sub[M]{id: id, key: key, user: user, state: StatePending}
 	s.meta.Store(metaBox[M]{meta})
 	p.subs[id] = s
 	p.m.subState[StatePending].Inc()
@@ -314,7 +323,7 @@ func (p *Pool[M]) Close() error {
 func (s *sub[M]) info() Info[M] {
 	in := Info[M]{
 		ID: s.id, Meta: s.getMeta(), State: s.state, Confirms: int(s.confirms), Misses: int(s.misses),
-		ConfirmLatency: s.latency, Events: s.events.Load(), Dropped: s.dropped.Load(),
+		ConfirmLatency: time.Duration(s.latency) * time.Microsecond, Events: s.events.Load(), Dropped: uint64(s.dropped.Load()),
 	}
 	if s.confirmedAt != 0 {
 		in.ConfirmedAt = time.Unix(0, s.confirmedAt)
@@ -366,9 +375,9 @@ func (p *Pool[M]) placeAfter(s *sub[M], hold time.Duration) {
 	if c == nil {
 		c = p.openConn()
 	}
-	c.setRoute(s.ident.Key, s)
+	c.setRoute(s.key, s)
 	s.conn = c
-	if wait := max(c.resubscribeWait(s.ident.Key), hold); wait > 0 {
+	if wait := max(c.resubscribeWait(s.key), hold); wait > 0 {
 		// Rails runs commands of one socket on a worker pool: an unsubscribe
 		// and a subscribe of the same identifier sent back to back can run
 		// in either order, and the subscribe be lost (protocol §1.5).
@@ -415,7 +424,7 @@ func (c *conn[M]) resubscribeWait(key string) time.Duration {
 }
 
 // requeue queues s for its subscribe once a wait is over.
-func (p *Pool[M]) requeue(s *sub[M], seq uint64) {
+func (p *Pool[M]) requeue(s *sub[M], seq uint32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if s.tseq != seq || s.state != StatePending || s.conn == nil {
@@ -435,10 +444,10 @@ func (p *Pool[M]) unassign(s *sub[M]) {
 		return
 	}
 	if c.ready && (s.sentGen != 0 || s.state == StateConfirmed) {
-		c.send(s.ident.Unsubscribe())
-		c.noteUnsubscribe(s.ident.Key, time.Now())
+		c.send(s.ident().Unsubscribe())
+		c.noteUnsubscribe(s.key, time.Now())
 	}
-	c.delRoute(s.ident.Key)
+	c.delRoute(s.key)
 	s.conn, s.sentGen = nil, 0
 	if len(c.routes) == 0 {
 		p.retire(c)
@@ -570,14 +579,14 @@ func (p *Pool[M]) sendSubscribe(s *sub[M]) {
 		return // its connection dropped or it was removed while waiting its turn
 	}
 	c := s.conn
-	c.sendPaced(s.ident.Subscribe()) // if the queue is full, the confirm timeout retries
-	s.sentGen, s.sentAt = c.gen, time.Since(p.clock)
+	c.sendPaced(s.ident().Subscribe()) // if the queue is full, the confirm timeout retries
+	s.sentGen, s.sentAt = genTag(c.gen), time.Since(p.clock)
 	p.m.subscribes.Inc()
 	p.arm(s, p.cfg.ConfirmTimeout, p.confirmTimeout)
 }
 
 // arm replaces s's timer. Caller holds mu.
-func (p *Pool[M]) arm(s *sub[M], d time.Duration, fn func(*sub[M], uint64)) {
+func (p *Pool[M]) arm(s *sub[M], d time.Duration, fn func(*sub[M], uint32)) {
 	p.stopTimer(s)
 	seq := s.tseq
 	s.timer = time.AfterFunc(d, func() { fn(s, seq) })
@@ -594,7 +603,7 @@ func (p *Pool[M]) stopTimer(s *sub[M]) {
 // confirmTimeout handles a subscribe that got no answer: Chatwoot's answer
 // to an unknown token is silence, and the half-made subscription stays on
 // the server until unsubscribed (chatwoot-protocol.md §2.4).
-func (p *Pool[M]) confirmTimeout(s *sub[M], seq uint64) {
+func (p *Pool[M]) confirmTimeout(s *sub[M], seq uint32) {
 	p.mu.Lock()
 	if s.tseq != seq || s.state != StatePending || s.sentGen == 0 {
 		p.mu.Unlock()
@@ -602,9 +611,9 @@ func (p *Pool[M]) confirmTimeout(s *sub[M], seq uint64) {
 	}
 	s.misses++
 	p.m.confirmMisses.Inc()
-	if s.conn.gen == s.sentGen {
-		s.conn.send(s.ident.Unsubscribe())
-		s.conn.noteUnsubscribe(s.ident.Key, time.Now())
+	if genTag(s.conn.gen) == s.sentGen {
+		s.conn.send(s.ident().Unsubscribe())
+		s.conn.noteUnsubscribe(s.key, time.Now())
 	}
 	// Parked only once Chatwoot confirmed something: one that never did
 	// may be down, and its subscriptions keep the usual backoff.
@@ -634,7 +643,7 @@ func (p *Pool[M]) confirmTimeout(s *sub[M], seq uint64) {
 	}
 }
 
-func (p *Pool[M]) retry(s *sub[M], seq uint64) {
+func (p *Pool[M]) retry(s *sub[M], seq uint32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if s.tseq != seq || (s.state != StateRetrying && s.state != StateParked) {
@@ -699,19 +708,19 @@ func (p *Pool[M]) invalidate(s *sub[M], reason string) StateChange[M] {
 	return p.change(s, ChangeInvalid, reason)
 }
 
-func (p *Pool[M]) presenceTick(s *sub[M], seq uint64) {
+func (p *Pool[M]) presenceTick(s *sub[M], seq uint32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if s.tseq != seq || s.state != StateConfirmed || s.conn == nil {
 		return
 	}
-	s.conn.send(s.ident.UpdatePresence())
+	s.conn.send(s.ident().UpdatePresence())
 	p.arm(s, p.cfg.PresenceInterval, p.presenceTick)
 }
 
 // confirmed handles confirm_subscription for s on c. Caller holds mu.
 func (p *Pool[M]) confirmed(c *conn[M], s *sub[M], now time.Time) (StateChange[M], bool) {
-	if s.conn != c || s.state != StatePending || s.sentGen != c.gen {
+	if s.conn != c || s.state != StatePending || s.sentGen != genTag(c.gen) {
 		return StateChange[M]{}, false // late answer to a subscribe given up on
 	}
 	p.stopTimer(s)
@@ -719,8 +728,9 @@ func (p *Pool[M]) confirmed(c *conn[M], s *sub[M], now time.Time) (StateChange[M
 	p.confirmedAny = true
 	s.confirms++
 	s.misses = 0
-	s.latency, s.confirmedAt = now.Sub(p.clock)-s.sentAt, now.UnixNano()
-	p.m.confirmLatency.Observe(s.latency.Seconds())
+	latency := now.Sub(p.clock) - s.sentAt
+	s.latency, s.confirmedAt = int32(min(latency.Microseconds(), math.MaxInt32)), now.UnixNano()
+	p.m.confirmLatency.Observe(latency.Seconds())
 	if p.cfg.PresenceInterval > 0 {
 		p.arm(s, fullJitter(p.cfg.PresenceInterval, p.cfg.Jitter()), p.presenceTick)
 	}

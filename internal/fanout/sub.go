@@ -73,7 +73,8 @@ func (s *Sub) Hints() Hints {
 }
 
 // SetHints replaces the routing ids (a registration that names them).
-// Ids learned before and not named again are kept.
+// Ids learned before and not named again are kept. Ids that change nothing
+// (none, or the same again) allocate nothing.
 func (s *Sub) SetHints(h Hints) {
 	for {
 		old := s.hints.Load()
@@ -83,7 +84,11 @@ func (s *Sub) SetHints(h Hints) {
 			fill(&n.InboxID, old.InboxID)
 			fill(&n.ContactID, old.ContactID)
 		}
-		if s.hints.CompareAndSwap(old, &n) {
+		if old == nil && n == (Hints{}) || old != nil && n == *old {
+			return
+		}
+		next := n // only next escapes: n costs nothing when unchanged
+		if s.hints.CompareAndSwap(old, &next) {
 			return
 		}
 	}

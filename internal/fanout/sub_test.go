@@ -136,3 +136,19 @@ func TestSubObserveKeepsNoEventMemory(t *testing.T) {
 		}
 	}
 }
+
+// Registering ids a record has already (or none) allocates nothing: the
+// registry sets them on every registration and restart.
+func TestSetHintsUnchangedAllocatesNothing(t *testing.T) {
+	s := NewSub("s", nil, Hints{})
+	if n := testing.AllocsPerRun(10, func() { s.SetHints(Hints{}) }); n != 0 {
+		t.Errorf("empty hints: %v allocations", n)
+	}
+	s.SetHints(Hints{AccountID: "1", InboxID: "2"})
+	if n := testing.AllocsPerRun(10, func() { s.SetHints(Hints{AccountID: "1"}) }); n != 0 {
+		t.Errorf("same hints: %v allocations", n)
+	}
+	if h := s.Hints(); h != (Hints{AccountID: "1", InboxID: "2"}) {
+		t.Errorf("hints = %+v", h)
+	}
+}

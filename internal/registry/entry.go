@@ -31,8 +31,15 @@ var _ fanout.Owner = (*Entry)(nil)
 // Sub returns the fan-out's record.
 func (e *Entry) Sub() *fanout.Sub { return &e.sub }
 
-// Meta returns the current facts.
-func (e *Entry) Meta() *Meta { return e.meta.Load() }
+// Meta returns the current facts. A subscription that cannot be caught up
+// keeps none (most registered by token alone): its facts are its id and
+// routing ids, made when asked for.
+func (e *Entry) Meta() *Meta {
+	if m := e.meta.Load(); m != nil {
+		return m
+	}
+	return &Meta{ID: e.sub.ID, Sub: &e.sub}
+}
 
 // LastActivity is when a live message or conversation event of the
 // subscription was last seen, or the zero time.
@@ -42,11 +49,15 @@ func (e *Entry) LastActivity() time.Time { return e.sub.LastActivity() }
 // its bucket went to another replica.
 func (e *Entry) HandedOver() bool { return e.handedOver.Load() }
 
-// metaOf is the facts of a stored record. The routing ids live in the
+// metaOf is the facts of a stored record, or nil when they are only its
+// id and routing ids (it cannot be caught up). The routing ids live in the
 // record's Sub alone (Meta.Hints reads them there); ids that repeat across
 // subscriptions are interned, so 100,000 contacts of one inbox hold its
 // identifier once.
 func (e *Entry) metaOf(rec store.Subscription) *Meta {
+	if rec.InboxIdentifier == "" || rec.SourceID == "" {
+		return nil
+	}
 	return &Meta{ID: e.sub.ID, InboxIdentifier: intern(rec.InboxIdentifier), SourceID: rec.SourceID,
 		CreatedAt: rec.CreatedAt, Sub: &e.sub, State: &e.catchup}
 }
