@@ -159,8 +159,14 @@ func (e *Entry) State(s *fanout.Sub, c cable.StateChange[*fanout.Sub]) {
 	}
 }
 
-// Published moves catch-up's cursors past an event NATS holds.
-func (e *Entry) Published(_ *fanout.Sub, rt fanout.Route) { e.reg.catchup.ObserveLive(e.Meta(), rt) }
+// Published moves catch-up's cursors past an event NATS holds. A
+// subscription without catch-up facts has no cursors: nothing to do, and
+// nothing allocated per event.
+func (e *Entry) Published(_ *fanout.Sub, rt fanout.Route) {
+	if m := e.meta.Load(); m != nil {
+		e.reg.catchup.ObserveLive(m, rt)
+	}
+}
 
 // Lost: a live event was dropped; like a cable gap, a catch-up fills it.
 func (e *Entry) Lost(*fanout.Sub) { e.reg.catchup.Gap(e.Meta(), time.Now()) }

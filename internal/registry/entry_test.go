@@ -232,3 +232,27 @@ func TestEntryCatchupStateStable(t *testing.T) {
 		}
 	}
 }
+
+// Published runs for every event NATS holds: it allocates nothing, and a
+// subscription registered by token alone (no catch-up facts) reaches no
+// catch-up cursor.
+func TestEntryPublishedAllocatesNothing(t *testing.T) {
+	r, p, _ := newTestRegistry(t)
+	l := &ruleLog{}
+	r.Wire(l, l, nil)
+	full, _, _ := r.Register(context.Background(), api.Registration{Token: "tok-full", ContactID: "42", InboxIdentifier: "in", SourceID: "src"})
+	bare, _, _ := r.Register(context.Background(), api.Registration{Token: "tok-bare"})
+	r.Wire(l, noCatchUp{}, nil) // allocates nothing itself
+	for _, id := range []string{full.ID, bare.ID} {
+		s := p.Record(id)
+		if n := testing.AllocsPerRun(100, func() { s.Owner.Published(s, fanout.Route{MessageID: "7"}) }); n != 0 {
+			t.Errorf("%s: %.0f allocations per Published", id, n)
+		}
+	}
+	r.Wire(l, l, nil)
+	s := p.Record(bare.ID)
+	s.Owner.Published(s, fanout.Route{MessageID: "8"})
+	if got := l.take(); got != "[]" {
+		t.Errorf("token-only subscription reached catch-up: %s", got)
+	}
+}
