@@ -383,11 +383,15 @@ func (a *app) servePprof(context.Context) error {
 }
 
 // trimMemory returns the free heap memory a registration burst leaves to
-// the OS (package memtrim).
+// the OS and keeps a large heap's GC goal near its live size (package
+// memtrim), unless the operator set GOGC.
 func (a *app) trimMemory(context.Context) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.stopTrim = cancel
 	t := &memtrim.Trimmer{Logger: a.log}
+	if os.Getenv("GOGC") != "" {
+		t.Headroom = -1
+	}
 	go t.Run(ctx)
 	return nil
 }

@@ -17,7 +17,7 @@ type fakeHeap struct {
 }
 
 func (f *fakeHeap) trimmer() *Trimmer {
-	t := &Trimmer{Interval: time.Second, MinFree: 100, Read: f.read, Free: f.free}
+	t := &Trimmer{Interval: time.Second, MinFree: 100, Headroom: -1, Read: f.read, Free: f.free}
 	t.defaults()
 	return t
 }
@@ -131,5 +131,30 @@ func TestGrowingHeapWaits(t *testing.T) {
 	f.h = Heap{Free: 1000, Live: 1750}
 	if tr.look(); f.trims != 1 {
 		t.Fatalf("trims once the heap stopped growing = %d, want 1", f.trims)
+	}
+}
+
+// The GC percentage follows the live heap: Go's default for a small heap,
+// a goal of live plus the headroom for a large one, never under 25 %; it
+// is set only when it changes, and never with a negative headroom (the
+// operator's GOGC).
+func TestHeadroomSetsGCPercent(t *testing.T) {
+	const mb = 1 << 20
+	var set []int
+	tr := &Trimmer{Headroom: 32 * mb, Read: func() Heap { return Heap{} }, Free: func() {},
+		SetGCPercent: func(p int) int { set = append(set, p); return 100 }}
+	tr.defaults()
+	for _, live := range []uint64{8 * mb, 8 * mb, 64 * mb, 64 * mb, 128 * mb, 1024 * mb, 16 * mb} {
+		tr.tune(live)
+	}
+	if want := []int{100, 50, 25, 100}; !slices.Equal(set, want) {
+		t.Fatalf("GC percentages set %v, want %v", set, want)
+	}
+	set = nil
+	tr = &Trimmer{Headroom: -1, SetGCPercent: func(p int) int { set = append(set, p); return 100 }}
+	tr.defaults()
+	tr.tune(1024 * mb)
+	if len(set) != 0 {
+		t.Fatalf("GC percentage set to %v against the operator's GOGC", set)
 	}
 }
