@@ -20,7 +20,9 @@
 // server as an exact string; Identifier builds it once per token and every
 // command reuses those bytes. Decode parses server frames without
 // allocating and without trusting them: malformed and unknown frames are
-// errors the caller counts.
+// errors the caller counts. In the same pass it captures the values of a
+// broadcast's message that Config.Fields names (the fan-out's routing
+// fields), handed to Handler in Delivery.Fields: a frame is read once.
 //
 // # How the pool works
 //

@@ -143,7 +143,8 @@ func BenchmarkWindowAdmit(b *testing.B) {
 
 // BenchmarkFrameRoute follows a live 1 KiB message.created from the
 // socket's bytes to a routed, redacted item, as the cable reader runs it
-// with Direct: the frame's decode, then build on the borrowed message.
+// with Direct: the frame's decode, which captures the routing fields, then
+// build on the borrowed message.
 func BenchmarkFrameRoute(b *testing.B) {
 	orig := fixtures.Read(b, "cable/03_message.created.agent_reply.json")
 	frame := make([]byte, len(orig))
@@ -153,10 +154,10 @@ func BenchmarkFrameRoute(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		copy(frame, orig) // build blanks the contact's source_id in place
-		if err := cable.Decode(frame, &fr); err != nil {
+		if err := cable.DecodeFields(frame, &fr, Fields); err != nil {
 			b.Fatal(err)
 		}
-		ev := Event{SubID: "sub-1", Hints: Hints{ContactID: "7"}, Message: fr.Message, Borrowed: true, ReceivedAt: testReceivedAt}
+		ev := Event{SubID: "sub-1", Hints: Hints{ContactID: "7"}, Message: fr.Message, Fields: fr.Fields, Borrowed: true, ReceivedAt: testReceivedAt}
 		if _, _, err := bld.build(&ev); err != nil {
 			b.Fatal(err)
 		}
