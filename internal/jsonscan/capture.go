@@ -93,8 +93,12 @@ func Compile(n Node) *Table {
 	return t
 }
 
-// find returns the entry for a key's content, or nil.
+// find returns the entry for a key's content, or nil (always, in the nil
+// Table).
 func (t *Table) find(key []byte, esc bool) *tableEntry {
+	if t == nil {
+		return nil
+	}
 	if esc && len(key) < 6*len(t.byLen) {
 		key = Unescape(key) // rare: allocates
 	}

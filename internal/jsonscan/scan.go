@@ -180,22 +180,8 @@ func (s *Scanner) value(depth int) bool {
 	}
 }
 
-func (s *Scanner) object(depth int) bool {
-	s.i++ // {
-	s.Space()
-	if s.Consume('}') {
-		return true
-	}
-	for {
-		s.Space()
-		if _, _, ok := s.Key(); !ok || !s.value(depth) {
-			return false
-		}
-		if more, ok := s.More('}'); !more {
-			return ok
-		}
-	}
-}
+// object moves past an object: a capture without a table.
+func (s *Scanner) object(depth int) bool { return s.captureObject(nil, nil, 0, depth) }
 
 func (s *Scanner) array(depth int) bool {
 	s.i++ // [
