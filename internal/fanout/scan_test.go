@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -62,7 +63,9 @@ func TestScanFixtures(t *testing.T) {
 
 func TestScanGarbage(t *testing.T) {
 	for _, in := range []string{"", "{", "}", `{"a"`, `{"a":}`, `{"a":1,}`, `{"a":1 "b":2}`, `{"a":tru}`, `{"a":"x}`,
-		`{"data":{"conversation":{"meta":{"sender":{"id":`, `{"a":[1,2}`, `{} x`, `nul`} {
+		`{"data":{"conversation":{"meta":{"sender":{"id":`, `{"a":[1,2}`, `{} x`, `nul`,
+		`{"event":"a.b","data":{"id":01}}`, `{"event":"a\x.b"}`, "{\"event\":\"a\x01.b\"}",
+		`{"event":"a.b","data":` + strings.Repeat("[", jsonscan.MaxDepth+1) + strings.Repeat("]", jsonscan.MaxDepth+1) + `}`} {
 		var f fields
 		if err := scanMessage([]byte(in), &f); err == nil {
 			t.Errorf("scanMessage(%q) accepted garbage", in)
