@@ -134,7 +134,11 @@ func (s *Scanner) captureObject(t *Table, f *Fields, base, depth int) bool {
 	}
 	for {
 		s.Space()
-		if !s.captureMember(t, f, base, depth) {
+		if t == nil { // moving past: no lookup
+			if _, _, _, ok := s.Str(); !ok || !s.colon() || !s.value(depth) {
+				return false
+			}
+		} else if !s.captureMember(t, f, base, depth) {
 			return false
 		}
 		if more, ok := s.More('}'); !more {

@@ -204,15 +204,18 @@ func (s *Scanner) array(depth int) bool {
 // returns the key's content (still escaped) and whether it holds escapes.
 func (s *Scanner) Key() (key []byte, esc, ok bool) {
 	start, end, esc, ok := s.Str()
-	if !ok {
+	if !ok || !s.colon() {
 		return nil, false, false
 	}
-	s.Space()
-	if !s.Consume(':') {
-		return nil, false, false
-	}
-	s.Space()
 	return s.b[start:end], esc, true
+}
+
+// colon moves past the colon between a key and its value.
+func (s *Scanner) colon() bool {
+	s.Space()
+	ok := s.Consume(':')
+	s.Space()
+	return ok
 }
 
 // More moves past what follows a member or an element: another one
@@ -220,11 +223,11 @@ func (s *Scanner) Key() (key []byte, esc, ok bool) {
 // anything else is malformed.
 func (s *Scanner) More(closing byte) (more, ok bool) {
 	s.Space()
-	switch {
-	case s.Consume(','):
-		return true, true
-	case s.Consume(closing):
-		return false, true
+	if s.i < len(s.b) {
+		if c := s.b[s.i]; c == ',' || c == closing {
+			s.i++
+			return c == ',', true
+		}
 	}
 	return false, false
 }
