@@ -5,8 +5,10 @@ import (
 	"math"
 )
 
-// MaxFields is how many values one Table can capture.
-const MaxFields = 32
+// MaxFields is how many values one Table can capture: the fan-out's
+// routing fields. Fields travel with every broadcast delivered, so they
+// are kept small.
+const MaxFields = 24
 
 // Kind is the kind of a captured value.
 type Kind uint8
@@ -34,14 +36,24 @@ type Field struct {
 // copy of the value's bytes.
 type Fields struct {
 	table *Table // nil: nothing captured
-	vals  [MaxFields]Field
+	spans [MaxFields][2]uint32
+	kinds [MaxFields]Kind
 }
 
 // Of reports whether f holds what t captured.
 func (f *Fields) Of(t *Table) bool { return t != nil && f.table == t }
 
 // Get returns the value of slot i (Absent if the value had none).
-func (f *Fields) Get(i int) Field { return f.vals[i] }
+func (f *Fields) Get(i int) Field {
+	return Field{Start: f.spans[i][0], End: f.spans[i][1], Kind: f.kinds[i]}
+}
+
+// set records the value of slot i, at [start, end) of the scanned buffer
+// whose value began at base.
+func (f *Fields) set(i, base, start, end int, k Kind) {
+	f.spans[i] = [2]uint32{uint32(start - base), uint32(end - base)}
+	f.kinds[i] = k
+}
 
 // Node names the values to capture in one object: a key either captures
 // its value into a slot (Leaf) or, when its value is an object, names the
@@ -158,15 +170,15 @@ func (s *Scanner) captureMember(t *Table, f *Fields, base, depth int) bool {
 	case e == nil:
 		return s.value(depth)
 	case e.child == nil:
-		return s.captureValue(&f.vals[e.slot], base, depth)
+		return s.captureValue(f, e.slot, base, depth)
 	case s.Peek() == '{' && depth <= MaxDepth:
 		return s.captureObject(e.child, f, base, depth+1)
 	}
 	return s.value(depth)
 }
 
-// captureValue scans one value into v.
-func (s *Scanner) captureValue(v *Field, base, depth int) bool {
+// captureValue scans one value into slot of f.
+func (s *Scanner) captureValue(f *Fields, slot, base, depth int) bool {
 	start := s.i
 	kind := Number
 	switch s.Peek() {
@@ -175,10 +187,11 @@ func (s *Scanner) captureValue(v *Field, base, depth int) bool {
 		if !ok {
 			return false
 		}
-		*v = Field{Start: uint32(cs - base), End: uint32(ce - base), Kind: String}
+		kind = String
 		if esc {
-			v.Kind = Escaped
+			kind = Escaped
 		}
+		f.set(slot, base, cs, ce, kind)
 		return true
 	case '{', '[':
 		kind = Nested
@@ -190,6 +203,6 @@ func (s *Scanner) captureValue(v *Field, base, depth int) bool {
 	if !s.value(depth) {
 		return false
 	}
-	*v = Field{Start: uint32(start - base), End: uint32(s.i - base), Kind: kind}
+	f.set(slot, base, start, s.i, kind)
 	return true
 }
