@@ -256,7 +256,7 @@ func (a *app) newPool(context.Context) error {
 		ConfirmTimeout: c.CableConfirmTimeout, VerifyAfter: c.CableVerifyAfter,
 		ParkAfter: c.CableParkAfter, ParkInterval: c.CableParkInterval,
 		PresenceInterval: c.CablePresenceInterval, ReadLimit: c.CableReadLimit,
-		Handler: a.fanout.Deliver, Direct: true, OnState: fanout.OnState, Verifier: fanout.Verifier,
+		Handler: a.fanout.Deliver, Fields: fanout.Fields, Direct: true, OnState: fanout.OnState, Verifier: fanout.Verifier,
 		Logger: a.log.With("component", "cable"), Registerer: a.metrics,
 	})
 	if err != nil {

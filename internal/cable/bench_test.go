@@ -107,3 +107,37 @@ func TestDispatchDelivers(t *testing.T) {
 		t.Fatal("broadcast for an unknown identifier was delivered")
 	}
 }
+
+// The fields captured while the frame was read reach the handler with the
+// message, relative to it: they hold for the copy the delivery queue gets
+// (and for the borrowed buffer with Direct).
+func TestDispatchDeliversFields(t *testing.T) {
+	for _, direct := range []bool{false, true} {
+		c := newTestConn(fixtureToken)
+		c.p.cfg.Fields, c.p.cfg.Direct = testFields, direct
+		var got string
+		c.p.cfg.Handler = func(d Delivery[any]) { got = deliveredFields(d) }
+		frame := broadcastFrame(fixtureToken, 300)
+		var f Frame
+		var res sessionResult
+		if err := c.handle(frame, &f, 1, &res); err != nil {
+			t.Fatal(err)
+		}
+		if !direct {
+			batch, _ := c.deliveries.take()
+			clear(frame) // the reader's buffer is reused
+			got = deliveredFields(batch[0])
+		}
+		if got != "s:message.created n:2 s:user" {
+			t.Fatalf("direct %v: fields %q", direct, got)
+		}
+	}
+}
+
+func deliveredFields(d Delivery[any]) string {
+	if !d.Fields.Of(testFields) {
+		return "not captured"
+	}
+	f := Frame{Message: d.Message, Fields: d.Fields}
+	return captured(&f, 0) + " " + captured(&f, 1) + " " + captured(&f, 2)
+}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
+
+	"github.com/relayhq/relay/internal/jsonscan"
 )
 
 // Config configures a Pool. Zero values take the defaults named on each
@@ -90,6 +92,10 @@ type Config[M any] struct {
 	// Handler receives every broadcast, in order per subscription, from one
 	// goroutine per connection. It should be quick; see DeliveryQueue.
 	Handler func(Delivery[M])
+	// Fields names the values of a broadcast's message the reader captures
+	// while it decodes the frame, for Handler (Delivery.Fields): one pass
+	// over the frame serves both. Nil captures nothing.
+	Fields *jsonscan.Table
 	// Direct calls Handler on the connection's reader itself, without the
 	// delivery queue and its goroutine: no hand-off (and no wake-up) per
 	// broadcast. For a Handler that never blocks longer than a bounded

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/relayhq/relay/internal/jsonscan"
 )
 
 // conn is one websocket connection slot. Its run goroutine dials, reads and
@@ -399,22 +401,19 @@ func (c *conn[M]) oversized(prefix []byte) {
 // leadingIdentifier returns the identifier of a frame that starts with its
 // "identifier" field (as ActionCable writes broadcasts), or nil.
 func leadingIdentifier(b []byte) []byte {
-	s := scanner{b: b}
-	s.space()
-	if !s.consume('{') {
+	s := jsonscan.At(b, 0)
+	s.Space()
+	if !s.Consume('{') {
 		return nil
 	}
-	s.space()
-	if key, ok := s.str(); !ok || string(key) != "identifier" {
+	s.Space()
+	if key, _, ok := s.Key(); !ok || string(key) != "identifier" {
 		return nil
 	}
-	s.space()
-	if !s.consume(':') {
-		return nil
+	if start, end, _, ok := s.Str(); ok {
+		return b[start:end]
 	}
-	s.space()
-	v, _ := s.str()
-	return v
+	return nil
 }
 
 func (c *conn[M]) readFailure(err error) string {
@@ -431,7 +430,7 @@ func (c *conn[M]) readFailure(err error) string {
 
 // handle acts on one frame.
 func (c *conn[M]) handle(b []byte, f *Frame, gen uint64, res *sessionResult) error {
-	if err := Decode(b, f); err != nil {
+	if err := DecodeFields(b, f, c.p.cfg.Fields); err != nil {
 		c.p.m.frames.WithLabelValues(FrameInvalid.String()).Inc()
 		c.p.m.drops.WithLabelValues(dropDecodeError).Inc()
 		c.p.log.Debug("cable frame not understood", "conn", c.n, "err", err)
@@ -474,12 +473,12 @@ func (c *conn[M]) broadcast(f *Frame) {
 	s.events.Add(1)
 	s.lastEvent.Store(now.UnixNano())
 	if c.p.cfg.Direct {
-		c.p.cfg.Handler(Delivery[M]{ID: s.id, Meta: s.getMeta(), Message: f.Message, Borrowed: true, ReceivedAt: now})
+		c.p.cfg.Handler(Delivery[M]{ID: s.id, Meta: s.getMeta(), Message: f.Message, Fields: f.Fields, Borrowed: true, ReceivedAt: now})
 		return
 	}
 	msg := make([]byte, len(f.Message))
 	copy(msg, f.Message)
-	if !c.deliveries.push(Delivery[M]{ID: s.id, Meta: s.getMeta(), Message: msg, ReceivedAt: now}) {
+	if !c.deliveries.push(Delivery[M]{ID: s.id, Meta: s.getMeta(), Message: msg, Fields: f.Fields, ReceivedAt: now}) {
 		s.dropped.Add(1)
 		c.p.m.drops.WithLabelValues(dropQueueFull).Inc()
 		c.p.reportGap(s, now, dropQueueFull)

@@ -23,7 +23,9 @@
 // writes a command; frames are routed by the token part of the identifier
 // they echo, without allocating. Decode parses server frames without
 // allocating and without trusting them: malformed and unknown frames are
-// errors the caller counts.
+// errors the caller counts. In the same pass it captures the values of a
+// broadcast's message that Config.Fields names (the fan-out's routing
+// fields), handed to Handler in Delivery.Fields: a frame is read once.
 //
 // # How the pool works
 //

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/relayhq/relay/internal/jsonscan"
 )
 
 // Protocol is the ActionCable subprotocol the client offers and accepts.
@@ -46,6 +48,9 @@ type Frame struct {
 	// Reason and Reconnect are set for FrameDisconnect.
 	Reason    []byte
 	Reconnect bool
+	// Fields are the values of Message that DecodeFields was asked for,
+	// captured while the frame was read; offsets are relative to Message.
+	Fields jsonscan.Fields
 }
 
 // Decode errors. Callers count them; none is fatal to a connection.
@@ -57,64 +62,75 @@ var (
 // Decode parses one server frame into f, reusing f. It validates the JSON
 // structure of the whole frame, keeps raw slices of the fields a client
 // needs and allocates nothing.
-func Decode(b []byte, f *Frame) error {
+func Decode(b []byte, f *Frame) error { return DecodeFields(b, f, nil) }
+
+// DecodeFields is Decode that also captures, in the same pass, the values
+// of the message that t names into f.Fields (nil t: none).
+func DecodeFields(b []byte, f *Frame, t *jsonscan.Table) error {
 	*f = Frame{}
 	var typ []byte
 	hasMessage := false
-	s := scanner{b: b}
-	s.space()
-	if !s.consume('{') {
+	s := jsonscan.At(b, 0)
+	s.Space()
+	if !s.Consume('{') {
 		return ErrMalformed
 	}
-	s.space()
-	if s.consume('}') {
+	s.Space()
+	if s.Consume('}') {
 		return fmt.Errorf("%w: empty object", ErrMalformed)
 	}
-	for {
-		s.space()
-		key, ok := s.str()
+	for more := true; more; {
+		s.Space()
+		key, esc, ok := s.Key()
 		if !ok {
 			return ErrMalformed
 		}
-		s.space()
-		if !s.consume(':') {
+		if esc {
+			key = jsonscan.Unescape(key) // rare: allocates
+		}
+		start := s.Pos()
+		if string(key) == "message" && t != nil {
+			ok = s.Capture(t, &f.Fields)
+		} else {
+			ok = s.Value()
+		}
+		if !ok {
 			return ErrMalformed
 		}
-		s.space()
-		start := s.i
-		if !s.value(0) {
-			return ErrMalformed
+		if err := f.member(key, b[start:s.Pos()], &typ, &hasMessage); err != nil {
+			return err
 		}
-		val := b[start:s.i]
-		switch string(key) {
-		case "type":
-			if typ, ok = unquote(val); !ok {
-				return fmt.Errorf("%w: type is not a string", ErrMalformed)
-			}
-		case "identifier":
-			if f.Identifier, ok = unquote(val); !ok {
-				return fmt.Errorf("%w: identifier is not a string", ErrMalformed)
-			}
-		case "message":
-			f.Message, hasMessage = val, true
-		case "reason":
-			f.Reason, _ = unquote(val)
-		case "reconnect":
-			f.Reconnect = string(val) == "true"
-		}
-		s.space()
-		if s.consume('}') {
-			break
-		}
-		if !s.consume(',') {
+		if more, ok = s.More('}'); !ok {
 			return ErrMalformed
 		}
 	}
-	s.space()
-	if s.i != len(b) {
+	s.Space()
+	if !s.Done() {
 		return fmt.Errorf("%w: trailing data", ErrMalformed)
 	}
 	return f.classify(typ, hasMessage)
+}
+
+// member keeps the value val of the frame's member key.
+func (f *Frame) member(key, val []byte, typ *[]byte, hasMessage *bool) error {
+	var ok bool
+	switch string(key) {
+	case "type":
+		if *typ, ok = unquote(val); !ok {
+			return fmt.Errorf("%w: type is not a string", ErrMalformed)
+		}
+	case "identifier":
+		if f.Identifier, ok = unquote(val); !ok {
+			return fmt.Errorf("%w: identifier is not a string", ErrMalformed)
+		}
+	case "message":
+		f.Message, *hasMessage = val, true
+	case "reason":
+		f.Reason, _ = unquote(val)
+	case "reconnect":
+		f.Reconnect = string(val) == "true"
+	}
+	return nil
 }
 
 func (f *Frame) classify(typ []byte, hasMessage bool) error {

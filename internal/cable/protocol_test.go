@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/relayhq/relay/internal/fixtures"
+	"github.com/relayhq/relay/internal/jsonscan"
 )
 
 const fixtureToken = "os7FhRoFVZEMeCwQpWaJFUxv"
@@ -228,5 +229,76 @@ func TestUserIdentifier(t *testing.T) {
 	ids := map[string]bool{SubscriptionID("t"): true, UserSubscriptionID("t", 1): true, UserSubscriptionID("t", 2): true}
 	if len(ids) != 3 || UserSubscriptionID("t", 1) != UserSubscriptionID("t", 1) {
 		t.Errorf("subscription ids not distinct and stable: %v", ids)
+	}
+}
+
+// testFields is a capture table like the fan-out's: slot 0 event, 1
+// data.id, 2 data.sender.type.
+var testFields = jsonscan.Compile(jsonscan.Node{
+	"event": jsonscan.Leaf(0),
+	"data":  jsonscan.Object(jsonscan.Node{"id": jsonscan.Leaf(1), "sender": jsonscan.Object(jsonscan.Node{"type": jsonscan.Leaf(2)})}),
+})
+
+// captured returns the text of slot i of f.Fields, read in f.Message.
+func captured(f *Frame, i int) string {
+	v := f.Fields.Get(i)
+	return string(v.Kind) + ":" + string(f.Message[v.Start:v.End])
+}
+
+// The message's fields are captured in the frame's one pass, wherever the
+// message stands and whatever surrounds it; a repeated "message" counts
+// by its last value, fields included.
+func TestDecodeFields(t *testing.T) {
+	msg := `{"data":{"sender":{"type":"user","id":9},"x":[{"id":0}],"id":42},"event":"message.created"}`
+	for _, in := range []string{
+		`{"identifier":"k","message":` + msg + `}`,
+		`{"message":` + msg + `,"identifier":"k"}`,
+		` { "message" : ` + msg + ` , "identifier" : "k" } `,
+		`{"message":{"event":"old","data":{"id":1}},"identifier":"k","message":` + msg + `}`,
+	} {
+		var f Frame
+		if err := DecodeFields([]byte(in), &f, testFields); err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		if f.Type != FrameBroadcast || string(f.Message) != msg || string(f.Identifier) != "k" || !f.Fields.Of(testFields) {
+			t.Fatalf("%s: %+v", in, f)
+		}
+		if got := captured(&f, 0) + " " + captured(&f, 1) + " " + captured(&f, 2); got != "s:message.created n:42 s:user" {
+			t.Fatalf("%s: captured %s", in, got)
+		}
+	}
+	var f Frame
+	in := `{"message":{"event":"old","data":{"sender":{"type":"bot"}}},"identifier":"k","message":{"event":"message.created"}}`
+	if err := DecodeFields([]byte(in), &f, testFields); err != nil || f.Fields.Get(2).Kind != jsonscan.Absent {
+		t.Fatalf("a field of the first message kept: %v, %+v", err, f.Fields.Get(2))
+	}
+	if err := DecodeFields([]byte(`{"type":"ping","message":1795248781}`), &f, testFields); err != nil || f.Fields.Get(0).Kind != jsonscan.Absent {
+		t.Fatalf("ping: %v, %+v", err, f.Fields.Get(0))
+	}
+}
+
+// Hostile broadcasts are refused whole, with the frame's decode error:
+// the capture of the message validates as strictly as the rest.
+func TestDecodeFieldsRefusesHostile(t *testing.T) {
+	deep := strings.Repeat(`{"data":`, jsonscan.MaxDepth+1) + "1" + strings.Repeat("}", jsonscan.MaxDepth+1)
+	for _, msg := range []string{
+		deep,
+		`{"event":"a.b","data":{"id":"\x"}}`,
+		`{"event":"a.b","data":{"id":"\u12"}}`,
+		"{\"event\":\"a\x01.b\"}",
+		`{"event":"a.b","data":{"id":01}}`,
+		`{"event":"a.b","data":{"id":1,}}`,
+		`{"event":"a.b","data":{"id":1}`,
+		`{"event":"a.b"} x`,
+	} {
+		for _, in := range []string{`{"identifier":"k","message":` + msg + `}`, `{"message":` + msg + `,"identifier":"k"}`} {
+			var f Frame
+			if err := DecodeFields([]byte(in), &f, testFields); !errors.Is(err, ErrMalformed) {
+				t.Errorf("%q: err %v, want ErrMalformed", in, err)
+			}
+		}
+	}
+	if err := DecodeFields([]byte(`{"identifier":"k","message":{}} {}`), new(Frame), testFields); !errors.Is(err, ErrMalformed) {
+		t.Errorf("trailing data: %v", err)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"strconv"
 	"time"
+
+	"github.com/relayhq/relay/internal/jsonscan"
 )
 
 // State is a subscription's state.
@@ -87,6 +89,10 @@ type Delivery[M any] struct {
 	// Message is the raw JSON of the frame's "message" object. The handler
 	// owns it, unless Borrowed.
 	Message []byte
+	// Fields are the values of Message that Config.Fields names, captured
+	// while the frame was decoded. Offsets are relative to Message, so they
+	// hold for a copy of it too.
+	Fields jsonscan.Fields
 	// Borrowed: Message is the reader's buffer (Config.Direct), valid only
 	// until Handler returns. A handler that keeps it copies it.
 	Borrowed   bool

@@ -146,12 +146,13 @@ type layout struct {
 	key, msgID, messageID, status, receivedAt     span
 }
 
-// build routes ev and prepares its item. ev.Message is redacted in place
-// (all but b.forward), after it was scanned: nothing routing needs is blanked. All
+// build routes ev and prepares its item, by the fields the cable reader
+// captured or else by scanning the message. ev.Message is redacted in place
+// (all but b.forward), after it was read: nothing routing needs is blanked. All
 // strings of the result share one allocation.
 func (b *builder) build(ev *Event) (*item, Route, error) {
 	var f fields
-	if err := scanMessage(ev.Message, &f); err != nil {
+	if err := f.read(ev); err != nil {
 		return nil, Route{}, err
 	}
 	var r route

@@ -5,8 +5,11 @@
 // How it works:
 //
 //	cable reader (Deliver, with the subscription's *Sub record)
-//	  Handle(Event) ── scan: one pass over the raw message, capturing only
-//	      │            routing, filter and dedup fields (no allocation)
+//	  Handle(Event) ── fields: the routing, filter and dedup values of the
+//	      │            message, captured by the cable reader while it
+//	      │            decoded the frame (cable.Config.Fields = Fields); a
+//	      │            message without them (a replay) is scanned once by
+//	      │            the same scanner (jsonscan; no allocation)
 //	      │          ── route: payload ids first, then the record's Hints,
 //	      │             then its Owner's RouteFinder (account feeds), else
 //	      │             "_"; every token checked against [A-Za-z0-9_-]

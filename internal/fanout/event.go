@@ -3,6 +3,8 @@ package fanout
 import (
 	"strings"
 	"time"
+
+	"github.com/relayhq/relay/internal/jsonscan"
 )
 
 // Hints are routing ids known from the subscription record. They are used
@@ -25,6 +27,11 @@ type Event struct {
 	// Message is the raw message object. Fanout keeps it and may edit it in
 	// place (token redaction): the caller gives up ownership.
 	Message []byte
+	// Fields are the message's values the cable reader captured with the
+	// table Fields (cable.Delivery.Fields), offsets relative to Message:
+	// the fan-out routes by them without reading the message again. Without
+	// them (a replay) it scans the message.
+	Fields jsonscan.Fields
 	// Borrowed: Message is the caller's buffer, valid only during Handle.
 	// The fan-out copies it when it keeps the event past the call (when
 	// it cannot publish it at once).

@@ -3,6 +3,8 @@ package fanout
 import (
 	"bytes"
 	"hash/crc64"
+
+	"github.com/relayhq/relay/internal/jsonscan"
 )
 
 // Chatwoot puts two credentials of the contact inside event payloads: its
@@ -111,9 +113,9 @@ func emitString(b []byte, i int, fn func(start, end int)) (int, bool) {
 	if i >= len(b) || b[i] != '"' {
 		return i, true
 	}
-	s := scanner{b: b, i: i}
-	start, end, _, err := s.str()
-	if err != nil {
+	s := jsonscan.At(b, i)
+	start, end, _, ok := s.Str()
+	if !ok {
 		return 0, false
 	}
 	fn(start, end)
@@ -127,48 +129,41 @@ func contactInbox(b []byte, i int, which secrets, fn func(start, end int)) (int,
 	if i >= len(b) || b[i] != '{' {
 		return i, true
 	}
-	s := scanner{b: b, i: i + 1}
-	s.skipWS()
-	if s.peek() == '}' {
-		return s.i + 1, true
+	s := jsonscan.At(b, i+1)
+	s.Space()
+	if s.Consume('}') {
+		return s.Pos(), true
 	}
 	for {
-		if !inboxMember(&s, which, fn) {
+		s.Space()
+		if !inboxMember(&s, b, which, fn) {
 			return 0, false
 		}
-		s.skipWS()
-		switch s.peek() {
-		case ',':
-			s.i++
-		case '}':
-			return s.i + 1, true
-		default:
-			return 0, false
+		if more, ok := s.More('}'); !more {
+			return s.Pos(), ok
 		}
 	}
 }
 
-// inboxMember reports the secrets of one `"key": value` of a contact_inbox.
-func inboxMember(s *scanner, which secrets, fn func(start, end int)) bool {
-	s.skipWS()
-	ks, ke, esc, err := s.str()
-	if err != nil || s.expect(':') != nil {
+// inboxMember reports the secrets of one `"key": value` of a contact_inbox
+// that s scans in b.
+func inboxMember(s *jsonscan.Scanner, b []byte, which secrets, fn func(start, end int)) bool {
+	key, esc, ok := s.Key()
+	if !ok {
 		return false
 	}
-	s.skipWS()
-	key := s.b[ks:ke]
 	if esc {
-		key = value{raw: key, kind: kindEscaped}.text() // rare: allocates
+		key = jsonscan.Unescape(key) // rare: allocates
 	}
-	start := s.i
-	if err := s.skip(); err != nil {
+	start := s.Pos()
+	if !s.Value() {
 		return false
 	}
-	switch c := s.b[start]; {
+	switch c := b[start]; {
 	case c == '"' && (string(key) == "source_id" || string(key) == "pubsub_token" && which&secretTokens != 0):
-		fn(start+1, s.i-1)
+		fn(start+1, s.Pos()-1)
 	case c == '{' || c == '[':
-		return eachSecret(s.b[start:s.i], which, func(vs, ve int) { fn(start+vs, start+ve) })
+		return eachSecret(b[start:s.Pos()], which, func(vs, ve int) { fn(start+vs, start+ve) })
 	}
 	return true
 }

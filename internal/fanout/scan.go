@@ -1,16 +1,17 @@
 package fanout
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
+
+	"github.com/relayhq/relay/internal/jsonscan"
 )
 
-// The scanner walks a message object once and captures only the values
-// routing, filtering and dedup need, as sub-slices of the input: no maps,
-// no reflection, no allocation. It descends only into the objects listed in
-// the field tree below and skips everything else (arrays included). It is
-// not a validator: the cable client has already decoded the frame.
+// The fan-out routes, filters and deduplicates by a few values of a
+// message, listed in the field tree below. The cable client captures them
+// while it decodes a live broadcast frame (Fields is the table it is
+// given), so the message is read once; a message that comes without them
+// (a replay, a test) is scanned here by the same scanner. Captured values
+// are sub-slices of the message: no maps, no reflection, no allocation.
 
 // slot names one captured value.
 type slot int8
@@ -46,18 +47,18 @@ const (
 
 // Value kinds.
 const (
-	kindAbsent  = 0
-	kindString  = 's' // raw holds the content between the quotes, no escapes
-	kindEscaped = 'e' // string content containing backslash escapes
-	kindNumber  = 'n'
-	kindBool    = 'b'
-	kindNull    = 'z'
-	kindNested  = 'o' // object or array where a scalar was expected
+	kindAbsent  = jsonscan.Absent
+	kindString  = jsonscan.String  // raw holds the content between the quotes, no escapes
+	kindEscaped = jsonscan.Escaped // string content containing backslash escapes
+	kindNumber  = jsonscan.Number
+	kindBool    = jsonscan.Bool
+	kindNull    = jsonscan.Null
+	kindNested  = jsonscan.Nested // object or array where a scalar was expected; raw is nil
 )
 
 type value struct {
 	raw  []byte
-	kind byte
+	kind jsonscan.Kind
 }
 
 // present reports whether the value carries something other than null.
@@ -69,70 +70,24 @@ func (v value) text() []byte {
 	if v.kind != kindEscaped {
 		return v.raw
 	}
-	var s string
-	if err := json.Unmarshal(append(append([]byte{'"'}, v.raw...), '"'), &s); err != nil {
-		return nil
-	}
-	return []byte(s)
+	return jsonscan.Unescape(v.raw)
 }
 
 type fields [numSlots]value
 
-// node is the field tree as written below; compile turns it into tables.
-type node map[string]entry
+// Fields is the table of the values the fan-out reads in a message: give
+// it to cable.Config.Fields, and Deliver routes live broadcasts by what
+// the cable reader captured instead of reading their messages again.
+var Fields = jsonscan.Compile(rootNode)
 
-type entry struct {
-	slot  slot
-	child node
-}
+// The capacity of jsonscan.Fields holds every slot.
+var _ [jsonscan.MaxFields - int(numSlots)]struct{}
 
-func leaf(s slot) entry      { return entry{slot: s} }
-func sub(n node) entry       { return entry{slot: noSlot, child: n} }
-func senderNode(s slot) node { return node{"id": leaf(s)} }
+type node = jsonscan.Node
 
-// keyTable finds a key of one object level by length first: every key of a
-// message is looked up, most of them are not wanted, and comparing a few
-// strings of equal length is cheaper than hashing each key.
-type keyTable struct {
-	byLen [][]tableEntry // indexed by key length
-}
-
-type tableEntry struct {
-	key   string
-	slot  slot
-	child *keyTable
-}
-
-func compile(n node) *keyTable {
-	t := &keyTable{}
-	for k, e := range n {
-		for len(t.byLen) <= len(k) {
-			t.byLen = append(t.byLen, nil)
-		}
-		te := tableEntry{key: k, slot: e.slot}
-		if e.child != nil {
-			te.child = compile(e.child)
-		}
-		t.byLen[len(k)] = append(t.byLen[len(k)], te)
-	}
-	return t
-}
-
-// find returns the entry for key, or nil.
-func (t *keyTable) find(key []byte) *tableEntry {
-	if len(key) >= len(t.byLen) {
-		return nil
-	}
-	bucket := t.byLen[len(key)]
-	for i := range bucket {
-		if bucket[i].key == string(key) {
-			return &bucket[i]
-		}
-	}
-	return nil
-}
-
-var rootTable = compile(rootNode)
+func leaf(s slot) jsonscan.Entry { return jsonscan.Leaf(int(s)) }
+func sub(n node) jsonscan.Entry  { return jsonscan.Object(n) }
+func senderNode(s slot) node     { return node{"id": leaf(s)} }
 
 var rootNode = node{
 	"event": leaf(slotEvent),
@@ -169,216 +124,51 @@ var (
 	errSyntax    = errors.New("fanout: malformed JSON")
 )
 
-// scanMessage fills f from the message object b.
-func scanMessage(b []byte, f *fields) error {
-	s := scanner{b: b}
-	s.skipWS()
-	if s.peek() != '{' {
+// read fills f from ev's message: from what the cable reader captured with
+// Fields, or else by scanning the message.
+func (f *fields) read(ev *Event) error {
+	if !ev.Fields.Of(Fields) {
+		return scanMessage(ev.Message, f)
+	}
+	if len(ev.Message) == 0 || ev.Message[0] != '{' {
 		return errNotObject
 	}
-	if err := s.object(rootTable, f); err != nil {
-		return err
+	return f.load(ev.Message, &ev.Fields)
+}
+
+// scanMessage validates the message object b and fills f from it.
+func scanMessage(b []byte, f *fields) error {
+	s := jsonscan.At(b, 0)
+	s.Space()
+	start := s.Pos()
+	if s.Peek() != '{' {
+		return errNotObject
 	}
-	s.skipWS()
-	if s.i != len(b) {
+	var c jsonscan.Fields
+	if !s.Capture(Fields, &c) {
 		return errSyntax
 	}
-	return nil
-}
-
-type scanner struct {
-	b []byte
-	i int
-}
-
-func (s *scanner) peek() byte {
-	if s.i < len(s.b) {
-		return s.b[s.i]
-	}
-	return 0
-}
-
-func (s *scanner) skipWS() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
-}
-
-// expect consumes c (after optional whitespace).
-func (s *scanner) expect(c byte) error {
-	s.skipWS()
-	if s.peek() != c {
+	s.Space()
+	if !s.Done() {
 		return errSyntax
 	}
-	s.i++
-	return nil
+	return f.load(b[start:], &c)
 }
 
-// object scans an object whose '{' is at s.i, capturing the fields of t.
-func (s *scanner) object(t *keyTable, f *fields) error {
-	s.i++
-	s.skipWS()
-	if s.peek() == '}' {
-		s.i++
-		return nil
-	}
-	for {
-		if err := s.member(t, f); err != nil {
-			return err
-		}
-		s.skipWS()
-		switch s.peek() {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return nil
+// load fills f with the values c captured from msg.
+func (f *fields) load(msg []byte, c *jsonscan.Fields) error {
+	for i := range f {
+		v := c.Get(i)
+		switch {
+		case v.Kind == kindAbsent:
+			f[i] = value{}
+		case v.End > uint32(len(msg)) || v.Start > v.End:
+			return errSyntax // captured from other bytes than these
+		case v.Kind == kindNested:
+			f[i] = value{kind: kindNested}
 		default:
-			return errSyntax
+			f[i] = value{raw: msg[v.Start:v.End], kind: v.Kind}
 		}
 	}
-}
-
-// member scans `"key": value`.
-func (s *scanner) member(t *keyTable, f *fields) error {
-	s.skipWS()
-	start, end, esc, err := s.str()
-	if err != nil {
-		return err
-	}
-	if err := s.expect(':'); err != nil {
-		return err
-	}
-	s.skipWS()
-	key := s.b[start:end]
-	if esc {
-		key = value{raw: key, kind: kindEscaped}.text() // rare: allocates
-	}
-	e := t.find(key)
-	if e == nil {
-		return s.skip()
-	}
-	if e.child != nil {
-		if s.peek() == '{' {
-			return s.object(e.child, f)
-		}
-		return s.skip()
-	}
-	return s.capture(&f[e.slot])
-}
-
-// capture scans one value into v.
-func (s *scanner) capture(v *value) error {
-	switch c := s.peek(); c {
-	case '"':
-		start, end, esc, err := s.str()
-		if err != nil {
-			return err
-		}
-		v.raw, v.kind = s.b[start:end], kindString
-		if esc {
-			v.kind = kindEscaped
-		}
-		return nil
-	case '{', '[':
-		v.raw, v.kind = nil, kindNested
-		return s.skipNested()
-	default:
-		start := s.i
-		k, err := s.literal()
-		v.raw, v.kind = s.b[start:s.i], k
-		return err
-	}
-}
-
-// str scans a string at s.i and returns its content span and whether it
-// contains escapes.
-func (s *scanner) str() (start, end int, esc bool, err error) {
-	if s.peek() != '"' {
-		return 0, 0, false, errSyntax
-	}
-	start = s.i + 1
-	for i := start; ; {
-		j := bytes.IndexByte(s.b[i:], '"')
-		if j < 0 {
-			return 0, 0, false, errSyntax
-		}
-		q := i + j
-		k := q
-		for k > start && s.b[k-1] == '\\' {
-			k--
-		}
-		if (q-k)%2 == 0 {
-			s.i = q + 1
-			return start, q, esc || bytes.IndexByte(s.b[start:q], '\\') >= 0, nil
-		}
-		esc = true
-		i = q + 1
-	}
-}
-
-// skip scans over any value.
-func (s *scanner) skip() error {
-	switch s.peek() {
-	case '"':
-		_, _, _, err := s.str()
-		return err
-	case '{', '[':
-		return s.skipNested()
-	default:
-		_, err := s.literal()
-		return err
-	}
-}
-
-// skipNested skips an object or array without recursion.
-func (s *scanner) skipNested() error {
-	depth := 0
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case '"':
-			if _, _, _, err := s.str(); err != nil {
-				return err
-			}
-			continue
-		case '{', '[':
-			depth++
-		case '}', ']':
-			depth--
-			if depth == 0 {
-				s.i++
-				return nil
-			}
-		}
-		s.i++
-	}
-	return errSyntax
-}
-
-// literal scans a number, true, false or null.
-func (s *scanner) literal() (byte, error) {
-	start := s.i
-	for s.i < len(s.b) && isLiteralByte(s.b[s.i]) {
-		s.i++
-	}
-	switch lit := s.b[start:s.i]; {
-	case len(lit) == 0:
-		return kindAbsent, errSyntax
-	case string(lit) == "true" || string(lit) == "false":
-		return kindBool, nil
-	case string(lit) == "null":
-		return kindNull, nil
-	case lit[0] == '-' || (lit[0] >= '0' && lit[0] <= '9'):
-		return kindNumber, nil
-	}
-	return kindAbsent, errSyntax
-}
-
-func isLiteralByte(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '+' || c == '.'
+	return nil
 }

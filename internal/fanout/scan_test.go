@@ -6,10 +6,12 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/relayhq/relay/internal/fixtures"
+	"github.com/relayhq/relay/internal/jsonscan"
 )
 
 var slotPaths = map[slot][]string{
@@ -61,7 +63,9 @@ func TestScanFixtures(t *testing.T) {
 
 func TestScanGarbage(t *testing.T) {
 	for _, in := range []string{"", "{", "}", `{"a"`, `{"a":}`, `{"a":1,}`, `{"a":1 "b":2}`, `{"a":tru}`, `{"a":"x}`,
-		`{"data":{"conversation":{"meta":{"sender":{"id":`, `{"a":[1,2}`, `{} x`, `nul`} {
+		`{"data":{"conversation":{"meta":{"sender":{"id":`, `{"a":[1,2}`, `{} x`, `nul`,
+		`{"event":"a.b","data":{"id":01}}`, `{"event":"a\x.b"}`, "{\"event\":\"a\x01.b\"}",
+		`{"event":"a.b","data":` + strings.Repeat("[", jsonscan.MaxDepth+1) + strings.Repeat("]", jsonscan.MaxDepth+1) + `}`} {
 		var f fields
 		if err := scanMessage([]byte(in), &f); err == nil {
 			t.Errorf("scanMessage(%q) accepted garbage", in)
@@ -79,7 +83,7 @@ func FuzzScan(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var fl fields
 		err := scanMessage(b, &fl) // must not panic on anything
-		if !json.Valid(b) || hasDuplicateKeys(b) {
+		if !json.Valid(b) || hasDuplicateKeys(b) || nesting(b) > jsonscan.MaxDepth {
 			return
 		}
 		if bytes.TrimSpace(b)[0] != '{' {
@@ -157,6 +161,26 @@ func lookup(doc any, path []string) (any, bool) {
 		}
 	}
 	return doc, true
+}
+
+// nesting returns how deep the objects and arrays of the valid JSON b
+// nest. The scanner refuses what nests deeper than jsonscan.MaxDepth.
+func nesting(b []byte) int {
+	d := json.NewDecoder(bytes.NewReader(b))
+	depth, most := 0, 0
+	for {
+		tk, err := d.Token()
+		if err != nil {
+			return most
+		}
+		switch tk {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+			most = max(most, depth)
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+	}
 }
 
 // hasDuplicateKeys reports whether any object of b repeats a key (the
@@ -275,8 +299,8 @@ func FuzzRedact(f *testing.F) {
 		which := secrets(mode%3 + 1) // tokens, source_ids, both
 		in := append([]byte(nil), b...)
 		out := redact(b, which)
-		if !json.Valid(in) || bytes.Contains(in, []byte(`\u`)) {
-			return
+		if !json.Valid(in) || bytes.Contains(in, []byte(`\u`)) || nesting(in) > jsonscan.MaxDepth {
+			return // fanout redacts only messages its scanner accepted
 		}
 		if !json.Valid(out) {
 			t.Fatalf("redaction broke JSON: %q -> %q", in, out)

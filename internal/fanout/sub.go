@@ -173,7 +173,7 @@ func own(v string, shared bool) string {
 // Handler.
 func (f *Fanout) Deliver(d cable.Delivery[*Sub]) {
 	s := d.Meta
-	f.Handle(Event{SubID: d.ID, Sub: s, Hints: s.Hints(), Feed: s.Feed, Message: d.Message, Borrowed: d.Borrowed, ReceivedAt: d.ReceivedAt})
+	f.Handle(Event{SubID: d.ID, Sub: s, Hints: s.Hints(), Feed: s.Feed, Message: d.Message, Fields: d.Fields, Borrowed: d.Borrowed, ReceivedAt: d.ReceivedAt})
 }
 
 // OnState passes a change of the pool to the record's owner: the pool's

@@ -1,4 +1,4 @@
-package cable
+package jsonscan
 
 import (
 	"math/rand/v2"
