@@ -38,7 +38,7 @@ func (e *Entry) Meta() *Meta {
 	if m := e.meta.Load(); m != nil {
 		return m
 	}
-	return &Meta{ID: e.sub.ID, Sub: &e.sub}
+	return &Meta{ID: e.sub.ID, Sub: &e.sub, State: &e.catchup}
 }
 
 // LastActivity is when a live message or conversation event of the
