@@ -478,9 +478,7 @@ func TestLiveConversationEventsNotReplayed(t *testing.T) {
 func TestObserveLiveIgnoresReplays(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, Options{}, "a")
-		e.synced("a", "1", 2, "open")
-		e.src.conv(1, "open")
-		e.run(e.meta("a", time.Now()))
+		e.caughtUpOpen("a")
 
 		r := liveMessage(t, 1, 50)
 		r.Replayed = true
@@ -885,9 +883,7 @@ func TestRemovedFromStore(t *testing.T) {
 func TestFlushOnClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, Options{FlushInterval: time.Hour}, "a")
-		e.synced("a", "1", 2, "open")
-		e.src.conv(1, "open")
-		e.run(e.meta("a", time.Now()))
+		e.caughtUpOpen("a")
 
 		e.c.ObserveLive(e.target("a"), liveMessage(t, 1, 7))
 		e.c.ObserveLive(e.target("a"), liveStatus("1", "snoozed"))
@@ -929,9 +925,7 @@ func (f *failingCursors) PutCursor(ctx context.Context, c store.Cursor) (store.C
 func TestFlushRetriesAfterStoreError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, Options{}, "a")
-		e.synced("a", "1", 2, "open")
-		e.src.conv(1, "open")
-		e.run(e.meta("a", time.Now()))
+		e.caughtUpOpen("a")
 
 		fc := &failingCursors{Cursors: e.st}
 		e.c.opts.Cursors = fc

@@ -397,6 +397,15 @@ func (e *env) synced(sub, conv string, last int64, status string) {
 	e.putCursor(sub, conv, last, status)
 }
 
+// caughtUpOpen makes sub synced up to message 2 of the open conversation
+// 1 and runs its catch-up once: live events then move its cursors.
+func (e *env) caughtUpOpen(sub string) {
+	e.t.Helper()
+	e.synced(sub, "1", 2, "open")
+	e.src.conv(1, "open")
+	e.run(e.meta(sub, time.Now()))
+}
+
 func (e *env) cursor(sub, conv string) store.Cursor {
 	e.t.Helper()
 	c, err := e.st.GetCursor(context.Background(), sub, conv)

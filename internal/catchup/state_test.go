@@ -16,9 +16,7 @@ import (
 func TestForgottenNotResurrected(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, Options{FlushInterval: time.Second}, "a")
-		e.synced("a", "1", 2, "open")
-		e.src.conv(1, "open")
-		e.run(e.meta("a", time.Now()))
+		e.caughtUpOpen("a")
 		st := e.state("a")
 
 		e.c.Forget(e.target("a"))
@@ -121,9 +119,7 @@ func TestFlushKeepsTheRestDirty(t *testing.T) {
 func TestFlushStaleWriteStaysDirty(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, Options{FlushInterval: time.Hour}, "a")
-		e.synced("a", "1", 2, "open")
-		e.src.conv(1, "open")
-		e.run(e.meta("a", time.Now()))
+		e.caughtUpOpen("a")
 		hook := &hookCursors{Cursors: e.st, before: func() {
 			e.c.ObserveLive(e.target("a"), liveMessage(t, 1, 6)) // arrives during the write of 5
 		}}
