@@ -14,6 +14,7 @@ func feedSub(m *Manager) *Sub {
 	s := &Sub{ID: "sub", AccountID: 1, m: m}
 	s.rec = fanout.NewSub(s.ID, s, fanout.Hints{AccountID: "1"})
 	s.rec.Feed = true
+	m.nsubs.Add(1) // as if subscribed: routes are learned only with a feed
 	return s
 }
 
@@ -27,7 +28,10 @@ func TestFeedEventFindsLearnedContact(t *testing.T) {
 	if r, err := fanout.Resolve(ev); err != nil || r.ContactID != fanout.Unknown {
 		t.Fatalf("before learning: %+v, %v", r, err)
 	}
-	m.routes.learn("1", "1", "1", "42")
+	// A contact's event of the conversation, as the fan-out shows it to
+	// its observers.
+	var o fanout.Observer = m
+	o.Routed("contact-sub", fanout.Route{AccountID: "1", ConversationID: "1", InboxID: "1", ContactID: "42"})
 	ev.Message = append([]byte(nil), feedReply...)
 	if r, err := fanout.Resolve(ev); err != nil || r.ContactID != "42" || r.InboxID != "1" {
 		t.Fatalf("after learning: %+v, %v", r, err)
