@@ -14,7 +14,8 @@
 //	      │             then its Owner's RouteFinder (account feeds), else
 //	      │             "_"; every token checked against [A-Za-z0-9_-]
 //	      │          ── the record learns ids and activity (Sub.Observe);
-//	      │             Options.Observe(subID, Route)
+//	      │             the observers (AddObserver: feed routes, send
+//	      │             echoes) see the Route
 //	      │          ── filter: private-note typing is dropped, except
 //	      │             from an account feed (Event.Feed)
 //	      │          ── dedup: bounded in-process window (count + age)
