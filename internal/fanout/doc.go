@@ -21,6 +21,8 @@
 //	      │          ── dedup: bounded in-process window (count + age)
 //	      │          ── redact: "pubsub_token" and contact_inbox "source_id"
 //	      │             values blanked in place
+//	      │          ── core NATS with nothing buffered or in flight: the
+//	      │             caller publishes it itself (no hand-off); else
 //	      v
 //	  bounded buffer (bytes + events; a live event that finds it full waits
 //	      │           up to HoldBack once per overflow, then overflow is
